@@ -1,0 +1,76 @@
+/**
+ * Command-line parsing (node:util parseArgs). Pure: returns what to do, or a
+ * usage error; main.ts acts on it.
+ */
+import { parseArgs } from 'node:util';
+
+export type Command =
+  | { kind: 'help' }
+  | { kind: 'version' }
+  | { kind: 'check'; config: string }
+  | { kind: 'run'; config: string; headless: boolean }
+  | { kind: 'demo'; headless: boolean }
+  | { kind: 'import-nginx'; file: string }
+  | { kind: 'ctl'; args: string[]; socket: string | undefined; config: string };
+
+export const USAGE = `Usage:
+  tcplb-console [--config PATH] [--headless]   run the load balancer (console on a TTY)
+  tcplb-console --check [--config PATH]        validate a config and print a summary
+  tcplb-console --demo                         start demo backends and the balancer on them
+  tcplb-console import-nginx FILE              translate an nginx tcp{}/stream{} config
+  tcplb-console ctl CMD [U/S]                  talk to a running instance
+        (status | drain | disable | enable | check | kill U/S | reload)
+
+Options:
+  -c, --config PATH   config file (default ./config.json5)
+      --headless      no console; log to stderr (for systemd)
+      --check         validate only: exit 0 with a summary, 1 with errors
+      --socket PATH   control socket for ctl (default: control.socket of the config)
+      --demo          run the demo
+  -h, --help          this text
+  -v, --version       print the version
+
+Exit codes: 0 success, 1 invalid config or failed command, 2 usage error.
+`;
+
+export class UsageError extends Error {}
+
+export function parseCommand(argv: readonly string[]): Command {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: [...argv],
+      allowPositionals: true,
+      strict: true,
+      options: {
+        config: { type: 'string', short: 'c' },
+        headless: { type: 'boolean' },
+        check: { type: 'boolean' },
+        demo: { type: 'boolean' },
+        socket: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean', short: 'v' },
+      },
+    });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const { values: v, positionals: pos } = parsed;
+  const config = v.config ?? 'config.json5';
+  if (v.help) return { kind: 'help' };
+  if (v.version) return { kind: 'version' };
+  const [verb, ...rest] = pos;
+  if (verb === 'import-nginx') {
+    if (rest.length !== 1) throw new UsageError('import-nginx needs exactly one FILE');
+    return { kind: 'import-nginx', file: rest[0]! };
+  }
+  if (verb === 'ctl') {
+    if (rest.length === 0) throw new UsageError('ctl needs a command: status, drain, disable, enable, check, kill, reload');
+    return { kind: 'ctl', args: rest, socket: v.socket, config };
+  }
+  if (verb !== undefined) throw new UsageError(`unknown command "${verb}"`);
+  if (v.check && v.demo) throw new UsageError('--check and --demo cannot be combined');
+  if (v.check) return { kind: 'check', config };
+  if (v.demo) return { kind: 'demo', headless: v.headless ?? false };
+  return { kind: 'run', config, headless: v.headless ?? false };
+}

@@ -1,0 +1,129 @@
+#!/usr/bin/env node
+/**
+ * tcplb-console: the entry point. Parses the command line, loads the config,
+ * starts the app (headless for now, or the console on a TTY once it exists),
+ * and maps signals: SIGTERM/SIGINT graceful stop (a second one: at once),
+ * SIGUSR1 reopen the access log.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadConfigFile } from '../config/load.js';
+import { summarize } from '../config/summary.js';
+import { formatIssue, type Config } from '../config/types.js';
+import { startApp, StartupError, type App } from './app.js';
+import { parseCommand, USAGE, UsageError, type Command } from './args.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+
+function version(): string {
+  try {
+    return (JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+}
+
+async function load(file: string): Promise<Config | undefined> {
+  const res = await loadConfigFile(file);
+  if (res.ok) return res.config;
+  for (const i of res.issues) process.stderr.write(formatIssue(i) + '\n');
+  process.stderr.write(`${res.issues.length} error${res.issues.length === 1 ? '' : 's'} in ${file}\n`);
+  return undefined;
+}
+
+async function run(config: Config, label: string): Promise<number> {
+  let app: App;
+  try {
+    app = await startApp(config);
+  } catch (err) {
+    if (err instanceof StartupError) {
+      for (const p of err.problems) process.stderr.write(`tcplb: ${p}\n`);
+      return 1;
+    }
+    throw err;
+  }
+  const addrs = [...app.engine.boundAddresses()].map(([n, a]) => `${n}=${a.address}:${a.port}`).join(' ');
+  app.logger.info(`tcplb ${version()} serving ${label}: ${addrs} (pid ${process.pid})`);
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const onStop = (sig: string): void => {
+      if (stopping) {
+        app.logger.warn(`${sig} again: closing every connection now`);
+        app.stopNow();
+        resolve(0);
+        return;
+      }
+      stopping = true;
+      app.logger.info(`${sig}: stopped accepting; waiting up to ${config.shutdownTimeoutMs} ms for open connections`);
+      void app.stop().then(() => {
+        app.logger.info('stopped');
+        resolve(0);
+      });
+    };
+    process.on('SIGTERM', () => onStop('SIGTERM'));
+    process.on('SIGINT', () => onStop('SIGINT'));
+    process.on('SIGUSR1', () => {
+      app.accessLog?.reopen();
+      app.logger.info('SIGUSR1: access log reopened');
+    });
+    process.on('SIGHUP', () => app.logger.warn('SIGHUP: live reload is not available in this build; restart to apply config changes'));
+  });
+}
+
+async function main(cmd: Command): Promise<number> {
+  switch (cmd.kind) {
+    case 'help':
+      process.stdout.write(USAGE);
+      return 0;
+    case 'version':
+      process.stdout.write(`tcplb-console ${version()}\n`);
+      return 0;
+    case 'check': {
+      const config = await load(cmd.config);
+      if (config === undefined) return 1;
+      process.stdout.write(summarize(config) + '\n');
+      return 0;
+    }
+    case 'run': {
+      const config = await load(cmd.config);
+      if (config === undefined) return 1;
+      return run(config, path.relative(process.cwd(), config.file) || config.file);
+    }
+    case 'demo': {
+      const { startDemoBackends } = await import('../../demo/backends.js');
+      const file = path.join(ROOT, 'demo', 'config.json5');
+      const config = await load(file);
+      if (config === undefined) return 1;
+      const backends = await startDemoBackends();
+      process.stdout.write(backends.banner(config));
+      const code = await run(config, 'demo/config.json5');
+      await backends.stop();
+      return code;
+    }
+    case 'import-nginx':
+    case 'ctl':
+      process.stderr.write(`tcplb: "${cmd.kind}" is not available in this build yet\n`);
+      return 1;
+  }
+}
+
+let cmd: Command;
+try {
+  cmd = parseCommand(process.argv.slice(2));
+} catch (err) {
+  if (!(err instanceof UsageError)) throw err;
+  process.stderr.write(`tcplb: ${err.message}\n\n${USAGE}`);
+  process.exit(2);
+}
+main(cmd).then(
+  (code) => {
+    process.exitCode = code;
+    // Leftover handles (a stuck socket) must not keep a stopped process alive.
+    setTimeout(() => process.exit(code), 200).unref();
+  },
+  (err) => {
+    process.stderr.write(`tcplb: internal error: ${(err as Error).stack ?? String(err)}\n`);
+    process.exit(1);
+  },
+);

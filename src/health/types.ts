@@ -1,0 +1,35 @@
+/**
+ * The probe contract: one module per check type (./probes/*.ts), each a small
+ * protocol state machine behind this one function type.
+ */
+import type { ProbeResult } from '../core/types.js';
+
+export interface ProbeTarget {
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface ProbeOptions {
+  /** The probe fails with a *_TIMEOUT status if it has not decided by then. */
+  readonly timeoutMs: number;
+  /** Run the protocol inside TLS. */
+  readonly tls: boolean;
+  /** SNI to send and the name the certificate should cover; '' = none. */
+  readonly servername: string;
+  /** Fail on an untrusted or name-mismatched certificate (else only record it). */
+  readonly verify: boolean;
+  /** http: request bytes to send. */
+  readonly send: string;
+  /** http: accepted status classes, e.g. ['2xx', '3xx']. */
+  readonly expect: readonly string[];
+  /** Bytes written first on the connection (a PROXY protocol header), if any. */
+  readonly preamble?: Buffer;
+}
+
+/**
+ * Run one probe. Must never throw or reject: every failure is a ProbeResult
+ * with ok=false and a short human `detail`. Must settle within timeoutMs (plus
+ * a few ms), stop reading as soon as it can decide, never buffer unboundedly,
+ * close politely where the protocol allows, and abort promptly on `signal`.
+ */
+export type Probe = (target: ProbeTarget, options: ProbeOptions, signal: AbortSignal) => Promise<ProbeResult>;

@@ -1,0 +1,322 @@
+/**
+ * The JavaScript data-plane engine: Node `net` listeners, one Session per
+ * client, a coarse idle sweep. Policy arrives as data (RoutingTable, listener
+ * settings); outcomes leave through the EngineSink.
+ */
+import net from 'node:net';
+import { createBalancer } from '../balancers/registry.js';
+import type { Balancer } from '../balancers/types.js';
+import type { ListenerConfig } from '../config/types.js';
+import type { BackendId, BalanceAlgorithm, EndReason } from '../core/types.js';
+import { compileAcl } from '../runtime/acl.js';
+import { buildProxyHeader } from './proxy-header.js';
+import { selectBackend } from './select.js';
+import { Session, type SessionHost } from './session.js';
+import type { Engine, EngineSink, ListenerResult, RouteBackend, RoutingTable, SessionInfo, SessionRecord } from './types.js';
+
+const EMPTY_TABLE: RoutingTable = { version: 0, upstreams: new Map() };
+
+/** A listening socket plus the settings new sessions on it use. */
+class Listener implements SessionHost {
+  cfg: ListenerConfig;
+  acl: (ip: string) => boolean;
+  server: net.Server | undefined;
+  active = 0;
+  perClient = new Map<string, number>();
+  readonly #engine: JsEngine;
+
+  constructor(engine: JsEngine, cfg: ListenerConfig) {
+    this.#engine = engine;
+    this.cfg = cfg;
+    this.acl = compileAcl(cfg.allow, cfg.deny);
+  }
+
+  get listenerName(): string {
+    return this.cfg.name;
+  }
+  get connectTimeoutMs(): number {
+    return this.cfg.connectTimeoutMs;
+  }
+
+  update(cfg: ListenerConfig): void {
+    this.cfg = cfg;
+    this.acl = compileAcl(cfg.allow, cfg.deny);
+  }
+
+  preamble(client: net.Socket): Buffer | undefined {
+    const v = this.cfg.proxyProtocol;
+    if (v === false) return undefined;
+    return buildProxyHeader(v, {
+      srcAddr: client.remoteAddress ?? '',
+      srcPort: client.remotePort ?? 0,
+      dstAddr: client.localAddress ?? '',
+      dstPort: client.localPort ?? 0,
+    });
+  }
+
+  next(clientIp: string, tried: Set<BackendId>): RouteBackend | undefined {
+    return this.#engine.pick(this.cfg.upstream, clientIp, tried);
+  }
+
+  connectFailed(b: RouteBackend, detail: string): void {
+    this.#engine.sink.connectFailed(b.id, detail);
+  }
+
+  connectOk(b: RouteBackend): void {
+    this.#engine.onConnected(b.id);
+  }
+
+  finished(s: Session, rec: SessionRecord): void {
+    this.active--;
+    if (this.cfg.maxConnectionsPerClient > 0 || this.perClient.size > 0) {
+      const n = (this.perClient.get(s.clientIp) ?? 1) - 1;
+      if (n <= 0) this.perClient.delete(s.clientIp);
+      else this.perClient.set(s.clientIp, n);
+    }
+    this.#engine.onFinished(s, rec);
+  }
+
+  /** Bind; resolves with a one-line error naming the listener on failure. */
+  start(): Promise<ListenerResult> {
+    const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true });
+    this.server = server;
+    server.on('connection', (sock) => this.#accept(sock));
+    return new Promise((resolve) => {
+      const onError = (err: NodeJS.ErrnoException): void => {
+        this.server = undefined;
+        resolve({ name: this.cfg.name, ok: false, error: listenError(this.cfg, err) });
+      };
+      server.once('error', onError);
+      const { host, port } = this.cfg.listen;
+      server.listen({ port, host: host === '' ? undefined : host, backlog: 4096 }, () => {
+        server.off('error', onError);
+        // Later accept errors (EMFILE) must not crash the process.
+        server.on('error', (err) => this.#engine.log(`listener ${this.cfg.name}: ${err.message}`));
+        resolve({ name: this.cfg.name, ok: true });
+      });
+    });
+  }
+
+  /** Stop accepting; open sessions carry on. */
+  stop(): void {
+    this.server?.close();
+    this.server = undefined;
+  }
+
+  #accept(sock: net.Socket): void {
+    const s = new Session(this, sock);
+    this.active++;
+    if (this.cfg.maxConnectionsPerClient > 0) {
+      this.perClient.set(s.clientIp, (this.perClient.get(s.clientIp) ?? 0) + 1);
+    }
+    this.#engine.onAccepted(s, this.cfg.idleTimeoutMs);
+    if (!this.acl(s.clientIp)) return s.reject('denied');
+    if (this.cfg.maxConnections > 0 && this.active > this.cfg.maxConnections) return s.reject('limit');
+    if (this.cfg.maxConnectionsPerClient > 0 && (this.perClient.get(s.clientIp) ?? 0) > this.cfg.maxConnectionsPerClient) {
+      return s.reject('limit');
+    }
+    s.begin();
+  }
+}
+
+function listenError(cfg: ListenerConfig, err: NodeJS.ErrnoException): string {
+  const where = cfg.listenText;
+  switch (err.code) {
+    case 'EADDRINUSE':
+      return `listener "${cfg.name}": ${where} is already in use`;
+    case 'EACCES':
+      return `listener "${cfg.name}": permission denied binding ${where} (ports below 1024 need root or CAP_NET_BIND_SERVICE)`;
+    case 'EADDRNOTAVAIL':
+      return `listener "${cfg.name}": ${where}: address not available on this host`;
+    default:
+      return `listener "${cfg.name}": cannot listen on ${where}: ${err.message}`;
+  }
+}
+
+export interface JsEngineOptions {
+  /** Where data-plane errors go (a stderr logger in headless mode). */
+  log?: (line: string) => void;
+}
+
+export class JsEngine implements Engine {
+  readonly sink: EngineSink;
+  #table: RoutingTable = EMPTY_TABLE;
+  #listeners = new Map<string, Listener>();
+  #sessions = new Map<Session, number>(); // session -> idle timeout ms
+  #active = new Map<BackendId, number>();
+  #balancers = new Map<string, { algo: BalanceAlgorithm; balancer: Balancer }>();
+  #sweep: NodeJS.Timeout | undefined;
+  #sweepEvery = 1000;
+  #drained: (() => void) | undefined;
+  readonly #log: (line: string) => void;
+
+  constructor(sink: EngineSink, opts: JsEngineOptions = {}) {
+    this.sink = sink;
+    this.#log = opts.log ?? (() => {});
+  }
+
+  log(line: string): void {
+    this.#log(line);
+  }
+
+  setRoutes(table: RoutingTable): void {
+    this.#table = table;
+    for (const [name, up] of table.upstreams) {
+      const cur = this.#balancers.get(name);
+      if (cur === undefined || cur.algo !== up.balance) {
+        this.#balancers.set(name, { algo: up.balance, balancer: createBalancer(up.balance) });
+      }
+    }
+    for (const name of this.#balancers.keys()) if (!table.upstreams.has(name)) this.#balancers.delete(name);
+  }
+
+  pick(upstream: string, clientIp: string, tried: Set<BackendId>): RouteBackend | undefined {
+    const up = this.#table.upstreams.get(upstream);
+    const bal = this.#balancers.get(upstream);
+    if (up === undefined || bal === undefined) return undefined;
+    return selectBackend(up, bal.balancer, clientIp, tried, this.#active);
+  }
+
+  async setListeners(listeners: readonly ListenerConfig[]): Promise<ListenerResult[]> {
+    const wanted = new Map(listeners.map((l) => [l.name, l]));
+    for (const [name, l] of this.#listeners) {
+      const w = wanted.get(name);
+      if (w === undefined || w.listen.host !== l.cfg.listen.host || w.listen.port !== l.cfg.listen.port) {
+        l.stop();
+        this.#listeners.delete(name);
+      }
+    }
+    const results: ListenerResult[] = [];
+    const starts: Promise<void>[] = [];
+    for (const cfg of listeners) {
+      const cur = this.#listeners.get(cfg.name);
+      if (cur !== undefined) {
+        cur.update(cfg);
+        results.push({ name: cfg.name, ok: true });
+        continue;
+      }
+      const l = new Listener(this, cfg);
+      starts.push(
+        l.start().then((r) => {
+          if (r.ok) this.#listeners.set(cfg.name, l);
+          results.push(r);
+        }),
+      );
+    }
+    await Promise.all(starts);
+    this.#retime();
+    return results;
+  }
+
+  /** Addresses actually bound, by listener name (port 0 in tests resolves here). */
+  boundAddresses(): Map<string, net.AddressInfo> {
+    const out = new Map<string, net.AddressInfo>();
+    for (const [name, l] of this.#listeners) {
+      const a = l.server?.address();
+      if (a !== null && a !== undefined && typeof a === 'object') out.set(name, a);
+    }
+    return out;
+  }
+
+  killBackend(backend: BackendId, reason: EndReason): number {
+    let n = 0;
+    for (const s of this.#sessions.keys()) {
+      if (s.backend?.id === backend) {
+        s.abort(reason);
+        n++;
+      }
+    }
+    return n;
+  }
+
+  sessions(limit: number): { total: number; list: SessionInfo[] } {
+    const list: SessionInfo[] = [];
+    for (const s of this.#sessions.keys()) {
+      if (list.length >= limit) break;
+      list.push({
+        id: s.id,
+        listener: s.listener,
+        client: s.clientIp,
+        backend: s.backend?.id ?? '',
+        start: s.start,
+        bytesIn: s.bytesIn,
+        bytesOut: s.bytesOut,
+      });
+    }
+    return { total: this.#sessions.size, list };
+  }
+
+  activeByBackend(): ReadonlyMap<BackendId, number> {
+    return this.#active;
+  }
+
+  onAccepted(s: Session, idleMs: number): void {
+    this.#sessions.set(s, idleMs);
+  }
+
+  onConnected(id: BackendId): void {
+    this.#active.set(id, (this.#active.get(id) ?? 0) + 1);
+    this.sink.connectOk(id);
+    this.sink.sessionOpened(id);
+  }
+
+  onFinished(s: Session, rec: SessionRecord): void {
+    this.#sessions.delete(s);
+    if (rec.backend !== '' && rec.reason !== 'connect_failed') {
+      const n = (this.#active.get(rec.backend) ?? 1) - 1;
+      if (n <= 0) this.#active.delete(rec.backend);
+      else this.#active.set(rec.backend, n);
+    }
+    this.sink.sessionClosed(rec);
+    if (this.#drained !== undefined && this.#sessions.size === 0) this.#drained();
+  }
+
+  async shutdown(timeoutMs: number): Promise<void> {
+    for (const l of this.#listeners.values()) l.stop();
+    this.#listeners.clear();
+    await this.#drain(timeoutMs);
+    this.closeAllNow();
+    // Let the aborted sessions report (access log lines with reason `shutdown`).
+    await this.#drain(1000);
+  }
+
+  /** Resolve once no session is open, or after `ms`. */
+  #drain(ms: number): Promise<void> {
+    if (this.#sessions.size === 0) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const t = setTimeout(done, ms);
+      this.#drained = done;
+      function done(): void {
+        clearTimeout(t);
+        resolve();
+      }
+    }).finally(() => (this.#drained = undefined));
+  }
+
+  closeAllNow(): void {
+    for (const l of this.#listeners.values()) l.stop();
+    this.#listeners.clear();
+    for (const s of [...this.#sessions.keys()]) s.abort('shutdown');
+    clearInterval(this.#sweep);
+    this.#sweep = undefined;
+  }
+
+  /** One coarse timer for every idle timeout, instead of a timer reset per chunk. */
+  #retime(): void {
+    let min = Infinity;
+    for (const l of this.#listeners.values()) min = Math.min(min, l.cfg.idleTimeoutMs);
+    const every = Number.isFinite(min) ? Math.max(50, Math.min(1000, Math.floor(min / 4))) : 1000;
+    if (this.#sweep !== undefined && every === this.#sweepEvery) return;
+    clearInterval(this.#sweep);
+    this.#sweepEvery = every;
+    this.#sweep = setInterval(() => this.#sweepIdle(), every);
+    this.#sweep.unref();
+  }
+
+  #sweepIdle(): void {
+    const now = Date.now();
+    for (const [s, idle] of this.#sessions) {
+      if (idle > 0 && s.backend !== undefined && now - s.lastActive >= idle) s.abort('idle_timeout');
+    }
+  }
+}

@@ -1,0 +1,104 @@
+/**
+ * The data-plane interface. An engine accepts, connects, relays, counts and
+ * reports; every policy decision is made by the control plane and handed to it
+ * as data (a RoutingTable of usable backends, listener settings). The JS engine
+ * in this folder is one implementation; a worker-process or native engine can
+ * implement the same interface.
+ */
+import type { BackendId, EndReason } from '../core/types.js';
+import type { BalanceAlgorithm } from '../core/types.js';
+import type { ListenerConfig } from '../config/types.js';
+
+/** One backend as the data plane sees it. */
+export interface RouteBackend {
+  readonly id: BackendId;
+  readonly host: string;
+  readonly port: number;
+  readonly weight: number;
+  /** 0 = no limit. Enforced by the engine (it owns the live counts). */
+  readonly maxConns: number;
+  readonly backup: boolean;
+  /** Decided by the control plane: health, operator state, passive failures, `down`. */
+  readonly usable: boolean;
+}
+
+export interface RouteUpstream {
+  readonly name: string;
+  readonly balance: BalanceAlgorithm;
+  readonly backends: readonly RouteBackend[];
+}
+
+/** Immutable snapshot; the control plane replaces it whenever anything in it changes. */
+export interface RoutingTable {
+  readonly version: number;
+  readonly upstreams: ReadonlyMap<string, RouteUpstream>;
+}
+
+/** One finished client connection: the access-log line. */
+export interface SessionRecord {
+  /** Epoch ms when the client connected. */
+  readonly start: number;
+  readonly durationMs: number;
+  readonly listener: string;
+  readonly client: string;
+  readonly clientPort: number;
+  /** '' when no backend was reached. */
+  readonly backend: BackendId | '';
+  /** client -> backend */
+  readonly bytesIn: number;
+  /** backend -> client */
+  readonly bytesOut: number;
+  readonly reason: EndReason;
+  /** Extra words for the log (`ECONNRESET from backend`), '' usually. */
+  readonly detail: string;
+}
+
+/** A live connection as the console and `ctl status` list it. */
+export interface SessionInfo {
+  readonly id: number;
+  readonly listener: string;
+  readonly client: string;
+  readonly backend: BackendId | '';
+  readonly start: number;
+  readonly bytesIn: number;
+  readonly bytesOut: number;
+}
+
+/** Where the engine reports. Calls are synchronous and must be cheap. */
+export interface EngineSink {
+  /** A connect to a backend failed (refused, timeout, unreachable). */
+  connectFailed(id: BackendId, detail: string): void;
+  /** A connect to a backend succeeded (clears passive failure counts). */
+  connectOk(id: BackendId): void;
+  sessionOpened(id: BackendId): void;
+  sessionClosed(rec: SessionRecord): void;
+}
+
+/** What happened to one listener when settings were applied. */
+export interface ListenerResult {
+  readonly name: string;
+  readonly ok: boolean;
+  /** One-line error naming the listener, when !ok. */
+  readonly error?: string;
+}
+
+export interface Engine {
+  /** Replace the routing table; takes effect for the next connection. */
+  setRoutes(table: RoutingTable): void;
+  /**
+   * Make the set of listeners equal to `listeners`: start new ones, stop
+   * removed ones (their sessions continue), restart those whose address
+   * changed, update the settings of the rest in place.
+   */
+  setListeners(listeners: readonly ListenerConfig[]): Promise<ListenerResult[]>;
+  /** Close every open session to `backend` with `reason`. Returns how many. */
+  killBackend(backend: BackendId, reason: EndReason): number;
+  /** Up to `limit` live sessions, and the total count. */
+  sessions(limit: number): { total: number; list: SessionInfo[] };
+  /** Open session count per backend. */
+  activeByBackend(): ReadonlyMap<BackendId, number>;
+  /** Stop accepting everywhere; resolve when every session ended or `timeoutMs` passed (then close them with `shutdown`). */
+  shutdown(timeoutMs: number): Promise<void>;
+  /** Close everything now. */
+  closeAllNow(): void;
+}

@@ -1,0 +1,189 @@
+/**
+ * The single owner of mutable control-plane state: backends and their
+ * admin/op/passive state, counters, and the routing table the data plane
+ * reads. Probes, the engine, the operator and config reloads all send it
+ * messages; it publishes typed events.
+ */
+import { Bus, type TransitionEvent } from '../core/events.js';
+import { backendId, type BackendId, type ChangeCause } from '../core/types.js';
+import type { Config } from '../config/types.js';
+import type { EngineSink, RouteBackend, RouteUpstream, RoutingTable, SessionRecord } from '../proxy/types.js';
+import { displayState, newBackendState, type BackendState } from './backend.js';
+
+export interface RuntimeEvents {
+  transition: TransitionEvent;
+  session: SessionRecord;
+  routes: RoutingTable;
+  /** Free-form operational messages for the log (level, text). */
+  log: { level: 'debug' | 'info' | 'warn' | 'error'; msg: string };
+}
+
+export class Runtime implements EngineSink {
+  readonly bus = new Bus<RuntimeEvents>();
+  #config: Config;
+  #backends = new Map<BackendId, BackendState>();
+  #order: BackendId[] = [];
+  #table: RoutingTable = { version: 0, upstreams: new Map() };
+  #passiveTimers = new Map<BackendId, NodeJS.Timeout>();
+  #now: () => number;
+
+  constructor(config: Config, opts: { now?: () => number } = {}) {
+    this.#config = config;
+    this.#now = opts.now ?? Date.now;
+    this.#syncBackends(config);
+    this.#rebuild();
+  }
+
+  get config(): Config {
+    return this.#config;
+  }
+
+  /** The current routing table (immutable; replaced on every change). */
+  get routes(): RoutingTable {
+    return this.#table;
+  }
+
+  backend(id: BackendId): BackendState | undefined {
+    return this.#backends.get(id);
+  }
+
+  /** Backends in config order. */
+  backends(): BackendState[] {
+    return this.#order.map((id) => this.#backends.get(id)!);
+  }
+
+  /* ---------- engine sink ---------- */
+
+  connectFailed(id: BackendId, detail: string): void {
+    const b = this.#backends.get(id);
+    if (b === undefined) return;
+    b.connectFailures++;
+    this.bus.emit('log', { level: 'warn', msg: `connect to ${id} failed: ${detail}` });
+    const { maxFails, failTimeoutMs } = b.server;
+    if (maxFails <= 0) return;
+    const now = this.#now();
+    b.passiveFails = b.passiveFails.filter((t) => now - t < failTimeoutMs);
+    b.passiveFails.push(now);
+    if (b.passiveFails.length >= maxFails && b.passiveUntil === 0) {
+      const reason = `${b.passiveFails.length} connect failure${b.passiveFails.length > 1 ? 's' : ''} within ${fmtMs(failTimeoutMs)} (${detail})`;
+      this.#change(b, 'passive', reason, () => {
+        b.passiveUntil = now + failTimeoutMs;
+        b.passiveFails = [];
+      });
+      clearTimeout(this.#passiveTimers.get(id));
+      const t = setTimeout(() => {
+        this.#passiveTimers.delete(id);
+        if (this.#backends.get(id) !== b) return;
+        this.#change(b, 'passive', `fail_timeout ${fmtMs(failTimeoutMs)} passed`, () => {
+          b.passiveUntil = 0;
+        });
+      }, failTimeoutMs);
+      t.unref();
+      this.#passiveTimers.set(id, t);
+    }
+  }
+
+  connectOk(id: BackendId): void {
+    const b = this.#backends.get(id);
+    if (b !== undefined && b.passiveFails.length > 0) b.passiveFails = [];
+  }
+
+  sessionOpened(id: BackendId): void {
+    const b = this.#backends.get(id);
+    if (b === undefined) return;
+    b.active++;
+    b.total++;
+  }
+
+  sessionClosed(rec: SessionRecord): void {
+    const b = rec.backend === '' ? undefined : this.#backends.get(rec.backend);
+    if (b !== undefined && rec.reason !== 'connect_failed') {
+      b.active = Math.max(0, b.active - 1);
+      b.bytesIn += rec.bytesIn;
+      b.bytesOut += rec.bytesOut;
+    }
+    this.bus.emit('session', rec);
+  }
+
+  /* ---------- state changes ---------- */
+
+  /**
+   * Run `mutate` on `b`, then emit a transition if its shown state changed and
+   * rebuild the routing table if its usability may have changed.
+   */
+  #change(b: BackendState, cause: ChangeCause, reason: string, mutate: () => void): void {
+    const now = this.#now();
+    const before = displayState(b, now);
+    mutate();
+    const after = displayState(b, now);
+    if (before !== after) {
+      b.since = now;
+      this.bus.emit('transition', { time: now, backend: b.id, from: before, to: after, reason, cause });
+    }
+    this.#rebuild();
+  }
+
+  /** Create states for new backends, keep states of surviving ones, drop removed ones. */
+  #syncBackends(config: Config): void {
+    const next = new Map<BackendId, BackendState>();
+    const order: BackendId[] = [];
+    for (const up of Object.values(config.upstreams)) {
+      for (const server of up.servers) {
+        const id = backendId(up.name, server.address);
+        const old = this.#backends.get(id);
+        const st = old ?? newBackendState(up.name, id, server, up.check === undefined ? 'up' : 'unknown');
+        st.server = server;
+        next.set(id, st);
+        order.push(id);
+      }
+    }
+    for (const [id, t] of this.#passiveTimers) {
+      if (!next.has(id)) {
+        clearTimeout(t);
+        this.#passiveTimers.delete(id);
+      }
+    }
+    this.#backends = next;
+    this.#order = order;
+  }
+
+  /** Recompute the routing table from the backends' states. */
+  #rebuild(): void {
+    const upstreams = new Map<string, RouteUpstream>();
+    for (const up of Object.values(this.#config.upstreams)) {
+      const states = up.servers.map((s) => this.#backends.get(backendId(up.name, s.address))!);
+      // Until any backend of the upstream has answered a probe, try them all
+      // as if there were no checks: better than refusing every client at start.
+      const anyKnown = states.some((b) => b.op !== 'unknown');
+      const backends: RouteBackend[] = states.map((b) => ({
+        id: b.id,
+        host: b.server.host,
+        port: b.server.port,
+        weight: b.server.weight,
+        maxConns: b.server.maxConns,
+        backup: b.server.backup,
+        usable:
+          !b.server.down &&
+          b.admin === 'ready' &&
+          b.passiveUntil === 0 &&
+          (b.op === 'up' || (b.op === 'unknown' && !anyKnown)),
+      }));
+      upstreams.set(up.name, { name: up.name, balance: up.balance, backends });
+    }
+    this.#table = { version: this.#table.version + 1, upstreams };
+    this.bus.emit('routes', this.#table);
+  }
+
+  /** Stop timers; the store is unusable afterwards. */
+  close(): void {
+    for (const t of this.#passiveTimers.values()) clearTimeout(t);
+    this.#passiveTimers.clear();
+  }
+}
+
+/** `10000` -> `10s`, `1500` -> `1500ms`, `600000` -> `10m`. */
+export function fmtMs(ms: number): string {
+  if (ms % 60000 === 0 && ms >= 60000) return `${ms / 60000}m`;
+  if (ms % 1000 === 0 && ms >= 1000) return `${ms / 1000}s`;
+  return `${ms}ms`;
+}

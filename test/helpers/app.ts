@@ -1,0 +1,30 @@
+/** Start the real app (runtime + JS engine) from JSON5 text, for integration tests. */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { startApp, type App } from '../../src/cli/app.js';
+import { loadConfigText } from '../../src/config/load.js';
+import { formatIssue } from '../../src/config/types.js';
+import type { SessionRecord } from '../../src/proxy/types.js';
+import { createLogger } from '../../src/log/logger.js';
+
+export interface TestApp extends App {
+  /** Every finished session, in order. */
+  readonly records: SessionRecord[];
+  /** Operational log lines. */
+  readonly lines: string[];
+}
+
+/** Validate `text` (a JSON5 config) and start it with logs captured, access log off. */
+export async function startTestApp(text: string): Promise<TestApp> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tcplb-test-'));
+  const res = loadConfigText(text, path.join(dir, 'config.json5'));
+  if (!res.ok) throw new Error('test config invalid:\n' + res.issues.map(formatIssue).join('\n'));
+  const lines: string[] = [];
+  const app = await startApp({ ...res.config, log: { ...res.config.log, access: null } }, {
+    logger: createLogger('debug', (l) => lines.push(l)),
+  });
+  const records: SessionRecord[] = [];
+  app.runtime.bus.on('session', (r) => records.push(r));
+  return Object.assign(app, { records, lines });
+}

@@ -1,0 +1,139 @@
+/** The headless CLI as a user (or systemd) runs it: flags, exit codes, errors, signals. */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { runCli, startCli } from '../helpers/cli.js';
+import { connect, freePort, listen, namedEcho, readAll, readLine, waitFor } from '../helpers/net.js';
+
+function tmpConfig(text: string): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tcplb-cli-'));
+  const file = path.join(dir, 'config.json5');
+  fs.writeFileSync(file, text);
+  return file;
+}
+
+test('--help and --version exit 0; an unknown flag is a usage error (exit 2)', async () => {
+  const h = await runCli(['--help']);
+  assert.equal(h.code, 0);
+  assert.match(h.stdout, /Usage:/);
+  assert.match(h.stdout, /--check/);
+  const v = await runCli(['--version']);
+  assert.equal(v.code, 0);
+  assert.match(v.stdout, /^tcplb-console \d+\.\d+\.\d+/);
+  const bad = await runCli(['--frobnicate']);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /frobnicate/);
+});
+
+test('--check on the shipped config.json5 prints a summary and exits 0', async () => {
+  const r = await runCli(['--check', '-c', 'config.json5']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /imap/);
+  assert.match(r.stdout, /127\.0\.0\.1:2143/);
+  assert.match(r.stdout, /ip_hash/);
+});
+
+test('--check reports a typo with file:line:col and a suggestion, exit 1', async () => {
+  const file = tmpConfig(`{
+  listeners: [{ listen: "127.0.0.1:7000", upstream: "u" }],
+  upstreams: {
+    u: { servers: [{ address: "127.0.0.2:143", wieght: 3 }] },
+  },
+}
+`);
+  const r = await runCli(['--check', '--config', file]);
+  assert.equal(r.code, 1);
+  assert.ok(r.stderr.includes(`${file}:4:48: `), r.stderr);
+  assert.match(r.stderr, /unknown key "wieght".*did you mean "weight"/);
+});
+
+test('a bad config never starts a listener (exit 1)', async () => {
+  const port = await freePort();
+  const file = tmpConfig(`{ listeners: [{ listen: "127.0.0.1:${port}", upstream: "nope" }], upstreams: { u: { servers: ["127.0.0.1:1"] } } }`);
+  const r = await runCli(['--headless', '-c', file]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /nope/);
+  // Nothing listens there.
+  await assert.rejects(connect(port));
+});
+
+test('headless: relays to two real backends, access log on stdout, SIGTERM exits 0', async (t) => {
+  const a = await listen(namedEcho('A'));
+  const b = await listen(namedEcho('B'));
+  t.after(() => Promise.all([a.close(), b.close()]));
+  const port = await freePort();
+  const file = tmpConfig(`{
+    listeners: [{ name: "front", listen: "127.0.0.1:${port}", upstream: "u" }],
+    upstreams: { u: { servers: ["127.0.0.1:${a.port}", "127.0.0.1:${b.port}"] } },
+    log: { access: "-", format: "json" },
+  }`);
+  const run = await startCli(['--headless', '-c', file], /serving/);
+  t.after(() => run.child.kill('SIGKILL'));
+  const seen = new Set<string>();
+  for (let i = 0; i < 4; i++) {
+    const c = await connect(port);
+    seen.add(await readLine(c));
+    c.end();
+    await readAll(c);
+  }
+  assert.deepEqual([...seen].sort(), ['A', 'B']);
+  await waitFor(() => run.stdout().split('\n').filter(Boolean).length >= 4, 3000, 'access log lines');
+  const rec = JSON.parse(run.stdout().split('\n')[0]!);
+  assert.equal(rec.listener, 'front');
+  assert.equal(rec.client, '127.0.0.1');
+  assert.equal(rec.reason, 'closed');
+  assert.equal(rec.bytesOut, 2);
+  run.child.kill('SIGTERM');
+  assert.equal(await run.exited, 0);
+});
+
+test('SIGTERM waits for an open connection (up to shutdownTimeout), then exits 0', async (t) => {
+  const be = await listen(namedEcho('E'));
+  t.after(() => be.close());
+  const port = await freePort();
+  const file = tmpConfig(`{
+    listeners: [{ listen: "127.0.0.1:${port}", upstream: "u" }],
+    upstreams: { u: { servers: ["127.0.0.1:${be.port}"] } },
+    log: { access: "-" },
+    shutdownTimeout: "600ms",
+  }`);
+  const run = await startCli(['--headless', '-c', file], /serving/);
+  t.after(() => run.child.kill('SIGKILL'));
+  const c = await connect(port);
+  assert.equal(await readLine(c), 'E');
+  const t0 = Date.now();
+  run.child.kill('SIGTERM');
+  await new Promise((r) => setTimeout(r, 150));
+  c.write('still here\n');
+  assert.equal(await readLine(c), 'still here', 'open connection must keep relaying during shutdown');
+  await assert.rejects(connect(port), 'no new connections once stopping');
+  assert.equal(await run.exited, 0);
+  const took = Date.now() - t0;
+  assert.ok(took >= 550 && took < 3000, `exit after ${took} ms`);
+  await waitFor(() => /\bshutdown\b/.test(run.stdout()), 2000, 'access line with reason shutdown');
+});
+
+test('a listen address in use: one clear line naming the listener, exit 1', async (t) => {
+  const busy = await listen(() => {});
+  t.after(() => busy.close());
+  const file = tmpConfig(`{
+    listeners: [{ name: "imaps", listen: "127.0.0.1:${busy.port}", upstream: "u" }],
+    upstreams: { u: { servers: ["127.0.0.1:1"] } },
+  }`);
+  const r = await runCli(['--headless', '-c', file]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, new RegExp(`listener "imaps": 127\\.0\\.0\\.1:${busy.port} is already in use`));
+});
+
+test('an unresolvable backend host: one clear line naming the server, exit 1', async () => {
+  const port = await freePort();
+  const file = tmpConfig(`{
+    listeners: [{ listen: "127.0.0.1:${port}", upstream: "mail" }],
+    upstreams: { mail: { servers: ["no-such-host.invalid:143"] } },
+  }`);
+  const r = await runCli(['--headless', '-c', file]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /server mail\/no-such-host\.invalid:143: cannot resolve host "no-such-host\.invalid"/);
+});

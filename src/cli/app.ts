@@ -5,6 +5,7 @@
 import dns from 'node:dns/promises';
 import net from 'node:net';
 import type { Config } from '../config/types.js';
+import { HealthScheduler } from '../health/scheduler.js';
 import { AccessLog, createLogger, formatTransition, type Logger } from '../log/logger.js';
 import { JsEngine } from '../proxy/engine.js';
 import { Runtime } from '../runtime/store.js';
@@ -19,6 +20,7 @@ export interface App {
   readonly engine: JsEngine;
   readonly logger: Logger;
   readonly accessLog: AccessLog | undefined;
+  readonly health: HealthScheduler;
   /** Graceful stop: stop accepting, wait up to `timeoutMs`, close the rest. */
   stop(timeoutMs?: number): Promise<void>;
   /** Close everything at once. */
@@ -65,6 +67,21 @@ export async function startApp(config: Config, opts: AppOptions = {}): Promise<A
   runtime.bus.on('transition', (e) => (e.to === 'UP' ? logger.info : logger.warn)(formatTransition(e)));
   runtime.bus.on('log', (e) => logger[e.level](e.msg));
   engine.setRoutes(runtime.routes);
+  runtime.bus.on('probe', (e) => {
+    if (e.transition !== 'unchanged' || !e.result.ok) {
+      logger.debug(`probe ${e.backend} ${e.result.status} ${e.result.latencyMs} ms: ${e.result.detail}`);
+    }
+  });
+  // HAProxy's on-marked-down shutdown-sessions: close what a dead backend still holds.
+  runtime.bus.on('transition', (e) => {
+    if (e.cause !== 'probe' || e.to !== 'DOWN') return;
+    const up = runtime.config.upstreams[runtime.backend(e.backend)?.upstream ?? ''];
+    if (up?.onMarkedDown === 'shutdown') {
+      const n = engine.killBackend(e.backend, 'backend_down');
+      if (n > 0) logger.warn(`${e.backend}: closed ${n} open connection${n > 1 ? 's' : ''} (onMarkedDown: shutdown)`);
+    }
+  });
+  const health = new HealthScheduler({ onResult: (id, r, forced) => runtime.applyProbe(id, r, forced) });
 
   let accessLog: AccessLog | undefined;
   if (config.log.access !== null) {
@@ -77,13 +94,18 @@ export async function startApp(config: Config, opts: AppOptions = {}): Promise<A
   const failed = results.filter((r) => !r.ok).map((r) => r.error ?? `listener "${r.name}" failed`);
   if (failed.length > 0) {
     engine.closeAllNow();
+    health.close();
     runtime.close();
     accessLog?.close();
     throw new StartupError(failed);
   }
 
+  // Listeners are up: start probing (the first probe of each backend runs now).
+  health.sync(runtime.checkTargets());
+
   let stopped = false;
   const finish = (): void => {
+    health.close();
     runtime.close();
     accessLog?.close();
   };
@@ -92,6 +114,7 @@ export async function startApp(config: Config, opts: AppOptions = {}): Promise<A
     engine,
     logger,
     accessLog,
+    health,
     async stop(timeoutMs = config.shutdownTimeoutMs) {
       if (stopped) return;
       stopped = true;

@@ -7,11 +7,26 @@
 import { Bus, type TransitionEvent } from '../core/events.js';
 import { backendId, type BackendId, type ChangeCause } from '../core/types.js';
 import type { Config } from '../config/types.js';
+import type { ProbeResult } from '../core/types.js';
+import type { CheckTarget } from '../health/scheduler.js';
+import { step, type Transition } from '../health/threshold.js';
 import type { EngineSink, RouteBackend, RouteUpstream, RoutingTable, SessionRecord } from '../proxy/types.js';
 import { displayState, newBackendState, type BackendState } from './backend.js';
 
+/** One probe result as the event log and console show it. */
+export interface ProbeEvent {
+  readonly time: number;
+  readonly backend: BackendId;
+  readonly result: ProbeResult;
+  /** The verdict's move: `pending` while counting toward rise/fall. */
+  readonly transition: Transition;
+  /** Outside the schedule (operator `check`). */
+  readonly forced: boolean;
+}
+
 export interface RuntimeEvents {
   transition: TransitionEvent;
+  probe: ProbeEvent;
   session: SessionRecord;
   routes: RoutingTable;
   /** Free-form operational messages for the log (level, text). */
@@ -50,6 +65,46 @@ export class Runtime implements EngineSink {
   /** Backends in config order. */
   backends(): BackendState[] {
     return this.#order.map((id) => this.#backends.get(id)!);
+  }
+
+  /** What the health scheduler should probe: every server of every upstream with a `check`. */
+  checkTargets(): CheckTarget[] {
+    const out: CheckTarget[] = [];
+    for (const up of Object.values(this.#config.upstreams)) {
+      if (up.check === undefined) continue;
+      for (const s of up.servers) out.push({ id: backendId(up.name, s.address), host: s.host, port: s.port, check: up.check });
+    }
+    return out;
+  }
+
+  /** Feed one probe result into the backend's rise/fall verdict. */
+  applyProbe(id: BackendId, result: ProbeResult, forced = false): void {
+    const b = this.#backends.get(id);
+    const check = this.#config.upstreams[b?.upstream ?? '']?.check;
+    if (b === undefined || check === undefined) return;
+    const now = this.#now();
+    b.lastProbe = { ...result, at: now };
+    const { next, transition } = step({ state: b.op, passes: b.passes, fails: b.fails }, result.ok, check);
+    if (transition === 'changed') {
+      const reason = result.ok
+        ? b.op === 'unknown'
+          ? `first probe passed: ${result.detail}`
+          : `${check.rise} consecutive passes: ${result.detail}`
+        : b.op === 'unknown'
+          ? `first probe failed: ${result.detail}`
+          : `${check.fall} consecutive failures: ${result.detail}`;
+      this.#change(b, 'probe', reason, () => {
+        b.op = next.state;
+        b.opReason = reason;
+        b.opCause = 'probe';
+        b.passes = next.passes;
+        b.fails = next.fails;
+      });
+    } else {
+      b.passes = next.passes;
+      b.fails = next.fails;
+    }
+    this.bus.emit('probe', { time: now, backend: id, result, transition, forced });
   }
 
   /* ---------- engine sink ---------- */

@@ -5,8 +5,9 @@
 import { quote, runProbe } from '../expect.js';
 import type { Probe } from '../types.js';
 
-/** nginx_tcp_proxy_module's defaults. */
+/** The request sent when `send` is empty (nginx_tcp_proxy_module's default). */
 export const DEFAULT_SEND = 'GET / HTTP/1.0\r\n\r\n';
+/** The classes accepted when `expect` is empty. */
 export const DEFAULT_EXPECT: readonly string[] = ['2xx', '3xx'];
 
 const STATUS_LINE = /^HTTP\/\d(?:\.\d)? ([1-5]\d\d)(?: |$)/;

@@ -1,0 +1,180 @@
+/**
+ * Active-check scheduling: one probe loop per checked backend. The first probe
+ * of a backend runs at once (it decides up or down); later ones run every
+ * `interval` from a random phase, so 500 backends don't probe in the same
+ * millisecond. Probes of one backend never overlap. Results go to a sink (the
+ * runtime store), which owns the verdict.
+ */
+import type { CheckConfig } from '../config/types.js';
+import type { BackendId, ProbeResult } from '../core/types.js';
+import { buildProxyHeader } from '../proxy/proxy-header.js';
+import { probeFor } from './registry.js';
+import type { Probe, ProbeOptions } from './types.js';
+
+/** What to probe: a backend and its upstream's check settings. */
+export interface CheckTarget {
+  readonly id: BackendId;
+  readonly host: string;
+  /** The traffic port; `check.port` overrides it when non-zero. */
+  readonly port: number;
+  readonly check: CheckConfig;
+}
+
+export interface SchedulerOptions {
+  /** Called after every probe, in order per backend. */
+  onResult(id: BackendId, result: ProbeResult, forced: boolean): void;
+  /** Override for tests. */
+  probeFor?: (type: CheckConfig['type']) => Probe;
+  /** Phase in [0, 1) for a backend's first scheduled probe; default Math.random. */
+  random?: () => number;
+}
+
+/** One backend's probe loop. */
+class Loop {
+  target: CheckTarget;
+  #opts: SchedulerOptions;
+  #timer: NodeJS.Timeout | undefined;
+  #inflight: Promise<ProbeResult> | undefined;
+  #abort: AbortController | undefined;
+  #paused = false;
+  #stopped = false;
+
+  constructor(target: CheckTarget, opts: SchedulerOptions) {
+    this.target = target;
+    this.#opts = opts;
+  }
+
+  /** Probe now (the decisive first probe), then follow the interval from a random phase. */
+  start(firstAtOnce: boolean): void {
+    if (firstAtOnce) void this.#run(false, true);
+    else this.#schedule(this.#phase());
+  }
+
+  #phase(): number {
+    return Math.floor((this.#opts.random ?? Math.random)() * this.target.check.intervalMs);
+  }
+
+  #schedule(delay: number): void {
+    clearTimeout(this.#timer);
+    if (this.#stopped || this.#paused) return;
+    this.#timer = setTimeout(() => void this.#run(false, false), delay);
+    this.#timer.unref();
+  }
+
+  /** Run one probe unless one is running (then share its result). */
+  #run(forced: boolean, first: boolean): Promise<ProbeResult> {
+    if (this.#inflight !== undefined) return this.#inflight;
+    const { host, port, check } = this.target;
+    const started = Date.now();
+    this.#abort = new AbortController();
+    const options: ProbeOptions = {
+      timeoutMs: check.timeoutMs,
+      tls: check.tls,
+      servername: check.servername,
+      verify: check.verify,
+      send: check.send,
+      expect: check.expect,
+      // A health probe has no client to speak for: send the LOCAL/UNKNOWN form.
+      preamble: check.proxyProtocol === false ? undefined : buildProxyHeader(check.proxyProtocol, { srcAddr: '', srcPort: 0, dstAddr: '', dstPort: 0 }),
+    };
+    const probe = (this.#opts.probeFor ?? probeFor)(check.type);
+    const p = probe({ host, port: check.port || port }, options, this.#abort.signal).then((r) => {
+      this.#inflight = undefined;
+      if (!this.#stopped && r.status !== 'ABORTED') this.#opts.onResult(this.target.id, r, forced);
+      if (!this.#stopped && !this.#paused) {
+        // Keep the period from the last probe's start; after the first probe
+        // pick a random phase so loops spread over the interval.
+        const next = first ? this.#phase() : Math.max(0, started + check.intervalMs - Date.now());
+        if (!forced || this.#timer === undefined) this.#schedule(next);
+      }
+      return r;
+    });
+    this.#inflight = p;
+    return p;
+  }
+
+  /** Probe now, outside the schedule (operator `check`). */
+  checkNow(): Promise<ProbeResult> {
+    return this.#run(true, false);
+  }
+
+  setPaused(paused: boolean): void {
+    if (paused === this.#paused) return;
+    this.#paused = paused;
+    if (paused) {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+      this.#abort?.abort();
+    } else {
+      void this.#run(false, true);
+    }
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+    this.#abort?.abort();
+  }
+}
+
+function sameCheck(a: CheckTarget, b: CheckTarget): boolean {
+  return a.host === b.host && a.port === b.port && JSON.stringify(a.check) === JSON.stringify(b.check);
+}
+
+export class HealthScheduler {
+  #loops = new Map<BackendId, Loop>();
+  #opts: SchedulerOptions;
+
+  constructor(opts: SchedulerOptions) {
+    this.#opts = opts;
+  }
+
+  /**
+   * Make the set of loops match `targets`: new backends get a loop whose first
+   * probe runs at once; removed ones stop; a backend whose check settings
+   * changed is rescheduled (its verdict lives in the store and survives).
+   * `paused` backends (operator-disabled) get a loop that does not probe.
+   */
+  sync(targets: readonly CheckTarget[], paused: ReadonlySet<BackendId> = new Set()): void {
+    const want = new Map(targets.map((t) => [t.id, t]));
+    for (const [id, loop] of this.#loops) {
+      const t = want.get(id);
+      if (t === undefined || !sameCheck(loop.target, t)) {
+        loop.stop();
+        this.#loops.delete(id);
+        if (t !== undefined) {
+          const fresh = new Loop(t, this.#opts);
+          this.#loops.set(id, fresh);
+          fresh.setPaused(paused.has(id));
+          if (!paused.has(id)) fresh.start(false);
+        }
+      }
+    }
+    for (const t of targets) {
+      if (this.#loops.has(t.id)) continue;
+      const loop = new Loop(t, this.#opts);
+      this.#loops.set(t.id, loop);
+      if (paused.has(t.id)) loop.setPaused(true);
+      else loop.start(true);
+    }
+  }
+
+  has(id: BackendId): boolean {
+    return this.#loops.has(id);
+  }
+
+  /** Probe `id` now; undefined when it has no active check. */
+  checkNow(id: BackendId): Promise<ProbeResult> | undefined {
+    return this.#loops.get(id)?.checkNow();
+  }
+
+  /** Stop probing a backend (operator disable), or resume (probe at once). */
+  setPaused(id: BackendId, paused: boolean): void {
+    this.#loops.get(id)?.setPaused(paused);
+  }
+
+  close(): void {
+    for (const l of this.#loops.values()) l.stop();
+    this.#loops.clear();
+  }
+}

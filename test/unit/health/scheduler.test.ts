@@ -1,0 +1,125 @@
+/** The probe scheduler with a fake probe and short intervals: timing, overlap, jitter, sync. */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { CheckConfig } from '../../../src/config/types.js';
+import type { ProbeResult } from '../../../src/core/types.js';
+import { HealthScheduler, type CheckTarget } from '../../../src/health/scheduler.js';
+import type { Probe } from '../../../src/health/types.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function check(over: Partial<CheckConfig> = {}): CheckConfig {
+  return {
+    type: 'tcp', intervalMs: 100, rise: 2, fall: 3, timeoutMs: 50, tls: false, servername: '', verify: false,
+    port: 0, send: '', expect: ['2xx', '3xx'], proxyProtocol: false, ...over,
+  };
+}
+
+function target(id: string, c = check()): CheckTarget {
+  return { id, host: '127.0.0.1', port: 1, check: c };
+}
+
+/** A probe that records calls and takes `ms` to answer. */
+function fakeProbe(ms: number, ok = true) {
+  const calls: { id: string; at: number }[] = [];
+  let running = 0;
+  let maxRunning = 0;
+  const probe: Probe = async (t, _o, signal) => {
+    calls.push({ id: `${t.host}:${t.port}`, at: Date.now() });
+    running++;
+    maxRunning = Math.max(maxRunning, running);
+    await new Promise((r) => {
+      const timer = setTimeout(r, ms);
+      signal.addEventListener('abort', () => { clearTimeout(timer); r(undefined); });
+    });
+    running--;
+    const res: ProbeResult = signal.aborted
+      ? { ok: false, status: 'ABORTED', latencyMs: ms, detail: 'aborted' }
+      : { ok, status: ok ? 'L4_OK' : 'L4_REFUSED', latencyMs: ms, detail: ok ? 'connected' : 'connection refused' };
+    return res;
+  };
+  return { probe, calls, get maxRunning() { return maxRunning; } };
+}
+
+test('the first probe runs at once, later ones every interval', async (t) => {
+  const f = fakeProbe(1);
+  const results: number[] = [];
+  const s = new HealthScheduler({ onResult: () => results.push(Date.now()), probeFor: () => f.probe, random: () => 0.5 });
+  t.after(() => s.close());
+  const t0 = Date.now();
+  s.sync([target('u/a')]);
+  await sleep(20);
+  assert.equal(results.length, 1, 'first probe must not wait for the interval');
+  assert.ok(results[0]! - t0 < 15);
+  await sleep(420);
+  // phase 50 ms, then every 100 ms: about 1 + 4 probes in 440 ms
+  assert.ok(results.length >= 4 && results.length <= 6, `got ${results.length} probes`);
+  const gaps = results.slice(2).map((x, i) => x - results[i + 1]!);
+  for (const g of gaps) assert.ok(g >= 90 && g <= 130, `gap ${g} ms, interval 100 ms`);
+});
+
+test('probes of one backend never overlap, even when slower than the interval', async (t) => {
+  const f = fakeProbe(150);
+  const s = new HealthScheduler({ onResult: () => {}, probeFor: () => f.probe });
+  t.after(() => s.close());
+  s.sync([target('u/a', check({ intervalMs: 50 }))]);
+  void s.checkNow('u/a');
+  void s.checkNow('u/a');
+  await sleep(500);
+  assert.equal(f.maxRunning, 1);
+  assert.ok(f.calls.length >= 3, `only ${f.calls.length} probes`);
+});
+
+test('checkNow during a running probe shares its result instead of starting another', async (t) => {
+  const f = fakeProbe(60);
+  const forced: boolean[] = [];
+  const s = new HealthScheduler({ onResult: (_id, _r, fo) => forced.push(fo), probeFor: () => f.probe, random: () => 0.99 });
+  t.after(() => s.close());
+  s.sync([target('u/a', check({ intervalMs: 10_000 }))]);
+  const r = await s.checkNow('u/a');
+  assert.equal(r?.ok, true);
+  assert.equal(f.calls.length, 1);
+  const r2 = await s.checkNow('u/a');
+  assert.equal(r2?.ok, true);
+  assert.equal(f.calls.length, 2);
+  assert.deepEqual(forced, [false, true]);
+  assert.equal(s.checkNow('u/none'), undefined);
+});
+
+test('500 backends: after the first round, probes are spread over the interval', async (t) => {
+  const f = fakeProbe(0);
+  const s = new HealthScheduler({ onResult: () => {}, probeFor: () => f.probe });
+  t.after(() => s.close());
+  s.sync(Array.from({ length: 500 }, (_, i) => ({ id: `u/h${i}`, host: `h${i}`, port: 1, check: check({ intervalMs: 400 }) })));
+  assert.equal(f.calls.length, 500, 'every backend probes at once at start');
+  await sleep(400);
+  const second = f.calls.slice(500).map((c) => c.at);
+  assert.ok(second.length > 400, `${second.length} second-round probes`);
+  // Spread: no 40 ms bucket holds more than a quarter of them.
+  const buckets = new Map<number, number>();
+  for (const at of second) buckets.set(Math.floor(at / 40), (buckets.get(Math.floor(at / 40)) ?? 0) + 1);
+  const max = Math.max(...buckets.values());
+  assert.ok(max < second.length / 4, `${max} of ${second.length} probes in one 40 ms slot`);
+});
+
+test('sync keeps unchanged loops, restarts changed ones, stops removed ones; paused backends are not probed', async (t) => {
+  const f = fakeProbe(0);
+  const s = new HealthScheduler({ onResult: () => {}, probeFor: () => f.probe, random: () => 0.99 });
+  t.after(() => s.close());
+  s.sync([target('u/a', check({ intervalMs: 10_000 })), { ...target('u/b', check({ intervalMs: 10_000 })), host: 'b' }]);
+  await sleep(10);
+  assert.equal(f.calls.length, 2);
+  // Same settings for a, b removed, c new: only c probes at once.
+  s.sync([target('u/a', check({ intervalMs: 10_000 })), { ...target('u/c', check({ intervalMs: 10_000 })), host: 'c' }]);
+  await sleep(10);
+  assert.deepEqual(f.calls.slice(2).map((c) => c.id), ['c:1']);
+  assert.equal(s.has('u/b'), false);
+  // A paused backend gets no probe; resuming probes at once.
+  s.sync([target('u/a', check({ intervalMs: 10_000 }))], new Set(['u/a']));
+  s.setPaused('u/a', true);
+  await sleep(10);
+  const n = f.calls.length;
+  s.setPaused('u/a', false);
+  await sleep(10);
+  assert.equal(f.calls.length, n + 1);
+});

@@ -1,0 +1,68 @@
+/** The runtime store: probe verdicts, passive failures and the routing table they produce. */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { loadConfigText } from '../../../src/config/load.js';
+import type { ProbeResult } from '../../../src/core/types.js';
+import { Runtime } from '../../../src/runtime/store.js';
+
+function runtime(check = 'check: { type: "tcp", rise: 2, fall: 3 },'): Runtime {
+  const res = loadConfigText(
+    `{ listeners: [{ listen: "127.0.0.1:7000", upstream: "u" }],
+       upstreams: { u: { ${check} servers: ["127.0.0.2:1", "127.0.0.3:1"] } } }`,
+    '/tmp/x.json5',
+  );
+  assert.ok(res.ok);
+  return new Runtime(res.config);
+}
+const pass: ProbeResult = { ok: true, status: 'L4_OK', latencyMs: 1, detail: 'connected' };
+const fail: ProbeResult = { ok: false, status: 'L4_REFUSED', latencyMs: 1, detail: 'connection refused' };
+const usable = (r: Runtime) => r.routes.upstreams.get('u')!.backends.map((b) => b.usable);
+
+test('without checks backends start UP; with checks UNKNOWN, tried all while none is known', () => {
+  assert.deepEqual(usable(runtime('')), [true, true]);
+  const r = runtime();
+  assert.deepEqual(r.backends().map((b) => b.op), ['unknown', 'unknown']);
+  assert.deepEqual(usable(r), [true, true], 'nothing known yet: try them as without checks');
+  r.applyProbe('u/127.0.0.2:1', pass);
+  assert.deepEqual(usable(r), [true, false], 'one known: unknown ones get no new connections');
+});
+
+test('the first probe decides; then rise passes / fall failures flip, with events', () => {
+  const r = runtime();
+  const ev: string[] = [];
+  r.bus.on('transition', (e) => ev.push(`${e.backend} ${e.from}->${e.to} ${e.cause}`));
+  const probes: string[] = [];
+  r.bus.on('probe', (e) => probes.push(e.transition));
+  const a = 'u/127.0.0.2:1';
+  r.applyProbe(a, fail);
+  assert.deepEqual(ev, [`${a} UNKNOWN->DOWN probe`]);
+  r.applyProbe(a, pass);
+  assert.equal(r.backend(a)!.op, 'down', 'rise 2: one pass is not enough');
+  assert.equal(r.backend(a)!.passes, 1);
+  r.applyProbe(a, pass);
+  assert.equal(r.backend(a)!.op, 'up');
+  r.applyProbe(a, fail);
+  r.applyProbe(a, fail);
+  assert.equal(r.backend(a)!.fails, 2);
+  r.applyProbe(a, pass); // resets the failure run
+  r.applyProbe(a, fail);
+  r.applyProbe(a, fail);
+  assert.equal(r.backend(a)!.op, 'up');
+  r.applyProbe(a, fail);
+  assert.equal(r.backend(a)!.op, 'down');
+  assert.deepEqual(ev.map((e) => e.split(' ')[1]), ['UNKNOWN->DOWN', 'DOWN->UP', 'UP->DOWN']);
+  assert.match(r.backend(a)!.opReason, /3 consecutive failures: connection refused/);
+  assert.deepEqual(probes, ['changed', 'pending', 'changed', 'pending', 'pending', 'unchanged', 'pending', 'pending', 'changed']);
+  assert.equal(r.backend(a)!.lastProbe?.detail, 'connection refused');
+});
+
+test('passive failures and probe results combine into one state', () => {
+  const r = runtime('check: { type: "tcp", rise: 1, fall: 1 },');
+  const a = 'u/127.0.0.2:1';
+  r.applyProbe(a, pass);
+  r.applyProbe('u/127.0.0.3:1', pass);
+  assert.deepEqual(usable(r), [true, true]);
+  r.connectFailed(a, 'connection refused'); // maxFails 1 by default
+  assert.deepEqual(usable(r), [false, true], 'passive failure takes it out although the probe said up');
+  r.close();
+});

@@ -1,26 +1,43 @@
 /**
- * Wiring: build the runtime store, the data-plane engine and the logs from a
- * validated config, and tear them down. No policy lives here.
+ * Wiring: build the runtime store, the data-plane engine, the health
+ * scheduler, the logs and the operator actions from a validated config;
+ * apply later configs as a diff; tear everything down. No policy lives here.
  */
 import dns from 'node:dns/promises';
 import net from 'node:net';
-import type { Config } from '../config/types.js';
+import { diffConfigs } from '../config/diff.js';
+import { loadConfigFile } from '../config/load.js';
+import { formatIssue, type Config } from '../config/types.js';
 import { HealthScheduler } from '../health/scheduler.js';
 import { AccessLog, createLogger, formatTransition, type Logger } from '../log/logger.js';
 import { JsEngine } from '../proxy/engine.js';
+import { createActions } from '../runtime/actions.js';
+import type { Actions, Actor, ReloadResult } from '../runtime/actions-types.js';
+import { EventLog } from '../runtime/event-log.js';
+import type { ConfigView } from '../runtime/snapshot.js';
 import { Runtime } from '../runtime/store.js';
 
 export interface AppOptions {
   /** Operational log; default: stderr at the config's level. */
   logger?: Logger;
+  version?: string;
 }
 
 export interface App {
   readonly runtime: Runtime;
   readonly engine: JsEngine;
   readonly logger: Logger;
-  readonly accessLog: AccessLog | undefined;
   readonly health: HealthScheduler;
+  readonly events: EventLog;
+  readonly actions: Actions;
+  /** The access log in use (it changes when a reload changes `log`). */
+  accessLog(): AccessLog | undefined;
+  /** Validate `next` and apply it as a diff; all or nothing. */
+  apply(next: Config, by: Actor): Promise<ReloadResult>;
+  /** Record a refused reload (bad file) so the console header and `ctl status` show it. */
+  refuse(error: string, by: Actor): ReloadResult;
+  /** Set whether a file watcher runs (shown in the header). */
+  setWatching(on: boolean): void;
   /** Graceful stop: stop accepting, wait up to `timeoutMs`, close the rest. */
   stop(timeoutMs?: number): Promise<void>;
   /** Close everything at once. */
@@ -62,6 +79,8 @@ export async function startApp(config: Config, opts: AppOptions = {}): Promise<A
 
   const runtime = new Runtime(config);
   const engine = new JsEngine(runtime, { log: (l) => logger.error(l) });
+  const events = new EventLog();
+  events.follow(runtime);
   runtime.bus.onError = (err) => logger.error(`internal: ${(err as Error).stack ?? String(err)}`);
   runtime.bus.on('routes', (t) => engine.setRoutes(t));
   runtime.bus.on('transition', (e) => (e.to === 'UP' ? logger.info : logger.warn)(formatTransition(e)));
@@ -84,11 +103,12 @@ export async function startApp(config: Config, opts: AppOptions = {}): Promise<A
   const health = new HealthScheduler({ onResult: (id, r, forced) => runtime.applyProbe(id, r, forced) });
 
   let accessLog: AccessLog | undefined;
-  if (config.log.access !== null) {
-    accessLog = new AccessLog(config.log.access, config.log.format, (m) => logger.error(m));
-    const al = accessLog;
-    runtime.bus.on('session', (r) => al.write(r));
-  }
+  const openAccessLog = (c: Config): void => {
+    accessLog?.close();
+    accessLog = c.log.access === null ? undefined : new AccessLog(c.log.access, c.log.format, (m) => logger.error(m));
+  };
+  openAccessLog(config);
+  runtime.bus.on('session', (r) => accessLog?.write(r));
 
   const results = await engine.setListeners(config.listeners);
   const failed = results.filter((r) => !r.ok).map((r) => r.error ?? `listener "${r.name}" failed`);
@@ -103,6 +123,76 @@ export async function startApp(config: Config, opts: AppOptions = {}): Promise<A
   // Listeners are up: start probing (the first probe of each backend runs now).
   health.sync(runtime.checkTargets());
 
+  let view: ConfigView = { file: config.file, watch: 'static', loadedAt: Date.now() };
+  let watching = false;
+  const reloadEvent = (ok: boolean, text: string): void => events.push({ time: Date.now(), kind: 'reload', ok, text });
+
+  async function apply(next: Config, by: Actor): Promise<ReloadResult> {
+    const changes = diffConfigs(runtime.config, next);
+    if (changes.length === 0) {
+      view = { file: next.file, watch: watching ? 'watching' : 'static', loadedAt: Date.now() };
+      reloadEvent(true, `reload by ${by}: no changes`);
+      return { ok: true, message: 'reloaded: no changes', changes };
+    }
+    const problems = await resolveBackends(next);
+    const bound = problems.length > 0 ? [] : await engine.setListeners(next.listeners);
+    problems.push(...bound.filter((r) => !r.ok).map((r) => r.error ?? `listener "${r.name}" failed`));
+    if (problems.length > 0) return refuse(problems.join('; '), by);
+    const old = runtime.config;
+    runtime.setConfig(next);
+    health.sync(runtime.checkTargets(), runtime.disabled());
+    if (old.log.access !== next.log.access || old.log.format !== next.log.format) openAccessLog(next);
+    for (const c of changes) logger.info(`reload: ${c}`);
+    view = { file: next.file, watch: watching ? 'watching' : 'static', loadedAt: Date.now() };
+    reloadEvent(true, `reload by ${by}: ${changes.length} change${changes.length === 1 ? '' : 's'}: ${changes.join(', ')}`);
+    return { ok: true, message: `reloaded: ${changes.length} change${changes.length === 1 ? '' : 's'}`, changes };
+  }
+
+  function refuse(error: string, by: Actor): ReloadResult {
+    logger.error(`reload refused: ${error} — still serving the previous config`);
+    view = { ...view, watch: 'refused', error };
+    reloadEvent(false, `reload by ${by} refused: ${error}`);
+    return { ok: false, message: `reload refused: ${error} — still serving the previous config`, changes: [] };
+  }
+
+  /** Reads the file again; one reload at a time (a request during one runs once after it). */
+  let running: Promise<ReloadResult> | undefined;
+  let again = false;
+  async function reloadFile(by: Actor): Promise<ReloadResult> {
+    if (running !== undefined) {
+      again = true;
+      return running;
+    }
+    running = (async () => {
+      let last: ReloadResult;
+      do {
+        again = false;
+        const res = await loadConfigFile(runtime.config.file);
+        if (!res.ok) {
+          const first = formatIssue(res.issues[0]!);
+          const more = res.issues.length > 1 ? ` (+${res.issues.length - 1} more)` : '';
+          for (const i of res.issues) logger.error(formatIssue(i));
+          last = refuse(first + more, by);
+        } else {
+          last = await apply(res.config, by);
+        }
+      } while (again);
+      return last;
+    })().finally(() => (running = undefined));
+    return running;
+  }
+
+  const actions = createActions({
+    runtime,
+    engine,
+    health,
+    events,
+    version: opts.version ?? '0.0.0',
+    engineName: 'js',
+    configView: () => view,
+    reload: reloadFile,
+  });
+
   let stopped = false;
   const finish = (): void => {
     health.close();
@@ -113,9 +203,17 @@ export async function startApp(config: Config, opts: AppOptions = {}): Promise<A
     runtime,
     engine,
     logger,
-    accessLog,
     health,
-    async stop(timeoutMs = config.shutdownTimeoutMs) {
+    events,
+    actions,
+    accessLog: () => accessLog,
+    apply,
+    refuse,
+    setWatching(on) {
+      watching = on;
+      if (view.watch !== 'refused') view = { ...view, watch: on ? 'watching' : 'static' };
+    },
+    async stop(timeoutMs = runtime.config.shutdownTimeoutMs) {
       if (stopped) return;
       stopped = true;
       await engine.shutdown(timeoutMs);

@@ -13,6 +13,7 @@ import { summarize } from '../config/summary.js';
 import { formatIssue, type Config } from '../config/types.js';
 import { startApp, StartupError, type App } from './app.js';
 import { parseCommand, USAGE, UsageError, type Command } from './args.js';
+import { watchConfig } from './watch.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 
@@ -35,7 +36,7 @@ async function load(file: string): Promise<Config | undefined> {
 async function run(config: Config, label: string): Promise<number> {
   let app: App;
   try {
-    app = await startApp(config);
+    app = await startApp(config, { version: version() });
   } catch (err) {
     if (err instanceof StartupError) {
       for (const p of err.problems) process.stderr.write(`tcplb: ${p}\n`);
@@ -45,29 +46,38 @@ async function run(config: Config, label: string): Promise<number> {
   }
   const addrs = [...app.engine.boundAddresses()].map(([n, a]) => `${n}=${a.address}:${a.port}`).join(' ');
   app.logger.info(`tcplb ${version()} serving ${label}: ${addrs} (pid ${process.pid})`);
+  const watcher = config.file === '' ? undefined : watchConfig(config.file, () => void app.actions.reload('watcher'));
+  app.setWatching(watcher !== undefined);
   return new Promise<number>((resolve) => {
     let stopping = false;
+    const done = (): void => {
+      void watcher?.close();
+      resolve(0);
+    };
     const onStop = (sig: string): void => {
       if (stopping) {
         app.logger.warn(`${sig} again: closing every connection now`);
         app.stopNow();
-        resolve(0);
+        done();
         return;
       }
       stopping = true;
-      app.logger.info(`${sig}: stopped accepting; waiting up to ${config.shutdownTimeoutMs} ms for open connections`);
+      app.logger.info(`${sig}: stopped accepting; waiting up to ${app.runtime.config.shutdownTimeoutMs} ms for open connections`);
       void app.stop().then(() => {
         app.logger.info('stopped');
-        resolve(0);
+        done();
       });
     };
     process.on('SIGTERM', () => onStop('SIGTERM'));
     process.on('SIGINT', () => onStop('SIGINT'));
     process.on('SIGUSR1', () => {
-      app.accessLog?.reopen();
+      app.accessLog()?.reopen();
       app.logger.info('SIGUSR1: access log reopened');
     });
-    process.on('SIGHUP', () => app.logger.warn('SIGHUP: live reload is not available in this build; restart to apply config changes'));
+    process.on('SIGHUP', () => {
+      app.logger.info('SIGHUP: reloading the config');
+      void app.actions.reload('signal');
+    });
   });
 }
 

@@ -177,35 +177,38 @@ export class JsEngine implements Engine {
     return selectBackend(up, bal.balancer, clientIp, tried, this.#active);
   }
 
+  /**
+   * Two phases, so a reload is all or nothing: first bind every new or moved
+   * listener beside the running ones; if any bind fails, close what was just
+   * bound and change nothing. Then stop removed/moved listeners (their
+   * sessions continue) and update the rest in place.
+   */
   async setListeners(listeners: readonly ListenerConfig[]): Promise<ListenerResult[]> {
+    const moved = (cur: Listener, w: ListenerConfig): boolean =>
+      w.listen.host !== cur.cfg.listen.host || w.listen.port !== cur.cfg.listen.port;
+    const fresh: Listener[] = [];
+    for (const cfg of listeners) {
+      const cur = this.#listeners.get(cfg.name);
+      if (cur === undefined || moved(cur, cfg)) fresh.push(new Listener(this, cfg));
+    }
+    const started = await Promise.all(fresh.map((l) => l.start()));
+    const failed = started.filter((r) => !r.ok);
+    if (failed.length > 0) {
+      fresh.forEach((l) => l.stop());
+      return failed;
+    }
     const wanted = new Map(listeners.map((l) => [l.name, l]));
     for (const [name, l] of this.#listeners) {
       const w = wanted.get(name);
-      if (w === undefined || w.listen.host !== l.cfg.listen.host || w.listen.port !== l.cfg.listen.port) {
+      if (w === undefined || moved(l, w)) {
         l.stop();
         this.#listeners.delete(name);
       }
     }
-    const results: ListenerResult[] = [];
-    const starts: Promise<void>[] = [];
-    for (const cfg of listeners) {
-      const cur = this.#listeners.get(cfg.name);
-      if (cur !== undefined) {
-        cur.update(cfg);
-        results.push({ name: cfg.name, ok: true });
-        continue;
-      }
-      const l = new Listener(this, cfg);
-      starts.push(
-        l.start().then((r) => {
-          if (r.ok) this.#listeners.set(cfg.name, l);
-          results.push(r);
-        }),
-      );
-    }
-    await Promise.all(starts);
+    for (const l of fresh) this.#listeners.set(l.cfg.name, l);
+    for (const cfg of listeners) this.#listeners.get(cfg.name)!.update(cfg);
     this.#retime();
-    return results;
+    return listeners.map((l) => ({ name: l.name, ok: true }));
   }
 
   /** Addresses actually bound, by listener name (port 0 in tests resolves here). */
@@ -244,6 +247,13 @@ export class JsEngine implements Engine {
       });
     }
     return { total: this.#sessions.size, list };
+  }
+
+  /** Bytes relayed so far by the open sessions (both directions). */
+  liveBytes(): number {
+    let n = 0;
+    for (const s of this.#sessions.keys()) n += s.bytesIn + s.bytesOut;
+    return n;
   }
 
   activeByBackend(): ReadonlyMap<BackendId, number> {

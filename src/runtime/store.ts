@@ -67,6 +67,50 @@ export class Runtime implements EngineSink {
     return this.#order.map((id) => this.#backends.get(id)!);
   }
 
+  /**
+   * Switch to a new (valid) config: surviving backends keep their state,
+   * counters and operator state; new ones start `unknown` (checked upstream)
+   * or `up`; removed ones are dropped (their open sessions carry on in the
+   * engine). An upstream that gained a check puts its backends back to
+   * `unknown` until the first probe; one that lost its check puts them `up`.
+   */
+  setConfig(config: Config): void {
+    const old = this.#config;
+    this.#config = config;
+    this.#syncBackends(config);
+    for (const b of this.#backends.values()) {
+      const had = old.upstreams[b.upstream]?.check !== undefined;
+      const has = config.upstreams[b.upstream]?.check !== undefined;
+      if (had === has) continue;
+      this.#change(b, 'config', has ? 'active check added' : 'active check removed', () => {
+        b.op = has ? 'unknown' : 'up';
+        b.opReason = has ? 'not probed yet' : 'no active check';
+        b.opCause = 'config';
+        b.passes = 0;
+        b.fails = 0;
+      });
+    }
+    this.#rebuild();
+  }
+
+  /** Operator state: `ready` (enable), `drain`, `disabled`. Returns false for an unknown backend. */
+  setAdmin(id: BackendId, admin: BackendState['admin'], cause: ChangeCause, reason: string): boolean {
+    const b = this.#backends.get(id);
+    if (b === undefined) return false;
+    if (b.admin === admin) return true;
+    this.#change(b, cause, reason, () => {
+      b.admin = admin;
+    });
+    return true;
+  }
+
+  /** Backends the operator disabled (the scheduler does not probe them). */
+  disabled(): Set<BackendId> {
+    const out = new Set<BackendId>();
+    for (const b of this.#backends.values()) if (b.admin === 'disabled') out.add(b.id);
+    return out;
+  }
+
   /** What the health scheduler should probe: every server of every upstream with a `check`. */
   checkTargets(): CheckTarget[] {
     const out: CheckTarget[] = [];

@@ -1,0 +1,69 @@
+/**
+ * Check cost: tcplb with N backends under `tcp` checks at interval 1s; reports
+ * the CPU % of one core used by the tcplb process (utime+stime from /proc over
+ * a measured window). Usage: node dist/bench/check-cost.js [N=1000] [seconds=10] [type=tcp]
+ */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const N = Number(process.argv[2] ?? 1000);
+const SECONDS = Number(process.argv[3] ?? 10);
+const TYPE = process.argv[4] ?? 'tcp';
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+/** Backends: N listening sockets spread over 127.0.1.x, accepting and closing. */
+async function startBackends(n: number): Promise<{ addrs: string[]; close: () => void }> {
+  const servers: net.Server[] = [];
+  const addrs: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const host = `127.0.1.${1 + (i % 250)}`;
+    const srv = net.createServer((s) => {
+      s.on('error', () => {});
+      if (TYPE === 'imap') s.write('* OK ready\r\n');
+      s.resume();
+      s.on('end', () => s.end());
+    });
+    await new Promise<void>((r, j) => srv.once('error', j).listen(0, host, () => r()));
+    servers.push(srv);
+    addrs.push(`${host}:${(srv.address() as net.AddressInfo).port}`);
+  }
+  return { addrs, close: () => servers.forEach((s) => s.close()) };
+}
+
+function cpuTicks(pid: number): number {
+  const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = f.slice(f.lastIndexOf(')') + 2).split(' ');
+  return Number(fields[11]) + Number(fields[12]); // utime + stime
+}
+
+const backends = await startBackends(N);
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tcplb-checkcost-'));
+const file = path.join(dir, 'config.json5');
+const listenPort = 20000 + Math.floor(Math.random() * 20000);
+fs.writeFileSync(
+  file,
+  JSON.stringify({
+    listeners: [{ listen: `127.0.0.1:${listenPort}`, upstream: 'many' }],
+    upstreams: { many: { check: { type: TYPE, interval: '1s', timeout: '500ms', rise: 2, fall: 3 }, servers: backends.addrs } },
+    log: { access: null, level: 'warn' },
+  }),
+);
+const child = spawn(process.execPath, [path.join(ROOT, 'dist/src/cli/main.js'), '--headless', '-c', file], { stdio: ['ignore', 'ignore', 'inherit'] });
+await new Promise((r) => setTimeout(r, 3000)); // start-up and first round
+const hz = 100; // USER_HZ on Linux
+const t0 = cpuTicks(child.pid!);
+const w0 = Date.now();
+await new Promise((r) => setTimeout(r, SECONDS * 1000));
+const used = (cpuTicks(child.pid!) - t0) / hz;
+const wall = (Date.now() - w0) / 1000;
+const pct = (100 * used) / wall;
+const rss = Number(fs.readFileSync(`/proc/${child.pid}/status`, 'utf8').match(/VmRSS:\s+(\d+)/)![1]) / 1024;
+child.kill('SIGTERM');
+backends.close();
+fs.rmSync(dir, { recursive: true, force: true });
+console.log(`check cost: ${N} backends, ${TYPE} checks every 1s: ${pct.toFixed(1)}% of one core over ${wall.toFixed(1)} s, RSS ${rss.toFixed(0)} MB`);
+process.exit(0);

@@ -1,0 +1,64 @@
+/**
+ * What changed between two valid configs, as one human line per change
+ * (`+listener smtps *:465`, `-server imap/10.0.0.3:143`,
+ * `~upstream imap balance round_robin->ip_hash`). Pure; used for the reload log.
+ */
+import type { Config, ListenerConfig, ServerConfig, UpstreamConfig } from './types.js';
+
+function fields<T extends object>(a: T, b: T, keys: readonly (keyof T)[]): string[] {
+  const out: string[] = [];
+  for (const k of keys) {
+    const x = JSON.stringify(a[k]);
+    const y = JSON.stringify(b[k]);
+    if (x !== y) out.push(`${String(k)} ${x}->${y}`.replace(/"/g, ''));
+  }
+  return out;
+}
+
+const LISTENER_KEYS: readonly (keyof ListenerConfig)[] = [
+  'listenText', 'upstream', 'connectTimeoutMs', 'idleTimeoutMs', 'proxyProtocol', 'maxConnections', 'maxConnectionsPerClient', 'allow', 'deny',
+];
+const SERVER_KEYS: readonly (keyof ServerConfig)[] = ['weight', 'maxFails', 'failTimeoutMs', 'backup', 'down', 'maxConns'];
+const UPSTREAM_KEYS: readonly (keyof UpstreamConfig)[] = ['balance', 'onMarkedDown'];
+
+/** One line per change from `a` to `b`; empty when nothing that matters changed. */
+export function diffConfigs(a: Config, b: Config): string[] {
+  const out: string[] = [];
+  const la = new Map(a.listeners.map((l) => [l.name, l]));
+  const lb = new Map(b.listeners.map((l) => [l.name, l]));
+  for (const [name, l] of la) if (!lb.has(name)) out.push(`-listener ${name} ${l.listenText}`);
+  for (const [name, l] of lb) {
+    const old = la.get(name);
+    if (old === undefined) out.push(`+listener ${name} ${l.listenText} -> ${l.upstream}`);
+    else for (const f of fields(old, l, LISTENER_KEYS)) out.push(`~listener ${name} ${f}`);
+  }
+  for (const [name, u] of Object.entries(a.upstreams)) if (!(name in b.upstreams)) out.push(`-upstream ${name} (${u.servers.length} servers)`);
+  for (const [name, u] of Object.entries(b.upstreams)) {
+    const old = a.upstreams[name];
+    if (old === undefined) {
+      out.push(`+upstream ${name} ${u.balance} (${u.servers.length} servers)`);
+      continue;
+    }
+    for (const f of fields(old, u, UPSTREAM_KEYS)) out.push(`~upstream ${name} ${f}`);
+    const ca = old.check === undefined ? 'none' : JSON.stringify(old.check);
+    const cb = u.check === undefined ? 'none' : JSON.stringify(u.check);
+    if (ca !== cb) {
+      if (old.check === undefined) out.push(`~upstream ${name} check +${u.check!.type}`);
+      else if (u.check === undefined) out.push(`~upstream ${name} check -${old.check.type}`);
+      else for (const f of fields(old.check, u.check, Object.keys(u.check) as (keyof typeof u.check)[])) out.push(`~upstream ${name} check ${f}`);
+    }
+    const sa = new Map(old.servers.map((s) => [s.address, s]));
+    const sb = new Map(u.servers.map((s) => [s.address, s]));
+    for (const addr of sa.keys()) if (!sb.has(addr)) out.push(`-server ${name}/${addr}`);
+    for (const [addr, s] of sb) {
+      const o = sa.get(addr);
+      if (o === undefined) out.push(`+server ${name}/${addr}`);
+      else for (const f of fields(o, s, SERVER_KEYS)) out.push(`~server ${name}/${addr} ${f}`);
+    }
+  }
+  for (const f of fields(a, b, ['shutdownTimeoutMs', 'workers', 'engine', 'stateFile'])) out.push(`~${f}`);
+  for (const f of fields(a.log, b.log, ['access', 'format', 'level'])) out.push(`~log ${f}`);
+  for (const f of fields(a.control, b.control, ['socket'])) out.push(`~control ${f} (takes effect at restart)`);
+  for (const f of fields(a.metrics, b.metrics, ['listen'])) out.push(`~metrics ${f} (takes effect at restart)`);
+  return out;
+}

@@ -1,0 +1,155 @@
+/**
+ * The operator actions behind the console keys and `ctl` commands, and the
+ * snapshot both of them read. One implementation, so the two can't drift.
+ */
+import { distance } from 'fastest-levenshtein';
+import type { BackendId } from '../core/types.js';
+import type { HealthScheduler } from '../health/scheduler.js';
+import type { Engine } from '../proxy/types.js';
+import type { Actions, ActionResult, Actor, ReloadResult } from './actions-types.js';
+import { displayState, type BackendState } from './backend.js';
+import type { EventLog } from './event-log.js';
+import type { BackendView, ConfigView, Snapshot } from './snapshot.js';
+import type { Runtime } from './store.js';
+
+export interface ActionDeps {
+  readonly runtime: Runtime;
+  readonly engine: Engine & { liveBytes(): number };
+  readonly health: HealthScheduler;
+  readonly events: EventLog;
+  readonly version: string;
+  readonly engineName: string;
+  /** The config file's watch state, kept by the reload machinery. */
+  configView(): ConfigView;
+  /** Re-read and apply the config file. */
+  reload(by: Actor): Promise<ReloadResult>;
+  /** Called after an operator state changed (persist the state file). */
+  onAdminChange?(): void;
+}
+
+/** Rates over a sliding window of samples taken when snapshots are built. */
+class Rates {
+  #samples: { t: number; conns: number; bytes: number }[] = [];
+  rate(now: number, conns: number, bytes: number): { connPerSec: number; bytesPerSec: number } {
+    this.#samples.push({ t: now, conns, bytes });
+    while (this.#samples.length > 2 && now - this.#samples[1]!.t >= 5000) this.#samples.shift();
+    const first = this.#samples[0]!;
+    const dt = (now - first.t) / 1000;
+    if (dt < 0.5) return { connPerSec: 0, bytesPerSec: 0 };
+    return { connPerSec: (conns - first.conns) / dt, bytesPerSec: (bytes - first.bytes) / dt };
+  }
+}
+
+function progress(b: BackendState, rise: number, fall: number): string {
+  if (b.op === 'up') return b.fails > 0 ? `fail ${b.fails}/${fall}` : `${rise}/${rise}`;
+  if (b.op === 'down') return `${b.passes}/${rise}`;
+  return `0/${rise}`;
+}
+
+export function createActions(d: ActionDeps): Actions {
+  const { runtime, engine, health, events } = d;
+  const rates = new Rates();
+  let closed = 0;
+  let closedBytes = 0;
+  runtime.bus.on('session', (r) => {
+    closed++;
+    closedBytes += r.bytesIn + r.bytesOut;
+  });
+
+  function find(id: string): BackendState | ActionResult {
+    const b = runtime.backend(id);
+    if (b !== undefined) return b;
+    const all = runtime.backends().map((x) => x.id);
+    const near = all.filter((x) => distance(x, id) <= 3);
+    const hint = near.length > 0 ? ` (did you mean ${near.map((x) => `"${x}"`).join(' or ')}?)` : all.length > 0 ? ` (backends: ${all.slice(0, 6).join(', ')}${all.length > 6 ? ', …' : ''})` : '';
+    return { ok: false, message: `no backend "${id}"${hint}; name it as upstream/host:port` };
+  }
+
+  function record(by: Actor, backend: BackendId | undefined, text: string, ok = true): void {
+    events.push({ time: Date.now(), kind: 'action', backend, ok, text: `${text} by ${by}` });
+  }
+
+  function setAdmin(id: BackendId, admin: BackendState['admin'], by: Actor, verb: string): ActionResult {
+    const b = find(id);
+    if (!('id' in b)) return b;
+    const was = b.admin;
+    runtime.setAdmin(b.id, admin, by === 'statefile' ? 'statefile' : 'operator', `${verb} by ${by}`);
+    if (admin === 'disabled') health.setPaused(b.id, true);
+    else if (was === 'disabled') health.setPaused(b.id, false);
+    const open = b.active;
+    const tail =
+      admin === 'drain' ? `no new connections; ${open} open continue` : admin === 'disabled' ? `out of rotation, not probed; ${open} open stay until killed` : 'back under the checks\' control';
+    record(by, b.id, verb);
+    if (was !== admin) d.onAdminChange?.();
+    return { ok: true, message: `${b.id} ${verb === 'enable' ? 'enabled' : verb === 'drain' ? 'draining' : 'disabled'}: ${tail}` };
+  }
+
+  return {
+    drain: (id, by) => setAdmin(id, 'drain', by, 'drain'),
+    disable: (id, by) => setAdmin(id, 'disabled', by, 'disable'),
+    enable: (id, by) => setAdmin(id, 'ready', by, 'enable'),
+    async check(id, by) {
+      const b = find(id);
+      if (!('id' in b)) return b;
+      const p = health.checkNow(b.id);
+      if (p === undefined) return { ok: false, message: `${b.id}: upstream "${b.upstream}" has no active check configured` };
+      record(by, b.id, 'check');
+      const result = await p;
+      return { ok: true, message: `${b.id}: ${result.ok ? 'pass' : 'FAIL'} ${result.status} ${result.latencyMs}ms ${result.detail}`, result };
+    },
+    kill(id, by) {
+      const b = find(id);
+      if (!('id' in b)) return b;
+      const n = engine.killBackend(b.id, 'killed');
+      record(by, b.id, `kill (${n} connection${n === 1 ? '' : 's'})`);
+      return { ok: true, message: `${b.id}: closed ${n} open connection${n === 1 ? '' : 's'}` };
+    },
+    reload: (by) => d.reload(by),
+    snapshot(connLimit = 50): Snapshot {
+      const now = Date.now();
+      const cfg = runtime.config;
+      const conns = engine.sessions(connLimit);
+      const { connPerSec, bytesPerSec } = rates.rate(now, closed + conns.total, closedBytes + engine.liveBytes());
+      return {
+        time: now,
+        version: d.version,
+        pid: process.pid,
+        engine: d.engineName,
+        config: d.configView(),
+        listeners: cfg.listeners.map((l) => ({ name: l.name, listen: l.listenText, upstream: l.upstream })),
+        totals: { active: conns.total, accepted: closed + conns.total, connPerSec, bytesPerSec },
+        upstreams: Object.values(cfg.upstreams).map((u) => ({
+          name: u.name,
+          balance: u.balance,
+          check: u.check === undefined ? '' : `${u.check.type}${u.check.tls ? '+tls' : ''} every ${u.check.intervalMs / 1000}s rise ${u.check.rise} fall ${u.check.fall}`,
+          backends: runtime
+            .backends()
+            .filter((b) => b.upstream === u.name)
+            .map((b): BackendView => ({
+              id: b.id,
+              address: b.server.address,
+              state: displayState(b, now),
+              reason: b.admin !== 'ready' ? `${b.admin === 'drain' ? 'drained' : 'disabled'} by operator` : b.passiveUntil !== 0 ? `passive: out until ${new Date(b.passiveUntil).toISOString().slice(11, 19)}` : b.server.down ? 'down: true in config' : b.opReason,
+              since: b.since,
+              weight: b.server.weight,
+              backup: b.server.backup,
+              active: b.active,
+              total: b.total,
+              connectFailures: b.connectFailures,
+              bytesIn: b.bytesIn,
+              bytesOut: b.bytesOut,
+              progress: u.check === undefined ? '' : progress(b, u.check.rise, u.check.fall),
+              ...(b.lastProbe === undefined
+                ? {}
+                : { lastProbe: { at: b.lastProbe.at, ok: b.lastProbe.ok, status: b.lastProbe.status, latencyMs: b.lastProbe.latencyMs, detail: b.lastProbe.detail } }),
+              ...(b.lastProbe?.cert === undefined
+                ? {}
+                : { cert: { daysLeft: b.lastProbe.cert.daysLeft, coversName: b.lastProbe.cert.coversName, trusted: b.lastProbe.cert.trusted, subject: b.lastProbe.cert.subject } }),
+            })),
+        })),
+        events: events.list(),
+        connections: conns,
+      };
+    },
+  };
+}

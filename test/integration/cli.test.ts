@@ -137,3 +137,79 @@ test('an unresolvable backend host: one clear line naming the server, exit 1', a
   assert.equal(r.code, 1);
   assert.match(r.stderr, /server mail\/no-such-host\.invalid:143: cannot resolve host "no-such-host\.invalid"/);
 });
+
+test('SIGTERM with a transfer in flight: it completes, then exit 0; a second SIGTERM closes at once', async (t) => {
+  const SIZE = 8 * 1024 * 1024;
+  const data = Buffer.alloc(SIZE, 1);
+  const be = await listen((s) => {
+    // Send slowly: 8 chunks, 100 ms apart.
+    let i = 0;
+    const step = (): void => {
+      if (i === 8) return void s.end();
+      s.write(data.subarray(i * (SIZE / 8), ++i * (SIZE / 8)));
+      setTimeout(step, 100);
+    };
+    step();
+  });
+  t.after(() => be.close());
+  const port = await freePort();
+  const file = tmpConfig(`{
+    listeners: [{ listen: "127.0.0.1:${port}", upstream: "u" }],
+    upstreams: { u: { servers: ["127.0.0.1:${be.port}"] } },
+    log: { access: null }, shutdownTimeout: "10s",
+  }`);
+  const run = await startCli(['--headless', '-c', file], /serving/);
+  t.after(() => run.child.kill('SIGKILL'));
+  const c = await connect(port);
+  const got = readAll(c);
+  await new Promise((r) => setTimeout(r, 150));
+  run.child.kill('SIGTERM');
+  assert.equal((await got).data.length, SIZE, 'the transfer must complete during a graceful stop');
+  assert.equal(await run.exited, 0);
+
+  // A second signal does not wait for shutdownTimeout.
+  const run2 = await startCli(['--headless', '-c', file], /serving/);
+  t.after(() => run2.child.kill('SIGKILL'));
+  const c2 = await connect(port);
+  c2.on('error', () => {});
+  await new Promise((r) => setTimeout(r, 100));
+  const t0 = Date.now();
+  run2.child.kill('SIGTERM');
+  await new Promise((r) => setTimeout(r, 100));
+  run2.child.kill('SIGTERM');
+  assert.equal(await run2.exited, 0);
+  assert.ok(Date.now() - t0 < 2000, `second SIGTERM took ${Date.now() - t0} ms`);
+  assert.match(run2.stderr(), /SIGTERM again: closing every connection now/);
+});
+
+test('SIGHUP reloads the config file; a bad edit is refused with file:line:col and service continues', async (t) => {
+  const a = await listen(namedEcho('A'));
+  const b = await listen(namedEcho('B'));
+  t.after(() => Promise.all([a.close(), b.close()]));
+  const port = await freePort();
+  const text = (addr: number, extra = '') => `{
+    listeners: [{ listen: "127.0.0.1:${port}", upstream: "u" }],
+    upstreams: { u: { servers: ["127.0.0.1:${addr}"] ${extra} } },
+    log: { access: null },
+  }`;
+  const file = tmpConfig(text(a.port));
+  const run = await startCli(['--headless', '-c', file], /serving/);
+  t.after(() => run.child.kill('SIGKILL'));
+  const greet = async () => {
+    const c = await connect(port);
+    const l = await readLine(c);
+    c.destroy();
+    return l;
+  };
+  assert.equal(await greet(), 'A');
+  fs.writeFileSync(file, text(a.port, ', wieght: 2'));
+  run.child.kill('SIGHUP');
+  await waitFor(() => /reload refused: .*config\.json5:3:\d+: .*unknown key "wieght"/.test(run.stderr()), 3000, 'refusal in the log');
+  assert.equal(await greet(), 'A');
+  fs.writeFileSync(file, text(b.port));
+  run.child.kill('SIGHUP');
+  await waitFor(() => /reload: \+server u\/127\.0\.0\.1:\d+/.test(run.stderr()), 3000, 'reload lines');
+  assert.equal(await greet(), 'B');
+  run.child.kill('SIGTERM');
+  assert.equal(await run.exited, 0);
+});

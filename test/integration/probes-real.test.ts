@@ -165,15 +165,15 @@ describe('probes against real servers', () => {
     const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed.length > 0) throw failed[0]!.reason;
     const each = started.map((s) => `${s.host} ${s.startMs} ms`).join(', ');
-    console.log(`# real servers up in ${Date.now() - t0} ms (${each})`);
+    console.log(`real servers up in ${Date.now() - t0} ms (${each})`);
   }, { timeout: 90_000 });
 
   after(async () => {
     const t0 = Date.now();
     await Promise.allSettled(started.map((s) => s.stop()));
     await cert?.cleanup();
-    console.log(`# real servers stopped in ${Date.now() - t0} ms`);
-    if (realRuns.length > 0) console.log(`# probes against real servers: ${realRuns.join(', ')}`);
+    console.log(`real servers stopped in ${Date.now() - t0} ms`);
+    if (realRuns.length > 0) console.log(`probes against real servers: ${realRuns.join(', ')}`);
   });
 
   // --- tcp ------------------------------------------------------------------

@@ -26,7 +26,9 @@ export const probe: Probe = (target, options, signal) =>
     }
     const end = payload.indexOf(0, 1);
     const version = payload.subarray(1, end === -1 ? undefined : end).toString('latin1');
-    return { status: 'L7_OK', detail: `MySQL ${version.replace(/[^\x20-\x7e]/g, '?').slice(0, 40)}` };
+    // MariaDB prefixes its version with "5.5.5-" for old replication clients.
+    const shown = version.replace(/^5\.5\.5-(?=\d+\.\d+.*MariaDB)/, '');
+    return { status: 'L7_OK', detail: `MySQL ${shown.replace(/[^\x20-\x7e]/g, '?').slice(0, 40)}` };
   });
 
 /** `MySQL error 1040: Too many connections` from an ERR packet (with or without `#SQLSTATE`). */

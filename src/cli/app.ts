@@ -10,6 +10,7 @@ import { loadConfigFile } from '../config/load.js';
 import { formatIssue, type Config } from '../config/types.js';
 import { HealthScheduler } from '../health/scheduler.js';
 import { AccessLog, createLogger, formatTransition, type Logger } from '../log/logger.js';
+import { createMetrics, startMetricsServer } from '../metrics/server.js';
 import { JsEngine } from '../proxy/engine.js';
 import { createActions } from '../runtime/actions.js';
 import type { Actions, Actor, ReloadResult } from '../runtime/actions-types.js';
@@ -30,6 +31,10 @@ export interface App {
   readonly health: HealthScheduler;
   readonly events: EventLog;
   readonly actions: Actions;
+  /** The Prometheus registry (served at metrics.listen when set). */
+  readonly metrics: ReturnType<typeof createMetrics>;
+  /** Port the metrics endpoint bound, when it runs. */
+  metricsPort(): number | undefined;
   /** The access log in use (it changes when a reload changes `log`). */
   accessLog(): AccessLog | undefined;
   /** Validate `next` and apply it as a diff; all or nothing. */
@@ -51,6 +56,11 @@ export class StartupError extends Error {
     super(problems.join('\n'));
     this.problems = problems;
   }
+}
+
+/** True for 127.0.0.0/8, ::1 and localhost: endpoints there are not reachable from other hosts. */
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\./.test(host) || /^::ffff:127\./.test(host);
 }
 
 /** Check every backend host resolves; IP literals need no lookup. */
@@ -120,6 +130,21 @@ export async function startApp(config: Config, opts: AppOptions = {}): Promise<A
     throw new StartupError(failed);
   }
 
+  const metrics = createMetrics(runtime, engine);
+  let metricsServer: Awaited<ReturnType<typeof startMetricsServer>> | undefined;
+  if (config.metrics.listen !== null) {
+    const m = config.metrics.listen;
+    if (!isLoopback(m.host)) logger.warn(`metrics: listening on ${m.host}:${m.port}, beyond loopback: anyone who reaches it can read backend names and traffic figures`);
+    try {
+      metricsServer = await startMetricsServer(m, metrics.registry);
+    } catch (err) {
+      engine.closeAllNow();
+      runtime.close();
+      accessLog?.close();
+      throw new StartupError([(err as Error).message]);
+    }
+  }
+
   // Listeners are up: start probing (the first probe of each backend runs now).
   health.sync(runtime.checkTargets());
 
@@ -144,12 +169,14 @@ export async function startApp(config: Config, opts: AppOptions = {}): Promise<A
     if (old.log.access !== next.log.access || old.log.format !== next.log.format) openAccessLog(next);
     for (const c of changes) logger.info(`reload: ${c}`);
     view = { file: next.file, watch: watching ? 'watching' : 'static', loadedAt: Date.now() };
+    metrics.reloaded(true);
     reloadEvent(true, `reload by ${by}: ${changes.length} change${changes.length === 1 ? '' : 's'}: ${changes.join(', ')}`);
     return { ok: true, message: `reloaded: ${changes.length} change${changes.length === 1 ? '' : 's'}`, changes };
   }
 
   function refuse(error: string, by: Actor): ReloadResult {
     logger.error(`reload refused: ${error} — still serving the previous config`);
+    metrics.reloaded(false);
     view = { ...view, watch: 'refused', error };
     reloadEvent(false, `reload by ${by} refused: ${error}`);
     return { ok: false, message: `reload refused: ${error} — still serving the previous config`, changes: [] };
@@ -195,6 +222,7 @@ export async function startApp(config: Config, opts: AppOptions = {}): Promise<A
 
   let stopped = false;
   const finish = (): void => {
+    void metricsServer?.close();
     health.close();
     runtime.close();
     accessLog?.close();
@@ -207,6 +235,8 @@ export async function startApp(config: Config, opts: AppOptions = {}): Promise<A
     events,
     actions,
     accessLog: () => accessLog,
+    metrics,
+    metricsPort: () => metricsServer?.port,
     apply,
     refuse,
     setWatching(on) {

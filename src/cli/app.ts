@@ -63,12 +63,16 @@ export function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\./.test(host) || /^::ffff:127\./.test(host);
 }
 
-/** Check every backend host resolves; IP literals need no lookup. */
-async function resolveBackends(config: Config): Promise<string[]> {
+/**
+ * Check every backend host resolves; IP literals need no lookup, and on a
+ * reload only hosts new since `old` (a DNS hiccup must not block every edit).
+ */
+async function resolveBackends(config: Config, old?: Config): Promise<string[]> {
   const problems: string[] = [];
+  const known = new Set(Object.values(old?.upstreams ?? {}).flatMap((u) => u.servers.map((s) => s.host)));
   const hosts = new Map<string, string>();
   for (const up of Object.values(config.upstreams)) {
-    for (const s of up.servers) if (net.isIP(s.host) === 0 && !hosts.has(s.host)) hosts.set(s.host, `${up.name}/${s.address}`);
+    for (const s of up.servers) if (net.isIP(s.host) === 0 && !known.has(s.host) && !hosts.has(s.host)) hosts.set(s.host, `${up.name}/${s.address}`);
   }
   await Promise.all(
     [...hosts].map(async ([host, id]) => {
@@ -159,14 +163,15 @@ export async function startApp(config: Config, opts: AppOptions = {}): Promise<A
       reloadEvent(true, `reload by ${by}: no changes`);
       return { ok: true, message: 'reloaded: no changes', changes };
     }
-    const problems = await resolveBackends(next);
-    const bound = problems.length > 0 ? [] : await engine.setListeners(next.listeners);
+    const old = runtime.config;
+    const problems = await resolveBackends(next, old);
+    // The new routes go in between binding the new listeners and serving on them.
+    const bound = problems.length > 0 ? [] : await engine.setListeners(next.listeners, () => runtime.setConfig(next));
     problems.push(...bound.filter((r) => !r.ok).map((r) => r.error ?? `listener "${r.name}" failed`));
     if (problems.length > 0) return refuse(problems.join('; '), by);
-    const old = runtime.config;
-    runtime.setConfig(next);
     health.sync(runtime.checkTargets(), runtime.disabled());
     if (old.log.access !== next.log.access || old.log.format !== next.log.format) openAccessLog(next);
+    if (old.log.level !== next.log.level) logger.setLevel(next.log.level);
     for (const c of changes) logger.info(`reload: ${c}`);
     view = { file: next.file, watch: watching ? 'watching' : 'static', loadedAt: Date.now() };
     metrics.reloaded(true);

@@ -3,14 +3,27 @@
  * (`+listener smtps *:465`, `-server imap/10.0.0.3:143`,
  * `~upstream imap balance round_robin->ip_hash`). Pure; used for the reload log.
  */
+import { formatDuration } from './duration.js';
 import type { Config, ListenerConfig, ServerConfig, UpstreamConfig } from './types.js';
+
+/** Config-file names for the loaded config's fields (`idleTimeoutMs` is written `idleTimeout`). */
+const SHOWN: Record<string, string> = { listenText: 'listen', stateFile: 'stateFile' };
+
+/** A value as the operator wrote it: durations as `10s`, lists and strings bare. */
+function show(key: string, v: unknown): string {
+  if (key.endsWith('Ms') && typeof v === 'number') return formatDuration(v);
+  if (Array.isArray(v)) return `[${v.join(',')}]`;
+  if (v === null || v === undefined) return 'none';
+  return String(v);
+}
 
 function fields<T extends object>(a: T, b: T, keys: readonly (keyof T)[]): string[] {
   const out: string[] = [];
   for (const k of keys) {
-    const x = JSON.stringify(a[k]);
-    const y = JSON.stringify(b[k]);
-    if (x !== y) out.push(`${String(k)} ${x}->${y}`.replace(/"/g, ''));
+    const key = String(k);
+    if (JSON.stringify(a[k]) === JSON.stringify(b[k])) continue;
+    const name = SHOWN[key] ?? key.replace(/Ms$/, '');
+    out.push(`${name} ${show(key, a[k])}->${show(key, b[k])}`);
   }
   return out;
 }
@@ -32,11 +45,11 @@ export function diffConfigs(a: Config, b: Config): string[] {
     if (old === undefined) out.push(`+listener ${name} ${l.listenText} -> ${l.upstream}`);
     else for (const f of fields(old, l, LISTENER_KEYS)) out.push(`~listener ${name} ${f}`);
   }
-  for (const [name, u] of Object.entries(a.upstreams)) if (!(name in b.upstreams)) out.push(`-upstream ${name} (${u.servers.length} servers)`);
+  for (const [name, u] of Object.entries(a.upstreams)) if (!(name in b.upstreams)) out.push(`-upstream ${name} (${plural(u.servers.length, 'server')})`);
   for (const [name, u] of Object.entries(b.upstreams)) {
     const old = a.upstreams[name];
     if (old === undefined) {
-      out.push(`+upstream ${name} ${u.balance} (${u.servers.length} servers)`);
+      out.push(`+upstream ${name} ${u.balance} (${plural(u.servers.length, 'server')})`);
       continue;
     }
     for (const f of fields(old, u, UPSTREAM_KEYS)) out.push(`~upstream ${name} ${f}`);
@@ -59,6 +72,12 @@ export function diffConfigs(a: Config, b: Config): string[] {
   for (const f of fields(a, b, ['shutdownTimeoutMs', 'workers', 'engine', 'stateFile'])) out.push(`~${f}`);
   for (const f of fields(a.log, b.log, ['access', 'format', 'level'])) out.push(`~log ${f}`);
   for (const f of fields(a.control, b.control, ['socket'])) out.push(`~control ${f} (takes effect at restart)`);
-  for (const f of fields(a.metrics, b.metrics, ['listen'])) out.push(`~metrics ${f} (takes effect at restart)`);
+  const ma = a.metrics.listen === null ? 'none' : `${a.metrics.listen.host}:${a.metrics.listen.port}`;
+  const mb = b.metrics.listen === null ? 'none' : `${b.metrics.listen.host}:${b.metrics.listen.port}`;
+  if (ma !== mb) out.push(`~metrics listen ${ma}->${mb} (takes effect at restart)`);
   return out;
+}
+
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
 }

@@ -31,7 +31,17 @@ function checkUpstreams(entries: readonly UpstreamEntry[], ctx: Ctx): void {
     }
     const check = obj.values.check;
     const type = check?.values.type;
-    if (check === undefined || type === undefined || type === 'http') continue;
+    if (check === undefined || type === undefined) continue;
+    // ssl_hello speaks TLS itself; MySQL has no implicit-TLS port to wrap.
+    if ((type === 'ssl_hello' || type === 'mysql') && check.values.tls === true) {
+      const at = check.keyAt['tls'];
+      if (at !== undefined) ctx.error(at, childPath(check.path, 'tls'), `not valid with type ${quote(type)}${type === 'ssl_hello' ? ' (it sends its own ClientHello)' : ' (MySQL has no implicit TLS)'}`);
+    }
+    if (check.values.verify === true && check.values.tls !== true) {
+      const at = check.keyAt['verify'];
+      if (at !== undefined) ctx.error(at, childPath(check.path, 'verify'), 'needs tls: true (there is no certificate to verify without TLS)');
+    }
+    if (type === 'http') continue;
     for (const key of HTTP_ONLY) {
       const at = check.keyAt[key];
       if (at !== undefined) ctx.error(at, childPath(check.path, key), `only valid with type "http" (type is ${quote(type)})`);

@@ -16,13 +16,20 @@ export interface Logger {
   info(msg: string): void;
   warn(msg: string): void;
   error(msg: string): void;
+  /** Change the threshold (a reload of `log.level`); disabled levels become no-ops again. */
+  setLevel(level: Level): void;
 }
 
 /** A line logger on a writable (stderr by default). */
 export function createLogger(level: Level, write: (line: string) => void = (l) => process.stderr.write(l)): Logger {
-  const make = (lv: Level) =>
-    RANK[lv] < RANK[level] ? noop : (msg: string) => write(`${new Date().toISOString()} ${lv.padEnd(5)} ${msg}\n`);
-  return { debug: make('debug'), info: make('info'), warn: make('warn'), error: make('error') };
+  const logger = { setLevel } as Logger;
+  function setLevel(to: Level): void {
+    for (const lv of ['debug', 'info', 'warn', 'error'] as const) {
+      logger[lv] = RANK[lv] < RANK[to] ? noop : (msg: string) => write(`${new Date().toISOString()} ${lv.padEnd(5)} ${msg}\n`);
+    }
+  }
+  setLevel(level);
+  return logger;
 }
 
 /** `UP -> DOWN imap/10.0.0.2:143 (probe: timeout after 2000 ms)` */

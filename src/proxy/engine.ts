@@ -23,6 +23,8 @@ class Listener implements SessionHost {
   server: net.Server | undefined;
   active = 0;
   perClient = new Map<string, number>();
+  /** Clients accepted before the listener was committed (a reload binding); served at activate(). */
+  #held: net.Socket[] | undefined = [];
   readonly #engine: JsEngine;
 
   constructor(engine: JsEngine, cfg: ListenerConfig) {
@@ -80,7 +82,7 @@ class Listener implements SessionHost {
   start(): Promise<ListenerResult> {
     const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true });
     this.server = server;
-    server.on('connection', (sock) => this.#accept(sock));
+    server.on('connection', (sock) => (this.#held !== undefined ? this.#held.push(sock) : this.#accept(sock)));
     return new Promise((resolve) => {
       const onError = (err: NodeJS.ErrnoException): void => {
         this.server = undefined;
@@ -97,10 +99,19 @@ class Listener implements SessionHost {
     });
   }
 
+  /** Start serving clients (the routing table for this listener is in place). */
+  activate(): void {
+    const held = this.#held ?? [];
+    this.#held = undefined;
+    for (const sock of held) this.#accept(sock);
+  }
+
   /** Stop accepting; open sessions carry on. */
   stop(): void {
     this.server?.close();
     this.server = undefined;
+    for (const sock of this.#held ?? []) sock.destroy();
+    this.#held = undefined;
   }
 
   #accept(sock: net.Socket): void {
@@ -179,17 +190,22 @@ export class JsEngine implements Engine {
 
   /**
    * Two phases, so a reload is all or nothing: first bind every new or moved
-   * listener beside the running ones; if any bind fails, close what was just
-   * bound and change nothing. Then stop removed/moved listeners (their
-   * sessions continue) and update the rest in place.
+   * listener beside the running ones (clients they accept meanwhile are held);
+   * if any bind fails, close what was just bound and change nothing. Then run
+   * `beforeCommit` (the control plane installs the new routes), stop
+   * removed/moved listeners (their sessions continue), update the rest in
+   * place and start serving on the new ones. A listener renamed without
+   * changing its address keeps its socket.
    */
-  async setListeners(listeners: readonly ListenerConfig[]): Promise<ListenerResult[]> {
-    const moved = (cur: Listener, w: ListenerConfig): boolean =>
-      w.listen.host !== cur.cfg.listen.host || w.listen.port !== cur.cfg.listen.port;
+  async setListeners(listeners: readonly ListenerConfig[], beforeCommit?: () => void): Promise<ListenerResult[]> {
+    const key = (c: ListenerConfig): string => `${c.listen.host}|${c.listen.port}`;
+    const byAddr = new Map([...this.#listeners.values()].map((l) => [key(l.cfg), l]));
+    const keep = new Map<string, Listener>(); // new name -> running listener with the same address
     const fresh: Listener[] = [];
     for (const cfg of listeners) {
-      const cur = this.#listeners.get(cfg.name);
-      if (cur === undefined || moved(cur, cfg)) fresh.push(new Listener(this, cfg));
+      const same = byAddr.get(key(cfg));
+      if (same !== undefined) keep.set(cfg.name, same);
+      else fresh.push(new Listener(this, cfg));
     }
     const started = await Promise.all(fresh.map((l) => l.start()));
     const failed = started.filter((r) => !r.ok);
@@ -197,16 +213,16 @@ export class JsEngine implements Engine {
       fresh.forEach((l) => l.stop());
       return failed;
     }
-    const wanted = new Map(listeners.map((l) => [l.name, l]));
-    for (const [name, l] of this.#listeners) {
-      const w = wanted.get(name);
-      if (w === undefined || moved(l, w)) {
-        l.stop();
-        this.#listeners.delete(name);
-      }
+    beforeCommit?.();
+    const kept = new Set(keep.values());
+    for (const l of this.#listeners.values()) if (!kept.has(l)) l.stop();
+    this.#listeners = new Map();
+    for (const cfg of listeners) {
+      const l = keep.get(cfg.name) ?? fresh.find((f) => f.cfg === cfg)!;
+      l.update(cfg);
+      this.#listeners.set(cfg.name, l);
     }
-    for (const l of fresh) this.#listeners.set(l.cfg.name, l);
-    for (const cfg of listeners) this.#listeners.get(cfg.name)!.update(cfg);
+    for (const l of fresh) l.activate();
     this.#retime();
     return listeners.map((l) => ({ name: l.name, ok: true }));
   }

@@ -76,8 +76,19 @@ export class Runtime implements EngineSink {
    */
   setConfig(config: Config): void {
     const old = this.#config;
+    const before = new Map([...this.#backends].map(([id, b]) => [id, b.server]));
     this.#config = config;
     this.#syncBackends(config);
+    for (const b of this.#backends.values()) {
+      const was = before.get(b.id);
+      if (was === undefined || was.down === b.server.down) continue;
+      // Show `down:` edits as state changes, like any other.
+      const now = b.server;
+      b.server = was;
+      this.#change(b, 'config', now.down ? 'down: true in config' : 'down: false in config', () => {
+        b.server = now;
+      });
+    }
     for (const b of this.#backends.values()) {
       const had = old.upstreams[b.upstream]?.check !== undefined;
       const has = config.upstreams[b.upstream]?.check !== undefined;

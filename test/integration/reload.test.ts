@@ -151,7 +151,7 @@ test('operator state and check history survive an unrelated reload', async (t) =
   fs.writeFileSync(app.file, cfg({ ...base, extra: 'shutdownTimeout: "5s",' }));
   const res = await app.actions.reload('ctl');
   assert.equal(res.ok, true, res.message);
-  assert.deepEqual(res.changes, ['~shutdownTimeoutMs 30000->5000']);
+  assert.deepEqual(res.changes, ['~shutdownTimeout 30s->5s']);
   assert.equal(app.runtime.backend(idA)!.admin, 'drain');
   assert.equal(app.runtime.backend(idA)!.op, 'up', 'no re-probe, no unknown phase after a reload');
   assert.equal(app.runtime.backend(idA)!.lastProbe!.at, probedAt, 'check loop must not restart on an unrelated edit');
@@ -205,4 +205,22 @@ test('100 reloads while 10 clients loop: no client error, no leaked handles or t
   const after = count();
   assert.ok(after.tcp <= before.tcp, `TCP handles ${before.tcp} -> ${after.tcp}`);
   assert.ok(after.timers <= before.timers + 1, `timers ${before.timers} -> ${after.timers}`);
+});
+
+test('renaming a listener keeps its socket; a down: edit is a logged state change', async (t) => {
+  const a = await listen(namedEcho('A'));
+  const b = await listen(namedEcho('B'));
+  t.after(() => Promise.all([a.close(), b.close()]));
+  const p1 = await freePort();
+  const servers = (down: boolean) => `u: { servers: ["127.0.0.1:${a.port}", { address: "127.0.0.1:${b.port}", down: ${down} }] }`;
+  const app = await startTestApp(cfg({ listeners: `{ name: "old", listen: "127.0.0.1:${p1}", upstream: "u" }`, upstreams: servers(false) }));
+  t.after(() => app.stopNow());
+  const transitions: string[] = [];
+  app.runtime.bus.on('transition', (e) => transitions.push(`${e.from}->${e.to} ${e.reason}`));
+  fs.writeFileSync(app.file, cfg({ listeners: `{ name: "new", listen: "127.0.0.1:${p1}", upstream: "u" }`, upstreams: servers(true) }));
+  const r = await app.actions.reload('ctl');
+  assert.equal(r.ok, true, r.message);
+  assert.deepEqual([...app.engine.boundAddresses().keys()], ['new']);
+  assert.deepEqual(transitions, ['UP->DOWN down: true in config']);
+  for (let i = 0; i < 4; i++) assert.equal(await greetingVia(p1), 'A');
 });

@@ -1,0 +1,75 @@
+/**
+ * The operator console: polls snapshots, lays the screen out for the
+ * terminal's size, and turns keys into operator actions. Presentation lives in
+ * components/, decisions in reducer.ts and keymap.ts, numbers in format.ts.
+ */
+import { Box } from 'ink';
+import { useMemo, useReducer, useRef } from 'react';
+import type { Actions } from '../runtime/actions-types.js';
+import type { UpstreamView } from '../runtime/snapshot.js';
+import { BackendTables, tableRows } from './components/BackendTables.js';
+import { BottomPanel } from './components/BottomPanel.js';
+import { Header } from './components/Header.js';
+import { HelpOverlay } from './components/HelpOverlay.js';
+import { Footer, StatusLine } from './components/StatusLine.js';
+import { useConsoleKeys } from './hooks/useConsoleKeys.js';
+import { useSnapshot } from './hooks/useSnapshot.js';
+import { useTerminalSize } from './hooks/useTerminalSize.js';
+import { computeHeights } from './layout.js';
+import { effectiveSelection, initialUiState, matchesFilter, uiReducer } from './reducer.js';
+
+/** Props of {@link App}. */
+export interface AppProps {
+  /** The runtime's operator actions and snapshots. */
+  readonly actions: Actions;
+  /** Called once the operator confirmed quitting; the caller shuts the proxy down and unmounts. */
+  readonly onQuit: () => void;
+  /** Shown in the header instead of `snapshot.version`. */
+  readonly version?: string;
+  /** Snapshot poll period in ms. @default 250 */
+  readonly intervalMs?: number;
+  /** Most open connections fetched per snapshot. @default 200 */
+  readonly connLimit?: number;
+}
+
+/** Keep only the backends whose id or address contains the filter. */
+function filterUpstreams(upstreams: readonly UpstreamView[], filter: string): UpstreamView[] {
+  if (filter === '') return [...upstreams];
+  return upstreams.map((u) => ({ ...u, backends: u.backends.filter((b) => matchesFilter(filter, b.id, b.address)) }));
+}
+
+/** The whole console, sized to the terminal (one line less than its rows, so Ink never scrolls). */
+export function App({ actions, onQuit, version, intervalMs = 250, connLimit = 200 }: AppProps) {
+  const { columns: width, rows: termRows } = useTerminalSize();
+  const { snapshot, refresh, error } = useSnapshot(actions, intervalMs, connLimit);
+  const [ui, dispatch] = useReducer(uiReducer, initialUiState);
+  const firstLoadedAt = useRef(snapshot.config.loadedAt).current;
+
+  const upstreams = useMemo(() => filterUpstreams(snapshot.upstreams, ui.filter), [snapshot, ui.filter]);
+  const rows = useMemo(() => tableRows(upstreams), [upstreams]);
+  const backends = useMemo(() => rows.flatMap((r) => (r.kind === 'backend' ? [r.backend] : [])), [rows]);
+  const ids = useMemo(() => backends.map((b) => b.id), [backends]);
+  const selectedId = effectiveSelection(ui.selected, ids);
+  const selected = backends.find((b) => b.id === selectedId);
+
+  useConsoleKeys({ actions, snapshot, refresh, ui, dispatch, ids, selected, onQuit });
+
+  const h = computeHeights(termRows, rows.length === 0 ? 2 : rows.length + 1);
+  const status = ui.status ?? (error !== undefined ? { text: `snapshot failed: ${error}`, tone: 'error' as const } : undefined);
+  const emptyText = ui.filter === '' ? 'no backends configured' : `no backend matches "${ui.filter}" (/ then Esc clears)`;
+  return (
+    <Box flexDirection="column" width={width}>
+      <Header snapshot={snapshot} width={width} version={version} firstLoadedAt={firstLoadedAt} height={h.header} />
+      {ui.mode.kind === 'help' ? (
+        <HelpOverlay width={width} height={h.table + h.panel} />
+      ) : (
+        <>
+          <BackendTables rows={rows} width={width} height={h.table} selected={selectedId} checking={ui.checking} emptyText={emptyText} />
+          <BottomPanel snapshot={snapshot} panel={ui.panel} sort={ui.sort} filter={ui.filter} scroll={ui.panelScroll} width={width} height={h.panel} />
+        </>
+      )}
+      {h.footer > 0 ? <StatusLine mode={ui.mode} status={status} selected={selected} width={width} /> : null}
+      {h.footer > 1 ? <Footer width={width} filter={ui.filter} /> : null}
+    </Box>
+  );
+}

@@ -1,0 +1,136 @@
+/**
+ * Keys -> commands, one pure function per input mode, and the key list the
+ * footer and the help overlay print (one source, so they can't drift).
+ */
+import type { Key } from 'ink';
+
+/** What a key asks for in the normal (table) mode. */
+export type Command =
+  | { readonly type: 'move'; readonly delta: number }
+  | { readonly type: 'jump'; readonly to: 'first' | 'last' }
+  | { readonly type: 'scrollPanel'; readonly delta: number }
+  | { readonly type: 'drain' }
+  | { readonly type: 'disable' }
+  | { readonly type: 'enable' }
+  | { readonly type: 'check' }
+  | { readonly type: 'kill' }
+  | { readonly type: 'reload' }
+  | { readonly type: 'panel' }
+  | { readonly type: 'sort' }
+  | { readonly type: 'filter' }
+  | { readonly type: 'help' }
+  | { readonly type: 'quit' }
+  | { readonly type: 'escape' };
+
+/** The subset of Ink's `Key` the keymaps read (tests build it partially). */
+export type KeyLike = Partial<Pick<Key, 'upArrow' | 'downArrow' | 'pageUp' | 'pageDown' | 'home' | 'end' | 'return' | 'escape' | 'ctrl' | 'tab' | 'backspace' | 'delete' | 'meta'>>;
+
+/** Rows a PgUp/PgDn moves the bottom panel. */
+export const PAGE = 5;
+
+function isCtrlC(input: string, key: KeyLike): boolean {
+  return (key.ctrl === true && input === 'c') || input === '\u0003';
+}
+
+/** Normal mode. Ctrl-C means quit (with the same confirmation as `q`). */
+export function normalCommand(input: string, key: KeyLike): Command | undefined {
+  if (isCtrlC(input, key)) return { type: 'quit' };
+  if (key.upArrow) return { type: 'move', delta: -1 };
+  if (key.downArrow) return { type: 'move', delta: 1 };
+  if (key.pageUp) return { type: 'scrollPanel', delta: PAGE };
+  if (key.pageDown) return { type: 'scrollPanel', delta: -PAGE };
+  if (key.home) return { type: 'jump', to: 'first' };
+  if (key.end) return { type: 'jump', to: 'last' };
+  if (key.tab) return { type: 'panel' };
+  if (key.escape) return { type: 'escape' };
+  if (key.ctrl || key.meta) return undefined;
+  switch (input) {
+    case 'k':
+      return { type: 'move', delta: -1 };
+    case 'j':
+      return { type: 'move', delta: 1 };
+    case 'g':
+      return { type: 'jump', to: 'first' };
+    case 'G':
+      return { type: 'jump', to: 'last' };
+    case 'd':
+      return { type: 'drain' };
+    case 'x':
+      return { type: 'disable' };
+    case 'e':
+      return { type: 'enable' };
+    case 'c':
+      return { type: 'check' };
+    case 'K':
+      return { type: 'kill' };
+    case 'r':
+      return { type: 'reload' };
+    case 's':
+      return { type: 'sort' };
+    case '/':
+      return { type: 'filter' };
+    case '?':
+      return { type: 'help' };
+    case 'q':
+      return { type: 'quit' };
+    default:
+      return undefined;
+  }
+}
+
+/** Confirmation prompts are `y/N`: only `y` (or `Y`) confirms; Enter, Esc, Ctrl-C and everything else cancel. */
+export function confirmAnswer(input: string, key: KeyLike): 'yes' | 'no' {
+  if (key.ctrl || key.meta) return 'no';
+  return input === 'y' || input === 'Y' ? 'yes' : 'no';
+}
+
+/** What a key does while typing a filter. */
+export type FilterCommand =
+  | { readonly type: 'apply' }
+  | { readonly type: 'clear' }
+  | { readonly type: 'backspace' }
+  | { readonly type: 'type'; readonly text: string }
+  | { readonly type: 'quit' };
+
+/** Filter mode: Enter applies, Esc clears, Backspace deletes, printable text is typed. */
+export function filterCommand(input: string, key: KeyLike): FilterCommand | undefined {
+  if (isCtrlC(input, key)) return { type: 'quit' };
+  if (key.return) return { type: 'apply' };
+  if (key.escape) return { type: 'clear' };
+  if (key.backspace || key.delete) return { type: 'backspace' };
+  if (key.ctrl || key.meta || key.tab || key.upArrow || key.downArrow) return undefined;
+  // eslint-disable-next-line no-control-regex
+  const text = input.replace(/[\u0000-\u001f\u007f]/g, '');
+  return text === '' ? undefined : { type: 'type', text };
+}
+
+/** Help overlay: Esc or `?` closes it; Ctrl-C still asks to quit. */
+export function helpCommand(input: string, key: KeyLike): 'close' | 'quit' | undefined {
+  if (isCtrlC(input, key)) return 'quit';
+  if (key.escape || input === '?') return 'close';
+  return undefined;
+}
+
+/** One line of key help: `keys` as printed, a short label for the footer, a longer one for the overlay. */
+export interface KeyHelp {
+  readonly keys: string;
+  readonly short: string;
+  readonly long: string;
+}
+
+/** Every key, in the order the footer shows them (it drops from the end when narrow). */
+export const KEY_HELP: readonly KeyHelp[] = [
+  { keys: '↑↓', short: 'select', long: 'select a backend (also j/k; g/G or Home/End: first/last)' },
+  { keys: 'd', short: 'drain', long: 'drain: no new connections, open ones run to their end' },
+  { keys: 'x', short: 'disable', long: 'disable: out of rotation and not probed' },
+  { keys: 'e', short: 'enable', long: 'enable: back under the checks\' control' },
+  { keys: 'c', short: 'check', long: 'check now: probe the backend and show the result' },
+  { keys: 'K', short: 'kill', long: 'kill the backend\'s open connections (asks first)' },
+  { keys: 'r', short: 'reload', long: 'reload the config file now' },
+  { keys: 'tab', short: 'panel', long: 'switch the bottom panel: events / connections' },
+  { keys: '?', short: 'help', long: 'this help (Esc or ? closes it)' },
+  { keys: 'q', short: 'quit', long: 'quit: stops the proxy, asks first (also Ctrl-C)' },
+  { keys: '/', short: 'filter', long: 'filter backends and connections (Enter applies, Esc clears)' },
+  { keys: 's', short: 'sort', long: 'sort connections by age or bytes' },
+  { keys: 'PgUp/PgDn', short: 'scroll', long: 'scroll the bottom panel' },
+];

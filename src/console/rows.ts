@@ -1,0 +1,185 @@
+/**
+ * Pure line builders: snapshot pieces in, styled segments out, each fitted to
+ * an exact width. Components only map these to Ink `<Text>`; tests check them
+ * without rendering.
+ */
+import type { SessionInfo } from '../proxy/types.js';
+import type { BackendView, ConfigView, EventView, Snapshot, UpstreamView } from '../runtime/snapshot.js';
+import {
+  certCell,
+  fitSegments,
+  formatBytesShort,
+  formatClock,
+  formatDuration,
+  formatLatency,
+  formatPerSec,
+  formatRate,
+  pad,
+  shortListen,
+  stateColor,
+  textWidth,
+  type ColorName,
+  type Segment,
+} from './format.js';
+import { MARKER_WIDTH, type Column } from './layout.js';
+
+/** Header line 1: `tcplb 0.1.0 · engine js · pid 4242`, the clock at the right. */
+export function titleLine(s: Snapshot, width: number, version?: string): Segment[] {
+  const left = `tcplb ${version ?? s.version} · engine ${s.engine} · pid ${s.pid}`;
+  const clock = formatClock(s.time);
+  const gap = width - textWidth(left) - clock.length;
+  if (gap < 1) return fitSegments([{ text: left, bold: true }], width);
+  return fitSegments([{ text: left, bold: true }, { text: ' '.repeat(gap) }, { text: clock, dim: true }], width);
+}
+
+/**
+ * Header line 2: the config file and its watch state, or, in red, why the
+ * last reload was refused. `firstLoadedAt` is the load time seen when the
+ * console started: a later one means a reload happened.
+ */
+export function configLine(c: ConfigView, width: number, firstLoadedAt: number): Segment[] {
+  if (c.watch === 'refused') {
+    const err = c.error ?? `${c.file}: invalid`;
+    return fitSegments([{ text: `reload refused: ${err} — still serving the previous config`, color: 'red', bold: true }], width);
+  }
+  const verb = c.loadedAt > firstLoadedAt ? 'reloaded' : 'loaded';
+  const what = c.watch === 'watching' ? `watching ${c.file}` : `${c.file} (not watched)`;
+  return fitSegments([{ text: what }, { text: ` · ${verb} ${formatClock(c.loadedAt)}`, dim: true }], width);
+}
+
+/** Header line 3: totals first (they matter most), then each listener and its port. */
+export function totalsLine(s: Snapshot, width: number): Segment[] {
+  const t = s.totals;
+  const segs: Segment[] = [
+    { text: `${t.active} active`, bold: true },
+    { text: ` · ${formatPerSec(t.connPerSec)} conn/s · ${formatRate(t.bytesPerSec)}`, dim: false },
+    { text: ' · listen', dim: true },
+  ];
+  for (const l of s.listeners) segs.push({ text: ` ${l.name} ${shortListen(l.listen)}`, color: 'cyan' });
+  return fitSegments(segs, width);
+}
+
+/** The column-title line of the tables; `scroll` (`4-12/50`) joins the BACKEND title when rows are hidden. */
+export function columnTitleLine(cols: readonly Column[], width: number, scroll: string): Segment[] {
+  const cells = cols.map((c) => pad(c.key === 'backend' && scroll !== '' ? `${c.title} ${scroll}` : c.title, c.width, c.align));
+  return fitSegments([{ text: ' '.repeat(MARKER_WIDTH) + cells.join(' '), dim: true, bold: true }], width);
+}
+
+/** An upstream's title row: `imaps  ip_hash · imap every 5s rise 2 fall 5 · 2/3 up`. */
+export function upstreamLine(u: UpstreamView, width: number): Segment[] {
+  const up = u.backends.filter((b) => b.state === 'UP').length;
+  const rest = [u.balance, u.check === '' ? 'no active check' : u.check, `${up}/${u.backends.length} up`].join(' · ');
+  return fitSegments([{ text: u.name, bold: true, color: 'cyan' }, { text: `  ${rest}`, dim: true }], width);
+}
+
+function cell(b: BackendView, col: Column, checking: boolean): { text: string; color?: ColorName } {
+  switch (col.key) {
+    case 'backend':
+      return { text: b.address + (b.backup ? ' (backup)' : '') };
+    case 'state':
+      return { text: b.state, color: stateColor(b.state) };
+    case 'probe':
+      if (checking) return { text: 'checking…', color: 'cyan' };
+      if (b.lastProbe === undefined) return { text: '-' };
+      return { text: `${b.lastProbe.status} ${formatLatency(b.lastProbe.latencyMs)}`, color: b.lastProbe.ok ? 'green' : 'red' };
+    case 'check':
+      return { text: b.progress === '' ? '-' : b.progress, ...(b.progress.startsWith('fail') ? { color: 'yellow' as const } : {}) };
+    case 'active':
+      return { text: String(b.active) };
+    case 'total':
+      return { text: String(b.total) };
+    case 'bytes':
+      return { text: `${formatBytesShort(b.bytesIn)}/${formatBytesShort(b.bytesOut)}` };
+    case 'weight':
+      return { text: String(b.weight) };
+    case 'cert':
+      return certCell(b.cert);
+    case 'reason':
+      return { text: b.reason };
+  }
+}
+
+/** One backend row; the selected one is drawn inverse (and marked `›` for terminals without colour). */
+export function backendLine(b: BackendView, cols: readonly Column[], width: number, selected: boolean, checking: boolean): Segment[] {
+  const inv = selected ? { inverse: true } : {};
+  const segs: Segment[] = [{ text: selected ? '› ' : '  ', bold: true, ...inv }];
+  cols.forEach((col, i) => {
+    const c = cell(b, col, checking);
+    const text = (i > 0 ? ' ' : '') + pad(c.text, col.width, col.align, col.key === 'backend');
+    segs.push({ text, ...(c.color ? { color: c.color } : {}), ...(col.key === 'reason' ? { dim: true } : {}), ...inv });
+  });
+  return fitSegments(segs, width, selected);
+}
+
+/** Bottom panel title: the focused panel inverse, the other dim, plus panel facts. */
+export function panelTitleLine(panel: 'events' | 'connections', s: Snapshot, sort: 'age' | 'bytes', width: number): Segment[] {
+  const ev = panel === 'events';
+  const segs: Segment[] = [
+    { text: ' Events ', ...(ev ? { inverse: true, bold: true } : { dim: true }) },
+    { text: ' ' },
+    { text: ` Connections ${s.connections.total} `, ...(!ev ? { inverse: true, bold: true } : { dim: true }) },
+    { text: ev ? '  newest last · tab: connections' : `  sort by ${sort} (s) · tab: events`, dim: true },
+  ];
+  return fitSegments(segs, width);
+}
+
+function eventColor(e: EventView): ColorName | undefined {
+  if (e.kind === 'error' || e.ok === false) return 'red';
+  if (e.kind === 'action') return 'cyan';
+  if (e.kind === 'reload') return 'magenta';
+  if (e.kind === 'transition' && e.ok === true) return 'green';
+  return undefined;
+}
+
+/** One event: `12:01:03 imaps/10.0.0.2:993     probe L7_OK 3ms * OK`. */
+export function eventLine(e: EventView, width: number, backendWidth: number): Segment[] {
+  const c = eventColor(e);
+  return fitSegments(
+    [
+      { text: formatClock(e.time) + ' ', dim: true },
+      { text: pad(e.backend ?? '-', backendWidth, 'left', true) + ' ' },
+      { text: e.text, ...(c ? { color: c } : {}) },
+    ],
+    width,
+  );
+}
+
+/** Widths of the connection columns for a terminal width: client, listener, backend (the rest). */
+export function connColumns(width: number): { client: number; listener: number; backend: number } {
+  const client = width >= 100 ? 24 : 21;
+  const listener = width >= 100 ? 12 : 8;
+  // client ' → ' listener ' → ' backend, then ' ' age(6) ' ' in(4) ' ' out(4): 6 + 16 fixed cells.
+  const backend = Math.max(8, width - client - listener - 22);
+  return { client, listener, backend };
+}
+
+/** The column titles of the connections panel. */
+export function connTitleLine(width: number): Segment[] {
+  const w = connColumns(width);
+  const text = `${pad('CLIENT', w.client)}   ${pad('LISTENER', w.listener)}   ${pad('BACKEND', w.backend)} ${pad('AGE', 6, 'right')} ${pad('IN', 4, 'right')} ${pad('OUT', 4, 'right')}`;
+  return fitSegments([{ text, dim: true, bold: true }], width);
+}
+
+/** One open connection: client → listener → backend, age, bytes in and out. */
+export function connLine(c: SessionInfo, now: number, width: number): Segment[] {
+  const w = connColumns(width);
+  return fitSegments(
+    [
+      { text: pad(c.client, w.client, 'left', true) },
+      { text: ' → ', dim: true },
+      { text: pad(c.listener, w.listener), color: 'cyan' },
+      { text: ' → ', dim: true },
+      { text: pad(c.backend === '' ? '(connecting)' : c.backend, w.backend, 'left', true) },
+      { text: ` ${pad(formatDuration(now - c.start), 6, 'right')} ${pad(formatBytesShort(c.bytesIn), 4, 'right')} ${pad(formatBytesShort(c.bytesOut), 4, 'right')}` },
+    ],
+    width,
+  );
+}
+
+/** Order connections by age (oldest first, as the snapshot gives them) or by bytes (both ways, largest first). */
+export function sortConnections(list: readonly SessionInfo[], by: 'age' | 'bytes'): SessionInfo[] {
+  const out = [...list];
+  if (by === 'age') out.sort((a, b) => a.start - b.start || a.id - b.id);
+  else out.sort((a, b) => b.bytesIn + b.bytesOut - (a.bytesIn + a.bytesOut) || a.start - b.start);
+  return out;
+}

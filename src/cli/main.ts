@@ -111,7 +111,24 @@ async function main(cmd: Command): Promise<number> {
       await backends.stop();
       return code;
     }
-    case 'import-nginx':
+    case 'import-nginx': {
+      const { importNginx, ImportError } = await import('../import/index.js');
+      try {
+        const { json5, warnings } = await importNginx(cmd.file);
+        process.stdout.write(json5);
+        for (const w of warnings) process.stderr.write(`warning: ${w}\n`);
+        if (warnings.length > 0) {
+          process.stderr.write(`import-nginx: ${warnings.length} directive${warnings.length === 1 ? '' : 's'} not translated (see the "// not translated" comments)\n`);
+        }
+        return 0;
+      } catch (err) {
+        if (err instanceof ImportError) {
+          process.stderr.write(`tcplb: ${err.message}\n`);
+          return 1;
+        }
+        throw err;
+      }
+    }
     case 'ctl':
       process.stderr.write(`tcplb: "${cmd.kind}" is not available in this build yet\n`);
       return 1;

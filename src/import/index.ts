@@ -42,6 +42,7 @@ function translateServer(srv: Directive, flavor: Flavor, base: Settings, upstrea
     else above.push(n.skip(c, c.name === 'proxy_pass' ? 'a second proxy_pass' : reasonFor(c.name)));
   }
   const origin = `from ${flavor} { server { … } } at ${at(srv)}`;
+  if (listens.length === 0) return [{ above: [origin, n.skip(srv, 'no listen directive', `server { ${pass ? asWritten(pass) : ''} … }`), ...above] }];
   const target = upstream(pass);
   if (typeof target !== 'string') return [{ above: [origin, target.fail, ...above] }];
   const drafts: Draft[] = [];
@@ -61,7 +62,6 @@ function translateServer(srv: Directive, flavor: Flavor, base: Settings, upstrea
       : p === 'proxy_protocol' ? 'tcplb does not accept PROXY headers from clients' : p.startsWith('so_keepalive') ? reasonFor('so_keepalive') : 'no tcplb listen option', `${p} (in "${asWritten(l)}")`));
     drafts.push({ flavor, host, port: r.port, listen: host === '' ? r.port : formatHostPort(host, r.port), d: l, upstream: target, above: notes, s });
   }
-  if (listens.length === 0) above.push(n.skip(srv, 'no listen directive', `server { ${pass ? asWritten(pass) : ''} … }`));
   const acl = s.acl && s.acl.length > 0 && drafts.length > 0 ? translateAcl(s.acl, n) : undefined;
   for (const d of drafts) d.acl = acl;
   if (drafts.length === 0) return [{ above: [origin, ...above] }];
@@ -113,7 +113,7 @@ function translateTree(tree: Directive[], file: string): Doc {
       const address = formatHostPort(canonicalHost(a.host), a.port);
       let name = synthesized.get(address);
       if (name === undefined) {
-        name = uniqueName(address.replace(/[[\]]/g, '').replace(/:(\d+)$/, '-$1'), upNames);
+        name = uniqueName(a.host.includes(':') ? `ip6-${a.host.replace(/:/g, '_')}-${a.port}` : `${a.host}-${a.port}`, upNames);
         synthesized.set(address, name);
         usable.add(name);
         ups.push({ key: name, value: obj([{ key: 'servers', value: arr([{ value: address }]) }]), above: [`from proxy_pass ${v}; at ${at(pass)}: an address, not an upstream: one server`] });
@@ -144,6 +144,7 @@ function translateTree(tree: Directive[], file: string): Doc {
     }
   }
   const drafts = final.filter((x): x is Draft => 'd' in x);
+  if (flavors.size === 0) throw new ImportError(file, 0, 'nothing to translate: no tcp {} or stream {} block (at the top level or in a file it includes)');
   if (drafts.length === 0) throw new ImportError(file, 0, `nothing to translate: no tcp {} or stream {} server with a TCP listen and a usable upstream${n.warnings.length ? ` (${n.warnings.join('; ')})` : ''}`);
   const perUpstream = new Map<string, number>();
   for (const d of drafts) perUpstream.set(d.upstream, (perUpstream.get(d.upstream) ?? 0) + 1);

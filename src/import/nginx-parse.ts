@@ -278,6 +278,13 @@ async function glob(pattern: string): Promise<string[]> {
   return found;
 }
 
+/**
+ * Blocks whose includes are not followed: nothing in them is translated
+ * (`http { include mime.types; include sites-enabled/*; }`), so a file
+ * missing on the importing machine must not stop the import.
+ */
+const UNFOLLOWED = new Set(['http', 'mail', 'events']);
+
 /** How a file read fails, in words. */
 function whyUnreadable(e: unknown): string {
   const code = (e as NodeJS.ErrnoException).code;
@@ -292,7 +299,8 @@ function whyUnreadable(e: unknown): string {
  * (nginx itself resolves them against its prefix/conf directory; for the
  * usual layout, where nginx.conf lives in that directory, it is the same.)
  * A glob that matches nothing is fine (as in nginx); a plain path that does
- * not exist is an error.
+ * not exist is an error. Includes inside `http {}`, `mail {}` and `events {}`
+ * are not followed (nothing there is translated).
  *
  * @param file the main file; errors show paths as given (relative to the
  *   working directory when `file` is relative).
@@ -306,14 +314,15 @@ export async function loadNginxTree(file: string): Promise<{ tree: Directive[]; 
   const includes: IncludeInfo[] = [];
   const read = async (abs: string, chain: readonly string[]): Promise<Directive[]> => {
     const src: Source = { file: display(abs), ref: relative(baseDir, abs) || basename(abs) };
-    const text = await readFile(abs, 'utf8');
+    const text = (await readFile(abs, 'utf8')).replace(/^\uFEFF/, '');
     return expand(parseNginx(text, src), src, abs, [...chain, abs]);
   };
   const expand = async (list: Directive[], src: Source, abs: string, chain: readonly string[]): Promise<Directive[]> => {
     const out: Directive[] = [];
     for (const d of list) {
       if (d.name !== 'include') {
-        out.push(d.block === undefined ? d : { ...d, block: await expand(d.block, src, abs, chain) });
+        const follow = d.block !== undefined && !UNFOLLOWED.has(d.name);
+        out.push(follow ? { ...d, block: await expand(d.block!, src, abs, chain) } : d);
         continue;
       }
       const pattern = d.args[0];

@@ -213,3 +213,20 @@ test('SIGHUP reloads the config file; a bad edit is refused with file:line:col a
   run.child.kill('SIGTERM');
   assert.equal(await run.exited, 0);
 });
+
+test('import-nginx: the seed tcp-module config prints a config that --check accepts; broken input names file:line', async () => {
+  const r = await runCli(['import-nginx', 'test/fixtures/nginx/tcp-mail.conf']);
+  assert.equal(r.code, 0, r.stderr);
+  const file = tmpConfig(r.stdout);
+  const c = await runCli(['--check', '-c', file]);
+  assert.equal(c.code, 0, c.stderr);
+  assert.match(c.stdout, /6 listeners, 6 upstreams, 12 servers/);
+  const s = await runCli(['import-nginx', 'test/fixtures/nginx/stream.conf']);
+  assert.equal(s.code, 0);
+  assert.match(s.stderr, /import-nginx: \d+ directives not translated/);
+  assert.match(s.stdout, /\/\/ not translated: listen 53 udp;/);
+  const b = await runCli(['import-nginx', 'test/fixtures/nginx/broken-quote.conf']);
+  assert.equal(b.code, 1);
+  assert.match(b.stderr, /broken-quote\.conf:\d+: /);
+  assert.equal((await runCli(['import-nginx'])).code, 2);
+});

@@ -226,6 +226,21 @@ test('tcp module: default ports, timeouts, untranslatable balancing and checks',
   ]);
 });
 
+test('includes: cycles are errors; includes inside http {} are not followed', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'tcplb-import-'));
+  try {
+    await writeFile(join(dir, 'nginx.conf'), 'http {\n  include mime.types;\n}\nstream {\n  include loop.conf;\n}\n');
+    await writeFile(join(dir, 'loop.conf'), 'upstream u { server 10.0.0.1:1; }\ninclude nginx.conf;\n');
+    await assert.rejects(importNginx(join(dir, 'nginx.conf')), (e: Error) => e instanceof ImportError && e.message.startsWith(`${join(dir, 'loop.conf')}:2: `) && /cycle/.test(e.message));
+    await writeFile(join(dir, 'loop.conf'), 'upstream u { server 10.0.0.1:1; }\nserver { listen 1; proxy_pass u; }\n');
+    const r = await importNginx(join(dir, 'nginx.conf'), { now: NOW });
+    assert.deepEqual(r.warnings, []);
+    assert.match(r.json5, /\/\/ {3}http \{ include mime\.types; \} \(nginx\.conf:1\)/);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
 test('nothing to translate is an error, not an empty config', async () => {
   await assert.rejects(importText('events { }\nhttp { }\n'), /nothing to translate/);
   await assert.rejects(importText('stream { server { listen 53 udp; proxy_pass 10.0.0.1:53; } }'), /nothing to translate.*UDP/);

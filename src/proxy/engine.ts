@@ -64,6 +64,10 @@ class Listener implements SessionHost {
     this.#engine.sink.connectFailed(b.id, detail);
   }
 
+  localError(err: NodeJS.ErrnoException): void {
+    this.#acceptError(err);
+  }
+
   connectOk(b: RouteBackend): void {
     this.#engine.onConnected(b.id);
   }
@@ -92,8 +96,9 @@ class Listener implements SessionHost {
       const { host, port } = this.cfg.listen;
       server.listen({ port, host: host === '' ? undefined : host, backlog: 4096 }, () => {
         server.off('error', onError);
-        // Later accept errors (EMFILE) must not crash the process.
-        server.on('error', (err) => this.#engine.log(`listener ${this.cfg.name}: ${err.message}`));
+        // Later accept errors (EMFILE when descriptors run out) must not crash
+        // the process nor flood the log: one line per second with a count.
+        server.on('error', (err: NodeJS.ErrnoException) => this.#acceptError(err));
         resolve({ name: this.cfg.name, ok: true });
       });
     });
@@ -104,6 +109,22 @@ class Listener implements SessionHost {
     const held = this.#held ?? [];
     this.#held = undefined;
     for (const sock of held) this.#accept(sock);
+  }
+
+  #errs = 0;
+  #errTimer: NodeJS.Timeout | undefined;
+  #acceptError(err: NodeJS.ErrnoException): void {
+    this.#errs++;
+    if (this.#errTimer !== undefined) return;
+    const what = err.code === 'EMFILE' || err.code === 'ENFILE' ? `${err.code}: out of file descriptors; new clients wait or are closed until some free up` : err.message;
+    this.#engine.log(`listener ${this.cfg.name}: ${what}`);
+    this.#errs = 0;
+    this.#errTimer = setTimeout(() => {
+      this.#errTimer = undefined;
+      if (this.#errs > 0) this.#engine.log(`listener ${this.cfg.name}: ${this.#errs} more accept error${this.#errs > 1 ? 's' : ''} in the last second (${err.code ?? 'error'})`);
+      this.#errs = 0;
+    }, 1000);
+    this.#errTimer.unref();
   }
 
   /** Stop accepting; open sessions carry on. */

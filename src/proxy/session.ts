@@ -17,11 +17,16 @@ export interface SessionHost {
   /** Next backend to try, or undefined when none is left. */
   next(clientIp: string, tried: Set<BackendId>): RouteBackend | undefined;
   connectFailed(b: RouteBackend, detail: string): void;
+  /** A local resource error (EMFILE...) on connect: not the backend's fault. */
+  localError(err: NodeJS.ErrnoException): void;
   connectOk(b: RouteBackend): void;
   finished(s: Session, rec: SessionRecord): void;
 }
 
 let nextId = 1;
+
+/** Connect errors that are about this host, not the backend. */
+const LOCAL_ERRORS = new Set(['EMFILE', 'ENFILE', 'ENOBUFS', 'ENOMEM']);
 
 export class Session {
   readonly id = nextId++;
@@ -113,6 +118,14 @@ export class Session {
       if (!connected) {
         clearTimeout(this.#connectTimer);
         this.#connectTimer = undefined;
+        if (LOCAL_ERRORS.has(err.code ?? '')) {
+          // Out of descriptors here: every backend would fail the same way, and
+          // none of them should be blamed (passive health) for it.
+          this.#reason = 'connect_failed';
+          this.#detail = `${err.code} (local)`;
+          this.#host.localError(err);
+          return;
+        }
         this.#host.connectFailed(b, describe(err));
         return; // 'close' follows and moves on to the next backend
       }

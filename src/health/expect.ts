@@ -84,7 +84,8 @@ export class Session {
   async connect(useTls = this.options.tls): Promise<void> {
     const raw = this.#track(net.connect({ host: this.target.host, port: this.target.port }));
     await until(raw, 'connect');
-    if (this.options.preamble) raw.write(this.options.preamble);
+    const pre = this.options.preamble;
+    if (pre !== undefined) raw.write(typeof pre === 'function' ? pre(raw) : pre);
     let stream = raw;
     if (useTls) {
       this.phase = 'L6';

@@ -74,8 +74,9 @@ class Loop {
       verify: check.verify,
       send: check.send,
       expect: check.expect,
-      // A health probe has no client to speak for: send the LOCAL/UNKNOWN form.
-      preamble: check.proxyProtocol === false ? undefined : buildProxyHeader(check.proxyProtocol, { srcAddr: '', srcPort: 0, dstAddr: '', dstPort: 0 }),
+      // As HAProxy's check-send-proxy: a header naming the probe's own
+      // connection (postfix refuses v1's `PROXY UNKNOWN`).
+      preamble: check.proxyProtocol === false ? undefined : proxyPreamble(check.proxyProtocol),
     };
     const probe = (this.#opts.probeFor ?? probeFor)(check.type);
     const p = probe({ host, port: check.port || port }, options, this.#abort.signal).then((r) => {
@@ -115,6 +116,11 @@ class Loop {
     clearTimeout(this.#timer);
     this.#abort?.abort();
   }
+}
+
+function proxyPreamble(v: 'v1' | 'v2') {
+  return (sock: { localAddress?: string; localPort?: number; remoteAddress?: string; remotePort?: number }): Buffer =>
+    buildProxyHeader(v, { srcAddr: sock.localAddress ?? '', srcPort: sock.localPort ?? 0, dstAddr: sock.remoteAddress ?? '', dstPort: sock.remotePort ?? 0 });
 }
 
 function sameCheck(a: CheckTarget, b: CheckTarget): boolean {

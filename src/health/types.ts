@@ -22,8 +22,11 @@ export interface ProbeOptions {
   readonly send: string;
   /** http: accepted status classes, e.g. ['2xx', '3xx']. */
   readonly expect: readonly string[];
-  /** Bytes written first on the connection (a PROXY protocol header), if any. */
-  readonly preamble?: Buffer;
+  /**
+   * Bytes written first on the connection (a PROXY protocol header), if any;
+   * a function gets the connected socket's addresses (a header naming them).
+   */
+  readonly preamble?: Buffer | ((sock: { localAddress?: string; localPort?: number; remoteAddress?: string; remotePort?: number }) => Buffer);
 }
 
 /**

@@ -10,7 +10,9 @@ import { loadConfigFile } from '../config/load.js';
 import { formatIssue, type Config } from '../config/types.js';
 import { HealthScheduler } from '../health/scheduler.js';
 import { AccessLog, createLogger, formatTransition, type Logger } from '../log/logger.js';
+import { startControlServer, type ControlServer } from '../control/server.js';
 import { createMetrics, startMetricsServer } from '../metrics/server.js';
+import { loadState, saveState } from '../runtime/state-file.js';
 import { JsEngine } from '../proxy/engine.js';
 import { createActions } from '../runtime/actions.js';
 import type { Actions, Actor, ReloadResult } from '../runtime/actions-types.js';
@@ -149,8 +151,6 @@ export async function startApp(config: Config, opts: AppOptions = {}): Promise<A
     }
   }
 
-  // Listeners are up: start probing (the first probe of each backend runs now).
-  health.sync(runtime.checkTargets());
 
   let view: ConfigView = { file: config.file, watch: 'static', loadedAt: Date.now() };
   let watching = false;
@@ -223,11 +223,53 @@ export async function startApp(config: Config, opts: AppOptions = {}): Promise<A
     engineName: 'js',
     configView: () => view,
     reload: reloadFile,
+    onAdminChange: () => saveOperatorState(),
   });
+
+  // Operator states from the last run come back before the first probe, so a
+  // restart does not silently put a drained server back in rotation.
+  const stateFile = config.stateFile;
+  function saveOperatorState(): void {
+    if (stateFile === null) return;
+    const entries = runtime
+      .backends()
+      .filter((b) => b.admin !== 'ready')
+      .map((b) => ({ backend: b.id, admin: b.admin as 'drain' | 'disabled' }));
+    saveState(stateFile, entries).catch((err: Error) => logger.error(err.message));
+  }
+  if (stateFile !== null) {
+    const { entries, warning } = loadState(stateFile);
+    if (warning !== undefined) logger.warn(`state file ${stateFile}: ${warning}`);
+    for (const e of entries) {
+      if (runtime.backend(e.backend) === undefined) {
+        logger.info(`state file: ${e.backend} is no longer in the config; its ${e.admin} state is dropped`);
+        continue;
+      }
+      const r = e.admin === 'drain' ? actions.drain(e.backend, 'statefile') : actions.disable(e.backend, 'statefile');
+      logger.info(`state file: ${r.message}`);
+    }
+  }
+
+  let control: ControlServer | undefined;
+  if (config.control.socket !== null) {
+    try {
+      control = await startControlServer(config.control.socket, actions, (m) => logger.warn(`control: ${m}`));
+    } catch (err) {
+      engine.closeAllNow();
+      void metricsServer?.close();
+      runtime.close();
+      accessLog?.close();
+      throw new StartupError([(err as Error).message]);
+    }
+  }
+
+  // Listeners are up: start probing (the first probe of each backend runs now).
+  health.sync(runtime.checkTargets(), runtime.disabled());
 
   let stopped = false;
   const finish = (): void => {
     void metricsServer?.close();
+    void control?.close();
     health.close();
     runtime.close();
     accessLog?.close();

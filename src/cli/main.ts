@@ -129,9 +129,20 @@ async function main(cmd: Command): Promise<number> {
         throw err;
       }
     }
-    case 'ctl':
-      process.stderr.write(`tcplb: "${cmd.kind}" is not available in this build yet\n`);
-      return 1;
+    case 'ctl': {
+      const { runCtl } = await import('../control/client.js');
+      let socket = cmd.socket;
+      if (socket === undefined) {
+        const config = await load(cmd.config);
+        if (config === undefined) return 1;
+        if (config.control.socket === null) {
+          process.stderr.write(`tcplb: ${cmd.config} sets no control.socket; add control: { socket: "tcplb.sock" } or pass --socket PATH\n`);
+          return 1;
+        }
+        socket = config.control.socket;
+      }
+      return runCtl(cmd.args, socket);
+    }
   }
 }
 

@@ -129,7 +129,6 @@ function serveClient(sock: net.Socket, actions: Actions, log: (msg: string) => v
   const lines = new LineSplitter(MAX_LINE_BYTES);
   let queue: Promise<void> = Promise.resolve();
   let inFlight = 0;
-  let ended = false;
   const send = (r: Reply): void => {
     if (!sock.destroyed && sock.writable) sock.write(encodeLine(r));
   };
@@ -159,11 +158,10 @@ function serveClient(sock: net.Socket, actions: Actions, log: (msg: string) => v
   });
   sock.on('end', () => {
     // The client half-closed: answer what it sent (a last line needs no newline), then close.
-    ended = true;
     const rest = lines.flush();
     if (rest.trim() !== '') enqueue(rest);
     void queue.then(() => {
-      if (ended && !sock.destroyed) sock.end();
+      if (!sock.destroyed) sock.end();
     });
   });
 }

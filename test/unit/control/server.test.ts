@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -6,6 +6,15 @@ import path from 'node:path';
 import { startControlServer } from '../../../src/control/server.js';
 import { runCtl } from '../../../src/control/client.js';
 import { capture, fakeActions, KNOWN, raw, tmpDir } from './fake-actions.js';
+
+/** Servers opened by tests: closed at the end even when an assertion failed mid-test. */
+const opened: { close(): Promise<void> }[] = [];
+after(() => Promise.all(opened.map((s) => s.close())));
+async function start(sock: string): Promise<Awaited<ReturnType<typeof startControlServer>>> {
+  const srv = await startControlServer(sock, fakeActions(), () => {});
+  opened.push(srv);
+  return srv;
+}
 
 async function withServer(fn: (sock: string, fake: ReturnType<typeof fakeActions>, logs: string[]) => Promise<void>): Promise<void> {
   const dir = tmpDir();
@@ -31,7 +40,7 @@ async function ctl(sock: string, ...args: string[]): Promise<{ code: number; out
 test('socket is created with mode 0600 and close() removes it', async () => {
   const dir = tmpDir();
   const sock = path.join(dir, 'c.sock');
-  const srv = await startControlServer(sock, fakeActions(), () => {});
+  const srv = await start(sock);
   assert.equal(srv.path, sock);
   const st = fs.statSync(sock);
   assert.ok(st.isSocket());
@@ -47,7 +56,7 @@ test('the socket is born 0600 (umask), not only chmodded after, and the umask is
   const sock = path.join(dir, 'c.sock');
   const before = process.umask();
   t.mock.method(fs, 'chmodSync', () => {});
-  const srv = await startControlServer(sock, fakeActions(), () => {});
+  const srv = await start(sock);
   t.mock.restoreAll();
   assert.equal(fs.statSync(sock).mode & 0o777, 0o600);
   assert.equal(process.umask(), before);
@@ -182,7 +191,7 @@ test('a stale socket from a crashed process is replaced', async () => {
   child.kill('SIGKILL');
   await new Promise((r) => child.once('exit', r));
   assert.ok(fs.lstatSync(sock).isSocket(), 'the crashed process left its socket');
-  const srv = await startControlServer(sock, fakeActions(), () => {});
+  const srv = await start(sock);
   assert.equal((await ctl(sock, 'status')).code, 0);
   assert.equal(fs.statSync(sock).mode & 0o777, 0o600);
   await srv.close();
@@ -213,7 +222,7 @@ test('a regular file (or folder) at the path is refused and left intact', async 
 test('close() drops connected clients', async () => {
   const dir = tmpDir();
   const sock = path.join(dir, 'c.sock');
-  const srv = await startControlServer(sock, fakeActions(), () => {});
+  const srv = await start(sock);
   const pending = raw(sock, '', { keepOpen: true });
   await new Promise((r) => setTimeout(r, 30));
   await srv.close();

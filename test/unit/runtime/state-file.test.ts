@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { loadState, saveState, type StateEntry } from '../../../src/runtime/state-file.js';
@@ -70,19 +71,31 @@ test('invalid entries are skipped with a warning; duplicates keep the last', () 
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-test('concurrent saves are serialised, coalesced, and end with the last state', async () => {
+test('concurrent saves are serialised, coalesced, and end with the last state', async (t) => {
   const dir = tmp();
   const file = path.join(dir, 's');
   const states = Array.from({ length: 50 }, (_, i): StateEntry[] => Array.from({ length: i + 1 }, (_, j) => ({ backend: `u/10.0.0.${j}:${i}`, admin: j % 2 ? 'drain' : 'disabled' })));
-  let renames = 0;
-  const watcher = fs.watch(dir, () => renames++);
+  let writing = 0;
+  let overlap = false;
+  const realOpen = fsp.open;
+  const realRename = fsp.rename;
+  const renames = t.mock.method(fsp, 'rename', async (from: string, to: string) => {
+    await new Promise((r) => setTimeout(r, 5)); // slow disk: later saves pile up meanwhile
+    writing--;
+    return realRename(from, to);
+  });
+  t.mock.method(fsp, 'open', (...a: Parameters<typeof fsp.open>) => {
+    if (String(a[0]).includes('.tmp-') && ++writing > 1) overlap = true;
+    return realOpen(...a);
+  });
   const input = states.map((s) => [...s]);
   const all = input.map((s) => saveState(file, s));
   input[49]!.length = 0; // the caller's array changing after the call does not matter
   await Promise.all(all);
-  watcher.close();
+  t.mock.restoreAll();
   assert.deepEqual(loadState(file), { entries: states[49] });
-  assert.ok(renames < 50 * 2, `bursts coalesce (${renames} fs events)`);
+  assert.equal(overlap, false, 'no two writes at once');
+  assert.equal(renames.mock.callCount(), 2, 'the first save, then one for the whole burst');
   // after the burst, a new save still goes through
   await saveState(file, A);
   assert.deepEqual(loadState(file).entries, A);

@@ -64,9 +64,22 @@ function smtp(name: string): net.Server {
   });
 }
 
+/** Seconds of each minute during which the flaky replica answers 503. */
+const FLAKY_FROM = 20;
+const FLAKY_TO = 40;
+
 function web(name: string): http.Server {
+  // web-2 is the replica that fails now and then: 503 for 20 s of every
+  // minute, so a new user sees the checks take it out and bring it back.
+  const flaky = name === 'web-2';
   return http.createServer((req, res) => {
     res.setHeader('content-type', 'text/plain');
+    const sec = new Date().getSeconds();
+    if (flaky && sec >= FLAKY_FROM && sec < FLAKY_TO) {
+      res.statusCode = 503;
+      res.end(`${name} is having a bad moment (503 until :${FLAKY_TO})\n`);
+      return;
+    }
     res.end(`hello from ${name} (you asked for ${req.url})\n`);
   });
 }
@@ -105,7 +118,7 @@ export async function startDemoBackends(): Promise<DemoBackends> {
         const how = l.name === 'web' ? `curl http://${l.listen.host || '127.0.0.1'}:${l.listen.port}/` : `nc ${hp}`;
         lines.push(`  ${l.name.padEnd(6)} ${l.listenText.padEnd(18)} try: ${how}`);
       }
-      lines.push('', 'Each reply names the replica that answered. Ctrl-C stops the demo.', '', '');
+      lines.push('', 'Each reply names the replica that answered. web-2 fails its health check from :20 to :40', 'of every minute; watch it go DOWN and come back UP.', '', '');
       return lines.join('\n');
     },
     async stop() {

@@ -14,6 +14,13 @@ import { formatIssue, type Config } from '../config/types.js';
 import { startApp, StartupError, type App } from './app.js';
 import { parseCommand, USAGE, UsageError, type Command } from './args.js';
 import { watchConfig } from './watch.js';
+import { createLogger, type Level } from '../log/logger.js';
+import { runConsole } from '../console/run.js';
+
+/** The console runs on a terminal unless --headless; without a TTY we are headless anyway (DESIGN). */
+function wantConsole(headless: boolean): boolean {
+  return !headless && process.stdout.isTTY === true && process.stdin.isTTY === true;
+}
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 
@@ -33,10 +40,23 @@ async function load(file: string): Promise<Config | undefined> {
   return undefined;
 }
 
-async function run(config: Config, label: string): Promise<number> {
+async function run(config: Config, label: string, useConsole: boolean): Promise<number> {
   let app: App;
+  // With the console on the terminal, log lines go to its event panel (a
+  // stray write to stderr would tear the screen); the access log to stdout
+  // is off then: point log.access at a file to keep one.
+  const early: { level: Level; msg: string }[] = [];
+  let toPanel: ((level: Level, msg: string) => void) | undefined;
+  const panelLogger = createLogger(config.log.level, (line) => {
+    const m = /^\S+ (\w+)\s+(.*)\n$/s.exec(line);
+    const level = (m?.[1] ?? 'info') as Level;
+    const msg = m?.[2] ?? line;
+    if (toPanel !== undefined) toPanel(level, msg);
+    else early.push({ level, msg });
+  });
+  const runConfig = useConsole && config.log.access === '-' ? { ...config, log: { ...config.log, access: null } } : config;
   try {
-    app = await startApp(config, { version: version() });
+    app = await startApp(runConfig, { version: version(), ...(useConsole ? { logger: panelLogger } : {}) });
   } catch (err) {
     if (err instanceof StartupError) {
       for (const p of err.problems) process.stderr.write(`tcplb: ${p}\n`);
@@ -44,13 +64,26 @@ async function run(config: Config, label: string): Promise<number> {
     }
     throw err;
   }
+  if (useConsole) {
+    const a = app;
+    toPanel = (level, msg) => {
+      if (level === 'warn' || level === 'error') a.events.push({ time: Date.now(), kind: 'error', ok: false, text: msg });
+    };
+    for (const e of early) toPanel(e.level, e.msg);
+    if (runConfig !== config) {
+      a.events.push({ time: Date.now(), kind: 'error', text: 'access log to stdout is off while the console owns the terminal; set log.access to a file' });
+    }
+  }
   const addrs = [...app.engine.boundAddresses()].map(([n, a]) => `${n}=${a.address}:${a.port}`).join(' ');
   app.logger.info(`tcplb ${version()} serving ${label}: ${addrs} (pid ${process.pid})`);
   const watcher = config.file === '' ? undefined : watchConfig(config.file, () => void app.actions.reload('watcher'));
   app.setWatching(watcher !== undefined);
   return new Promise<number>((resolve) => {
     let stopping = false;
+    let ui: ReturnType<typeof runConsole> | undefined;
     const done = (): void => {
+      ui?.unmount();
+      ui = undefined;
       void watcher?.close();
       resolve(0);
     };
@@ -78,6 +111,16 @@ async function run(config: Config, label: string): Promise<number> {
       app.logger.info('SIGHUP: reloading the config');
       void app.actions.reload('signal');
     });
+    if (useConsole) {
+      // `q` (confirmed with the count of open connections): close them and exit.
+      ui = runConsole(app.actions, {
+        version: version(),
+        onQuit: () => {
+          app.stopNow();
+          done();
+        },
+      });
+    }
   });
 }
 
@@ -98,7 +141,7 @@ async function main(cmd: Command): Promise<number> {
     case 'run': {
       const config = await load(cmd.config);
       if (config === undefined) return 1;
-      return run(config, path.relative(process.cwd(), config.file) || config.file);
+      return run(config, path.relative(process.cwd(), config.file) || config.file, wantConsole(cmd.headless));
     }
     case 'demo': {
       const { startDemoBackends } = await import('../../demo/backends.js');
@@ -106,8 +149,13 @@ async function main(cmd: Command): Promise<number> {
       const config = await load(file);
       if (config === undefined) return 1;
       const backends = await startDemoBackends();
+      const useConsole = wantConsole(cmd.headless);
       process.stdout.write(backends.banner(config));
-      const code = await run(config, 'demo/config.json5');
+      if (useConsole) {
+        process.stdout.write('Opening the console in 3 seconds (q quits, ? shows the keys)...\n');
+        await new Promise((r) => setTimeout(r, 3000));
+      }
+      const code = await run(config, 'demo/config.json5', useConsole);
       await backends.stop();
       return code;
     }

@@ -4,10 +4,9 @@
  * components/, decisions in reducer.ts and keymap.ts, numbers in format.ts.
  */
 import { Box } from 'ink';
-import { useMemo, useReducer, useRef } from 'react';
+import { useMemo, useRef } from 'react';
 import type { Actions } from '../runtime/actions-types.js';
-import type { UpstreamView } from '../runtime/snapshot.js';
-import { BackendTables, tableRows } from './components/BackendTables.js';
+import { BackendTables } from './components/BackendTables.js';
 import { BottomPanel } from './components/BottomPanel.js';
 import { Header } from './components/Header.js';
 import { HelpOverlay } from './components/HelpOverlay.js';
@@ -15,8 +14,10 @@ import { Footer, StatusLine } from './components/StatusLine.js';
 import { useConsoleKeys } from './hooks/useConsoleKeys.js';
 import { useSnapshot } from './hooks/useSnapshot.js';
 import { useTerminalSize } from './hooks/useTerminalSize.js';
+import { useUiStore } from './hooks/useUiStore.js';
 import { computeHeights } from './layout.js';
-import { effectiveSelection, initialUiState, matchesFilter, uiReducer } from './reducer.js';
+import { effectiveSelection } from './reducer.js';
+import { filterUpstreams, tableRows } from './view.js';
 
 /** Props of {@link App}. */
 export interface AppProps {
@@ -32,17 +33,11 @@ export interface AppProps {
   readonly connLimit?: number;
 }
 
-/** Keep only the backends whose id or address contains the filter. */
-function filterUpstreams(upstreams: readonly UpstreamView[], filter: string): UpstreamView[] {
-  if (filter === '') return [...upstreams];
-  return upstreams.map((u) => ({ ...u, backends: u.backends.filter((b) => matchesFilter(filter, b.id, b.address)) }));
-}
-
 /** The whole console, sized to the terminal (one line less than its rows, so Ink never scrolls). */
 export function App({ actions, onQuit, version, intervalMs = 250, connLimit = 200 }: AppProps) {
   const { columns: width, rows: termRows } = useTerminalSize();
-  const { snapshot, refresh, error } = useSnapshot(actions, intervalMs, connLimit);
-  const [ui, dispatch] = useReducer(uiReducer, initialUiState);
+  const { snapshot, latest, refresh, error } = useSnapshot(actions, intervalMs, connLimit);
+  const { ui, get, dispatch } = useUiStore();
   const firstLoadedAt = useRef(snapshot.config.loadedAt).current;
 
   const upstreams = useMemo(() => filterUpstreams(snapshot.upstreams, ui.filter), [snapshot, ui.filter]);
@@ -52,7 +47,7 @@ export function App({ actions, onQuit, version, intervalMs = 250, connLimit = 20
   const selectedId = effectiveSelection(ui.selected, ids);
   const selected = backends.find((b) => b.id === selectedId);
 
-  useConsoleKeys({ actions, snapshot, refresh, ui, dispatch, ids, selected, onQuit });
+  useConsoleKeys({ actions, latest, refresh, mode: ui.mode.kind, get, dispatch, onQuit });
 
   const h = computeHeights(termRows, rows.length === 0 ? 2 : rows.length + 1);
   const status = ui.status ?? (error !== undefined ? { text: `snapshot failed: ${error}`, tone: 'error' as const } : undefined);

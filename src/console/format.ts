@@ -39,7 +39,6 @@ export function stateColor(state: DisplayState): ColorName {
  * reach the operator's terminal, and a newline must not break the layout.
  */
 export function sanitize(s: string): string {
-  // eslint-disable-next-line no-control-regex
   return s.replace(/[\u0000-\u001f\u007f-\u009f]/g, ' ');
 }
 
@@ -213,9 +212,9 @@ export function formatDuration(ms: number): string {
   return `${Math.floor(s / 86400)}d${two(Math.floor((s % 86400) / 3600))}h`;
 }
 
-/** Probe latency: `3ms`, `2.0s` from one second on. */
+/** Probe latency: `3ms`; from one second on `2s`, `1.5s`. */
 export function formatLatency(ms: number): string {
-  return ms < 1000 ? `${Math.round(ms)}ms` : `${(ms / 1000).toFixed(1)}s`;
+  return ms < 1000 ? `${Math.round(ms)}ms` : `${(ms / 1000).toFixed(1).replace(/\.0$/, '')}s`;
 }
 
 /** Local wall-clock time `HH:MM:SS` of an epoch-ms timestamp. */

@@ -8,6 +8,7 @@ import type { Key } from 'ink';
 export type Command =
   | { readonly type: 'move'; readonly delta: number }
   | { readonly type: 'jump'; readonly to: 'first' | 'last' }
+  /** Move the bottom panel's view: negative is up (older events, earlier connections). */
   | { readonly type: 'scrollPanel'; readonly delta: number }
   | { readonly type: 'drain' }
   | { readonly type: 'disable' }
@@ -28,7 +29,8 @@ export type KeyLike = Partial<Pick<Key, 'upArrow' | 'downArrow' | 'pageUp' | 'pa
 /** Rows a PgUp/PgDn moves the bottom panel. */
 export const PAGE = 5;
 
-function isCtrlC(input: string, key: KeyLike): boolean {
+/** Ctrl-C, however the terminal sent it. */
+export function isCtrlC(input: string, key: KeyLike): boolean {
   return (key.ctrl === true && input === 'c') || input === '\u0003';
 }
 
@@ -37,8 +39,8 @@ export function normalCommand(input: string, key: KeyLike): Command | undefined 
   if (isCtrlC(input, key)) return { type: 'quit' };
   if (key.upArrow) return { type: 'move', delta: -1 };
   if (key.downArrow) return { type: 'move', delta: 1 };
-  if (key.pageUp) return { type: 'scrollPanel', delta: PAGE };
-  if (key.pageDown) return { type: 'scrollPanel', delta: -PAGE };
+  if (key.pageUp) return { type: 'scrollPanel', delta: -PAGE };
+  if (key.pageDown) return { type: 'scrollPanel', delta: PAGE };
   if (key.home) return { type: 'jump', to: 'first' };
   if (key.end) return { type: 'jump', to: 'last' };
   if (key.tab) return { type: 'panel' };
@@ -99,7 +101,6 @@ export function filterCommand(input: string, key: KeyLike): FilterCommand | unde
   if (key.escape) return { type: 'clear' };
   if (key.backspace || key.delete) return { type: 'backspace' };
   if (key.ctrl || key.meta || key.tab || key.upArrow || key.downArrow) return undefined;
-  // eslint-disable-next-line no-control-regex
   const text = input.replace(/[\u0000-\u001f\u007f]/g, '');
   return text === '' ? undefined : { type: 'type', text };
 }
@@ -116,21 +117,23 @@ export interface KeyHelp {
   readonly keys: string;
   readonly short: string;
   readonly long: string;
+  /** Footer priority, 1 = most needed: narrow footers keep the lowest numbers (quit and help first). */
+  readonly rank: number;
 }
 
-/** Every key, in the order the footer shows them (it drops from the end when narrow). */
+/** Every key, in the order the footer and the help overlay show them. */
 export const KEY_HELP: readonly KeyHelp[] = [
-  { keys: '↑↓', short: 'select', long: 'select a backend (also j/k; g/G or Home/End: first/last)' },
-  { keys: 'd', short: 'drain', long: 'drain: no new connections, open ones run to their end' },
-  { keys: 'x', short: 'disable', long: 'disable: out of rotation and not probed' },
-  { keys: 'e', short: 'enable', long: 'enable: back under the checks\' control' },
-  { keys: 'c', short: 'check', long: 'check now: probe the backend and show the result' },
-  { keys: 'K', short: 'kill', long: 'kill the backend\'s open connections (asks first)' },
-  { keys: 'r', short: 'reload', long: 'reload the config file now' },
-  { keys: 'tab', short: 'panel', long: 'switch the bottom panel: events / connections' },
-  { keys: '?', short: 'help', long: 'this help (Esc or ? closes it)' },
-  { keys: 'q', short: 'quit', long: 'quit: stops the proxy, asks first (also Ctrl-C)' },
-  { keys: '/', short: 'filter', long: 'filter backends and connections (Enter applies, Esc clears)' },
-  { keys: 's', short: 'sort', long: 'sort connections by age or bytes' },
-  { keys: 'PgUp/PgDn', short: 'scroll', long: 'scroll the bottom panel' },
+  { keys: '↑↓', short: 'select', long: 'select a backend (also j/k; g/G or Home/End: first/last)', rank: 9 },
+  { keys: 'd', short: 'drain', long: 'drain: no new connections, open ones run to their end', rank: 3 },
+  { keys: 'x', short: 'disable', long: 'disable: out of rotation and not probed', rank: 4 },
+  { keys: 'e', short: 'enable', long: 'enable: back under the checks\' control', rank: 5 },
+  { keys: 'c', short: 'check', long: 'check now: probe the backend and show the result', rank: 6 },
+  { keys: 'K', short: 'kill', long: 'kill the backend\'s open connections (asks first)', rank: 7 },
+  { keys: 'r', short: 'reload', long: 'reload the config file now', rank: 8 },
+  { keys: 'tab', short: 'panel', long: 'switch the bottom panel: events / connections', rank: 10 },
+  { keys: '?', short: 'help', long: 'this help (Esc or ? closes it)', rank: 2 },
+  { keys: 'q', short: 'quit', long: 'quit: stops the proxy, asks first (also Ctrl-C)', rank: 1 },
+  { keys: '/', short: 'filter', long: 'filter backends and connections (Enter applies, Esc clears)', rank: 11 },
+  { keys: 's', short: 'sort', long: 'sort connections by age or bytes', rank: 12 },
+  { keys: 'PgUp/PgDn', short: 'scroll', long: 'scroll the bottom panel', rank: 13 },
 ];

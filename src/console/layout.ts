@@ -18,12 +18,12 @@ export interface Column {
 /** Cells of the selection marker (`› `) at the start of each backend row. */
 export const MARKER_WIDTH = 2;
 /** The backend column never shrinks below this while optional columns are shown. */
-export const MIN_BACKEND_WIDTH = 16;
+export const MIN_BACKEND_WIDTH = 20;
 
 const REQUIRED: readonly Column[] = [
   { key: 'state', title: 'STATE', width: 8, align: 'left' },
-  { key: 'probe', title: 'PROBE', width: 13, align: 'left' },
-  { key: 'check', title: 'RISE/FALL', width: 9, align: 'left' },
+  { key: 'probe', title: 'PROBE', width: 14, align: 'left' },
+  { key: 'check', title: 'CHECKS', width: 8, align: 'left' },
   { key: 'active', title: 'ACT', width: 4, align: 'right' },
 ];
 /** Optional columns, most wanted first; each is shown only if the backend column keeps MIN_BACKEND_WIDTH. */

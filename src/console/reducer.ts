@@ -31,7 +31,7 @@ export interface UiState {
   /** The bottom panel shown (and scrolled by PgUp/PgDn). */
   readonly panel: 'events' | 'connections';
   readonly sort: 'age' | 'bytes';
-  /** Rows the bottom panel is scrolled back from its newest (events) or first (connections) row. */
+  /** How far the bottom panel is scrolled: rows back from the newest event, or rows down from the first connection. */
   readonly panelScroll: number;
   readonly mode: Mode;
   /** Applied filter (substring, case-insensitive); '' shows everything. */

@@ -40,7 +40,10 @@ export function titleLine(s: Snapshot, width: number, version?: string): Segment
 export function configLine(c: ConfigView, width: number, firstLoadedAt: number): Segment[] {
   if (c.watch === 'refused') {
     const err = c.error ?? `${c.file}: invalid`;
-    return fitSegments([{ text: `reload refused: ${err} — still serving the previous config`, color: 'red', bold: true }], width);
+    const full = `reload refused: ${err} — still serving the previous config`;
+    // On narrow terminals say "kept" up front, so the cut falls on the end of the error, not on the reassurance.
+    const text = textWidth(full) <= width ? full : `reload refused, previous config kept: ${err}`;
+    return fitSegments([{ text, color: 'red', bold: true }], width);
   }
   const verb = c.loadedAt > firstLoadedAt ? 'reloaded' : 'loaded';
   const what = c.watch === 'watching' ? `watching ${c.file}` : `${c.file} (not watched)`;
@@ -81,7 +84,11 @@ function cell(b: BackendView, col: Column, checking: boolean): { text: string; c
     case 'probe':
       if (checking) return { text: 'checking…', color: 'cyan' };
       if (b.lastProbe === undefined) return { text: '-' };
-      return { text: `${b.lastProbe.status} ${formatLatency(b.lastProbe.latencyMs)}`, color: b.lastProbe.ok ? 'green' : 'red' };
+      {
+        // The status says more than the latency: when both don't fit, keep the status whole.
+        const full = `${b.lastProbe.status} ${formatLatency(b.lastProbe.latencyMs)}`;
+        return { text: full.length <= col.width ? full : b.lastProbe.status, color: b.lastProbe.ok ? 'green' : 'red' };
+      }
     case 'check':
       return { text: b.progress === '' ? '-' : b.progress, ...(b.progress.startsWith('fail') ? { color: 'yellow' as const } : {}) };
     case 'active':
@@ -111,14 +118,14 @@ export function backendLine(b: BackendView, cols: readonly Column[], width: numb
   return fitSegments(segs, width, selected);
 }
 
-/** Bottom panel title: the focused panel inverse, the other dim, plus panel facts. */
-export function panelTitleLine(panel: 'events' | 'connections', s: Snapshot, sort: 'age' | 'bytes', width: number): Segment[] {
+/** Bottom panel title: the focused panel inverse, the other dim, plus panel facts (`back`: events scrolled back). */
+export function panelTitleLine(panel: 'events' | 'connections', s: Snapshot, sort: 'age' | 'bytes', width: number, back = 0): Segment[] {
   const ev = panel === 'events';
   const segs: Segment[] = [
     { text: ' Events ', ...(ev ? { inverse: true, bold: true } : { dim: true }) },
     { text: ' ' },
     { text: ` Connections ${s.connections.total} `, ...(!ev ? { inverse: true, bold: true } : { dim: true }) },
-    { text: ev ? '  newest last · tab: connections' : `  sort by ${sort} (s) · tab: events`, dim: true },
+    { text: !ev ? `  sort by ${sort} (s) · tab: events` : back > 0 ? `  ${back} newer below (PgDn) · tab: connections` : '  newest last · tab: connections', dim: true },
   ];
   return fitSegments(segs, width);
 }
@@ -144,12 +151,12 @@ export function eventLine(e: EventView, width: number, backendWidth: number): Se
   );
 }
 
-/** Widths of the connection columns for a terminal width: client, listener, backend (the rest). */
+/** Widths of the connection columns for a terminal width: client, listener, backend (the rest, at most 48). */
 export function connColumns(width: number): { client: number; listener: number; backend: number } {
   const client = width >= 100 ? 24 : 21;
   const listener = width >= 100 ? 12 : 8;
-  // client ' → ' listener ' → ' backend, then ' ' age(6) ' ' in(4) ' ' out(4): 6 + 16 fixed cells.
-  const backend = Math.max(8, width - client - listener - 22);
+  // client ' → ' listener ' → ' backend, then ' ' age(6) ' ' in(4) ' ' out(4): 6 + 17 fixed cells.
+  const backend = Math.min(48, Math.max(8, width - client - listener - 23));
   return { client, listener, backend };
 }
 

@@ -13,6 +13,9 @@ export interface RunConsoleOptions {
   readonly onQuit: () => void;
   /** Shown in the header instead of the snapshot's version. */
   readonly version?: string;
+  /** Terminal streams; default the process's (another tty, or fakes in tests). */
+  readonly stdout?: NodeJS.WriteStream;
+  readonly stdin?: NodeJS.ReadStream;
 }
 
 /** A mounted console. */
@@ -28,6 +31,8 @@ export function runConsole(actions: Actions, opts: RunConsoleOptions): ConsoleHa
   const instance = render(<App actions={actions} onQuit={opts.onQuit} {...(opts.version !== undefined ? { version: opts.version } : {})} />, {
     exitOnCtrlC: false,
     patchConsole: false,
+    ...(opts.stdout !== undefined ? { stdout: opts.stdout } : {}),
+    ...(opts.stdin !== undefined ? { stdin: opts.stdin } : {}),
   });
   return {
     unmount: () => instance.unmount(),

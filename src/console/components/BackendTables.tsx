@@ -6,21 +6,11 @@
 import { Box } from 'ink';
 import { useRef } from 'react';
 import type { BackendId } from '../../core/types.js';
-import type { BackendView, UpstreamView } from '../../runtime/snapshot.js';
 import { truncate } from '../format.js';
 import { selectionWindow, tableColumns } from '../layout.js';
 import { backendLine, columnTitleLine, upstreamLine } from '../rows.js';
+import type { TableRow } from '../view.js';
 import { Blank, Line } from './Line.js';
-
-/** One row of the flattened tables. */
-export type TableRow = { readonly kind: 'upstream'; readonly upstream: UpstreamView } | { readonly kind: 'backend'; readonly backend: BackendView };
-
-/** Flatten upstreams (already filtered) into title and backend rows; upstreams left without backends are skipped. */
-export function tableRows(upstreams: readonly UpstreamView[]): TableRow[] {
-  return upstreams.flatMap((u): TableRow[] =>
-    u.backends.length === 0 ? [] : [{ kind: 'upstream', upstream: u }, ...u.backends.map((b): TableRow => ({ kind: 'backend', backend: b }))],
-  );
-}
 
 /** Props of {@link BackendTables}. */
 export interface BackendTablesProps {

@@ -22,8 +22,7 @@ export interface BottomPanelProps {
   readonly height: number;
 }
 
-function EventRows({ events, width, rows, scroll }: { events: readonly EventView[]; width: number; rows: number; scroll: number }) {
-  const back = Math.min(scroll, Math.max(0, events.length - rows));
+function EventRows({ events, width, rows, back }: { events: readonly EventView[]; width: number; rows: number; back: number }) {
   const shown = events.slice(Math.max(0, events.length - rows - back), events.length - back);
   const backendW = Math.min(32, Math.max(1, ...shown.map((e) => (e.backend ?? '-').length)), Math.floor(width / 3));
   return (
@@ -70,11 +69,13 @@ export function BottomPanel(props: BottomPanelProps) {
   const { snapshot, panel, sort, width, height } = props;
   if (height <= 0) return null;
   const rows = height - 1;
+  // Events scroll back from the newest; the reducer doesn't know the panel's height, so clamp here.
+  const back = panel === 'events' ? Math.min(props.scroll, Math.max(0, snapshot.events.length - rows)) : 0;
   return (
     <Box flexDirection="column">
-      <Line segments={panelTitleLine(panel, snapshot, sort, width)} />
+      <Line segments={panelTitleLine(panel, snapshot, sort, width, back)} />
       {panel === 'events' ? (
-        <EventRows events={snapshot.events} width={width} rows={rows} scroll={props.scroll} />
+        <EventRows events={snapshot.events} width={width} rows={rows} back={back} />
       ) : (
         <ConnectionRows snapshot={snapshot} sort={sort} filter={props.filter} scroll={props.scroll} width={width} rows={rows} />
       )}

@@ -38,23 +38,24 @@ export function statusSegments(mode: Mode, status: Status | undefined, selected:
   );
 }
 
-/** Footer segments: key help items that fit whole, after the applied filter (if any). */
+/** Footer segments: the most needed key-help items that fit whole, after the applied filter (if any). */
 export function footerSegments(width: number, filter: string): Segment[] {
-  const segs: Segment[] = [];
-  let used = 0;
-  if (filter !== '') {
-    const f = fitSegments([{ text: `filter "${filter}"`, color: 'yellow' }, { text: ' │ ', dim: true }], Math.min(width, 30));
-    segs.push(...f);
-    used += f.reduce((n, s) => n + textWidth(s.text), 0);
-  }
-  for (const k of KEY_HELP) {
-    const sep = used === 0 ? '' : ' ';
-    const w = textWidth(sep + k.keys + ' ' + k.short);
-    if (used + w > width) break;
-    segs.push({ text: sep + k.keys, bold: true }, { text: ' ' + k.short, dim: true });
+  const head = filter === '' ? [] : fitSegments([{ text: `filter "${filter}"`, color: 'yellow' }, { text: ' │ ', dim: true }], Math.min(width, 30));
+  const room = width - head.reduce((n, s) => n + textWidth(s.text), 0);
+  // Take items by rank while they fit, then print them in their usual order.
+  const keep = new Set<string>();
+  let used = -1;
+  for (const k of [...KEY_HELP].sort((a, b) => a.rank - b.rank)) {
+    const w = 1 + textWidth(`${k.keys} ${k.short}`);
+    if (used + w > room) continue;
+    keep.add(k.keys);
     used += w;
   }
-  return segs;
+  const items = KEY_HELP.filter((k) => keep.has(k.keys)).flatMap((k, i): Segment[] => [
+    { text: (i === 0 ? '' : ' ') + k.keys, bold: true },
+    { text: ' ' + k.short, dim: true },
+  ]);
+  return [...head, ...items];
 }
 
 /** Props of {@link StatusLine}. */

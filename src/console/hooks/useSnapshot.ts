@@ -3,7 +3,7 @@
  * never the data path: a burst of connections costs the proxy nothing extra,
  * and the console redraws at most 1000/intervalMs times a second.
  */
-import { useCallback, useEffect, useState } from 'react';
+import { useCallback, useEffect, useRef, useState } from 'react';
 import type { Actions } from '../../runtime/actions-types.js';
 import type { Snapshot } from '../../runtime/snapshot.js';
 
@@ -11,6 +11,8 @@ import type { Snapshot } from '../../runtime/snapshot.js';
 export interface UseSnapshotReturn {
   /** The latest snapshot (the previous one is kept if taking a new one failed). */
   readonly snapshot: Snapshot;
+  /** The newest snapshot even before it is rendered (for key handlers). */
+  readonly latest: () => Snapshot;
   /** Take a snapshot now (after an action, so its effect shows without waiting a tick). */
   readonly refresh: () => void;
   /** Why the last poll failed, if it did; the console shows it instead of crashing the proxy. */
@@ -27,9 +29,11 @@ export function useSnapshot(actions: Actions, intervalMs = 250, connLimit = 200)
     snapshot: actions.snapshot(connLimit),
     error: undefined,
   }));
+  const ref = useRef(state.snapshot);
   const refresh = useCallback(() => {
     try {
       const snapshot = actions.snapshot(connLimit);
+      ref.current = snapshot;
       setState({ snapshot, error: undefined });
     } catch (err) {
       // A throw inside a timer would be an uncaught exception: it would take the proxy down with the console.
@@ -40,5 +44,6 @@ export function useSnapshot(actions: Actions, intervalMs = 250, connLimit = 200)
     const timer = setInterval(refresh, intervalMs);
     return () => clearInterval(timer);
   }, [refresh, intervalMs]);
-  return { snapshot: state.snapshot, refresh, error: state.error };
+  const latest = useCallback(() => ref.current, []);
+  return { snapshot: state.snapshot, latest, refresh, error: state.error };
 }

@@ -11,22 +11,25 @@ export interface TerminalSize {
   readonly rows: number;
 }
 
+function sizeOf(stdout: NodeJS.WriteStream): TerminalSize {
+  return { columns: stdout.columns || 80, rows: stdout.rows || 24 };
+}
+
 /** Read `stdout.columns/rows` and re-render when stdout emits `resize`. */
 export function useTerminalSize(): TerminalSize {
   const { stdout } = useStdout();
-  const read = (): TerminalSize => ({ columns: stdout.columns || 80, rows: stdout.rows || 24 });
-  const [size, setSize] = useState(read);
+  const [size, setSize] = useState(() => sizeOf(stdout));
   useEffect(() => {
     const onResize = (): void => {
-      const next = read();
+      const next = sizeOf(stdout);
       setSize((prev) => (prev.columns === next.columns && prev.rows === next.rows ? prev : next));
     };
+    // The size may have changed between the first render and this subscription.
     onResize();
     stdout.on('resize', onResize);
     return () => {
       stdout.off('resize', onResize);
     };
-    // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [stdout]);
   return size;
 }

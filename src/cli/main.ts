@@ -67,6 +67,8 @@ async function run(config: Config, label: string, useConsole: boolean): Promise<
   if (useConsole) {
     const a = app;
     toPanel = (level, msg) => {
+      // State changes are in the panel already (from the bus), not twice.
+      if (/^\S+ [A-Z]+ -> [A-Z]+ \(/.test(msg)) return;
       if (level === 'warn' || level === 'error') a.events.push({ time: Date.now(), kind: 'error', ok: false, text: msg });
     };
     for (const e of early) toPanel(e.level, e.msg);

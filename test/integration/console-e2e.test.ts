@@ -1,0 +1,84 @@
+/**
+ * The real `tcplb-console` in a real terminal (tmux, 80x24) against real
+ * backends: wait for the table, drain a backend with `d`, see DRAINING, check
+ * that new connections avoid it while an open one keeps relaying, restore it
+ * with `e`, then quit with `q` `y`.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { requireBinary } from '../fixtures/real/available.js';
+import { BIN } from '../helpers/cli.js';
+import { connect, freePort, greetingVia, listen, namedEcho, readLine, waitFor } from '../helpers/net.js';
+
+const SOCK = `tcplb-e2e-${process.pid}`; // a private tmux server: nothing else of the user's is touched
+const tmux = (...args: string[]): string => execFileSync('tmux', ['-L', SOCK, ...args], { encoding: 'utf8' });
+const screen = (): string => tmux('capture-pane', '-p', '-t', 'lb');
+
+async function waitScreen(re: RegExp, what: string, ms = 8000): Promise<string> {
+  let last = '';
+  try {
+    await waitFor(() => re.test((last = screen())), ms, what);
+  } catch (err) {
+    throw new Error(`${(err as Error).message}; screen:\n${last}`);
+  }
+  return last;
+}
+
+test('console e2e in tmux: d drains (open connection keeps relaying), e enables, q y quits', async (t) => {
+  if (!requireBinary('tmux', t)) return;
+  const a = await listen(namedEcho('A'));
+  const b = await listen(namedEcho('B'));
+  t.after(() => Promise.all([a.close(), b.close()]));
+  const port = await freePort();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tcplb-e2e-'));
+  const file = path.join(dir, 'config.json5');
+  fs.writeFileSync(file, `{
+    listeners: [{ name: "front", listen: "127.0.0.1:${port}", upstream: "u" }],
+    upstreams: { u: { check: { type: "tcp", interval: "2s" }, servers: ["127.0.0.1:${a.port}", "127.0.0.1:${b.port}"] } },
+    log: { access: null },
+  }`);
+  tmux('new-session', '-d', '-s', 'lb', '-x', '80', '-y', '24', `${process.execPath} ${BIN} -c ${file}; echo EXITED $?; sleep 30`);
+  t.after(() => {
+    try {
+      tmux('kill-server');
+    } catch {
+      /* already gone */
+    }
+  });
+  const first = await waitScreen(new RegExp(`127\\.0\\.0\\.1:${a.port}\\s+UP`), 'the upstream table');
+  for (const line of first.split('\n')) assert.ok(line.length <= 80, `line wider than 80: ${line}`);
+
+  // An open connection on A, made before the drain.
+  let open;
+  for (let i = 0; i < 6 && open === undefined; i++) {
+    const c = await connect(port);
+    if ((await readLine(c)) === 'A') open = c;
+    else c.destroy();
+  }
+  assert.ok(open, 'round robin never reached A');
+
+  // A is the first backend: selected at start. Drain it.
+  tmux('send-keys', '-t', 'lb', 'd');
+  await waitScreen(new RegExp(`127\\.0\\.0\\.1:${a.port}\\s+DRAINING`), 'DRAINING');
+  await waitScreen(/draining: no new connections; 1 open continue/, 'the status line');
+  for (let i = 0; i < 6; i++) assert.equal(await greetingVia(port), 'B', 'a drained backend got a new connection');
+  open.write('still relaying\n');
+  assert.equal(await readLine(open), 'still relaying');
+
+  tmux('send-keys', '-t', 'lb', 'e');
+  await waitScreen(new RegExp(`127\\.0\\.0\\.1:${a.port}\\s+UP`), 'UP again');
+  const seen = new Set<string>();
+  for (let i = 0; i < 6; i++) seen.add(await greetingVia(port));
+  assert.ok(seen.has('A'), 'enabled backend gets traffic again');
+  await waitScreen(/drain by console/, 'the action in the event log');
+
+  tmux('send-keys', '-t', 'lb', 'q');
+  await waitScreen(/Quit\? \d+ open connections? will be closed/, 'the quit question with the open connection count');
+  tmux('send-keys', '-t', 'lb', 'y');
+  await waitScreen(/EXITED 0/, 'exit 0');
+  await waitFor(() => open.destroyed || open.readableEnded, 2000, 'open connection closed by quit');
+});

@@ -15,7 +15,17 @@ import { startApp, StartupError, type App } from './app.js';
 import { parseCommand, USAGE, UsageError, type Command } from './args.js';
 import { watchConfig } from './watch.js';
 import { createLogger, type Level } from '../log/logger.js';
-import { runConsole } from '../console/run.js';
+import type { ConsoleHandle } from '../console/run.js';
+
+/**
+ * Load Ink only when the console runs. Ink reads CI/CONTINUOUS_INTEGRATION
+ * when it is imported and, if set, draws nothing until exit; the console only
+ * runs on a real terminal, so that mode is never right for it.
+ */
+async function openConsole(): Promise<typeof import('../console/run.js')> {
+  for (const k of ['CI', 'CONTINUOUS_INTEGRATION']) if (process.env[k] !== undefined) process.env[k] = '0';
+  return import('../console/run.js');
+}
 
 /** The console runs on a terminal unless --headless; without a TTY we are headless anyway (DESIGN). */
 function wantConsole(headless: boolean): boolean {
@@ -82,7 +92,7 @@ async function run(config: Config, label: string, useConsole: boolean): Promise<
   app.setWatching(watcher !== undefined);
   return new Promise<number>((resolve) => {
     let stopping = false;
-    let ui: ReturnType<typeof runConsole> | undefined;
+    let ui: ConsoleHandle | undefined;
     const done = (): void => {
       ui?.unmount();
       ui = undefined;
@@ -114,13 +124,15 @@ async function run(config: Config, label: string, useConsole: boolean): Promise<
       void app.actions.reload('signal');
     });
     if (useConsole) {
-      // `q` (confirmed with the count of open connections): close them and exit.
-      ui = runConsole(app.actions, {
-        version: version(),
-        onQuit: () => {
-          app.stopNow();
-          done();
-        },
+      void openConsole().then(({ runConsole }) => {
+        // `q` (confirmed with the count of open connections): close them and exit.
+        ui = runConsole(app.actions, {
+          version: version(),
+          onQuit: () => {
+            app.stopNow();
+            done();
+          },
+        });
       });
     }
   });

@@ -230,3 +230,34 @@ test('import-nginx: the seed tcp-module config prints a config that --check acce
   assert.match(b.stderr, /broken-quote\.conf:\d+: /);
   assert.equal((await runCli(['import-nginx'])).code, 2);
 });
+
+test('SIGUSR1 reopens the access log file after logrotate moved it', async (t) => {
+  const be = await listen(namedEcho('E'));
+  t.after(() => be.close());
+  const port = await freePort();
+  const file = tmpConfig(`{
+    listeners: [{ name: "l", listen: "127.0.0.1:${port}", upstream: "u" }],
+    upstreams: { u: { servers: ["127.0.0.1:${be.port}"] } },
+    log: { access: "access.log" },
+  }`);
+  const log = path.join(path.dirname(file), 'access.log');
+  const run = await startCli(['--headless', '-c', file], /serving/);
+  t.after(() => run.child.kill('SIGKILL'));
+  const once = async () => {
+    const c = await connect(port);
+    await readLine(c);
+    c.end();
+    await readAll(c);
+  };
+  await once();
+  await waitFor(() => fs.existsSync(log) && fs.readFileSync(log, 'utf8').split('\n').length === 2, 3000, 'first line');
+  fs.renameSync(log, log + '.1');
+  run.child.kill('SIGUSR1');
+  await waitFor(() => fs.existsSync(log), 3000, 'a new file after SIGUSR1');
+  await once();
+  await waitFor(() => fs.readFileSync(log, 'utf8').split('\n').length === 2, 3000, 'line in the new file');
+  assert.equal(fs.readFileSync(log + '.1', 'utf8').split('\n').length, 2, 'the rotated file keeps only the old line');
+  assert.match(fs.readFileSync(log, 'utf8'), / l 127\.0\.0\.1:\d+ u\/127\.0\.0\.1:\d+ \d+ 2 \d+\.\d{3}s closed/);
+  run.child.kill('SIGTERM');
+  assert.equal(await run.exited, 0);
+});

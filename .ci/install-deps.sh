@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install the Debian packages that tcplb's real-server integration tests need.
+# Install the Debian packages that tcplb's real-server integration tests and
+# its benchmark (npm run bench: wrk, iperf3, nginx stream, haproxy) need.
 #
 # Idempotent and non-interactive; run as root (CI runs as root).  Packages that
 # `dpkg-query -W` already shows installed are skipped, `apt-get update` runs
@@ -17,9 +18,10 @@ PACKAGES=(
   nginx libnginx-mod-stream
   haproxy
   openssl curl tmux ca-certificates procps
+  wrk iperf3
 )
 # init scripts / systemd units shipped by the packages above
-SERVICES=(dovecot postfix mariadb nginx haproxy)
+SERVICES=(dovecot postfix mariadb nginx haproxy iperf3)
 
 say() { printf 'install-deps: %s\n' "$*"; }
 
@@ -77,6 +79,10 @@ postfix postfix/main_mailer_type select No configuration
 postfix postfix/mailname string mail.test
 EOF
   say "postfix preseeded: main_mailer_type=No configuration"
+fi
+if printf '%s\n' "${missing[@]}" | grep -qx iperf3; then
+  # "start iperf3 as a daemon?" -> no: the benchmark runs its own.
+  echo 'iperf3 iperf3/start_daemon boolean false' | debconf-set-selections || true
 fi
 
 # --- install -----------------------------------------------------------------

@@ -43,7 +43,11 @@ function cpuTicks(pid: number): number {
 const backends = await startBackends(N);
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tcplb-checkcost-'));
 const file = path.join(dir, 'config.json5');
-const listenPort = 20000 + Math.floor(Math.random() * 20000);
+// A port the kernel just handed out and took back: free, unlike a random pick.
+const probe = net.createServer();
+await new Promise<void>((r) => probe.listen(0, '127.0.0.1', () => r()));
+const listenPort = (probe.address() as net.AddressInfo).port;
+await new Promise<void>((r) => probe.close(() => r()));
 fs.writeFileSync(
   file,
   JSON.stringify({

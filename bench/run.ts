@@ -1,0 +1,487 @@
+/**
+ * `npm run bench`: tcplb against nginx (stream) and HAProxy (mode tcp), and
+ * against no proxy at all, on loopback, in front of the same backends.
+ *
+ *   node dist/bench/run.js [--quick] [--features] [--runs N] [--duration S]
+ *                          [--peers direct,nginx,haproxy,tcplb] [--out FILE | --no-write] [--no-install]
+ *
+ * Workloads (each run --runs times, median and min-max): connection rate and
+ * keep-alive rate (wrk), bulk throughput with 1 and 4 streams (iperf3), idle
+ * memory per connection (9,000 held connections), and tcplb's check cost
+ * (bench/check-cost.ts). --quick: tcplb vs haproxy, 1 run, 3 s, no idle memory
+ * or check cost. The full run writes docs/benchmarks.md. Every process started
+ * is stopped by its PID; the temp dir is removed; Ctrl-C cleans up too.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { writeDoc } from './lib/doc.js';
+import { freePort } from './lib/net.js';
+import { directPeer, findStreamModule, PEERS, startBackends, startPeer, type Backends, type Env, type Peer, type PeerName } from './lib/peers.js';
+import { killAllSync, run, sleep, stopAll } from './lib/proc.js';
+import { buildTable, ROWS, Results, textTable, type RowKey } from './lib/report.js';
+import { loadAverage, machine, openFilesLimit, versions, which } from './lib/system.js';
+import { checkCost, IDLE_CONNECTIONS, idleMemory, iperf, wrk, type WrkResult } from './lib/workloads.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const NOFILE = 20_000;
+
+// ------------------------------------------------------------------ options
+
+const USAGE = `Usage: npm run bench -- [options]      (or: node dist/bench/run.js [options])
+  --quick            tcplb vs haproxy only, 1 run, 3 s each, no idle memory / check cost (< 2 min)
+  --features         add a "tcplb+features" column: access log to a file and a tcp check (1 s) on every upstream
+  --runs N           runs per workload (default 3; --quick: 1)
+  --duration S       seconds per wrk / iperf3 run (default 5; --quick: 3)
+  --peers LIST       columns to run, comma-separated, from: direct,nginx,haproxy,tcplb
+  --out FILE         write the Markdown report there (default: docs/benchmarks.md for a full run;
+                     --quick writes nothing unless --out is given)
+  --no-write         print the table only
+  --no-install       do not run bench/install.sh even as root
+  -h, --help         this text`;
+
+interface Options {
+  quick: boolean;
+  features: boolean;
+  runs: number;
+  duration: number;
+  peers: PeerName[];
+  out: string | undefined;
+  install: boolean;
+}
+
+function options(argv: string[]): Options {
+  let v;
+  try {
+    v = parseArgs({
+      args: argv,
+      strict: true,
+      options: {
+        quick: { type: 'boolean' },
+        features: { type: 'boolean' },
+        runs: { type: 'string' },
+        duration: { type: 'string' },
+        peers: { type: 'string' },
+        out: { type: 'string' },
+        'no-write': { type: 'boolean' },
+        'no-install': { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }).values;
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n${USAGE}\n`);
+    process.exit(2);
+  }
+  if (v.help) {
+    process.stdout.write(USAGE + '\n');
+    process.exit(0);
+  }
+  const quick = v.quick ?? false;
+  const int = (s: string | undefined, def: number, name: string, max: number): number => {
+    if (s === undefined) return def;
+    const n = Number(s);
+    if (!Number.isInteger(n) || n < 1 || n > max) {
+      process.stderr.write(`--${name} must be an integer 1..${max}\n`);
+      process.exit(2);
+    }
+    return n;
+  };
+  let peers: PeerName[] = quick ? ['haproxy', 'tcplb'] : ['direct', 'nginx', 'haproxy', 'tcplb'];
+  if (v.peers !== undefined) {
+    peers = v.peers.split(',').map((s) => s.trim()) as PeerName[];
+    const bad = peers.filter((p) => !PEERS.includes(p) || p === 'tcplb+features');
+    if (bad.length > 0) {
+      process.stderr.write(`--peers: unknown ${bad.join(', ')} (choose from direct,nginx,haproxy,tcplb; --features adds tcplb+features)\n`);
+      process.exit(2);
+    }
+  }
+  if (v.features) peers.push('tcplb+features');
+  peers = PEERS.filter((p) => peers.includes(p));
+  const out = v['no-write'] ? undefined : v.out !== undefined ? path.resolve(v.out) : quick ? undefined : path.join(ROOT, 'docs/benchmarks.md');
+  return {
+    quick,
+    features: v.features ?? false,
+    runs: int(v.runs, quick ? 1 : 3, 'runs', 20),
+    duration: int(v.duration, quick ? 3 : 5, 'duration', 60),
+    peers,
+    out,
+    install: !(v['no-install'] ?? false),
+  };
+}
+
+// ------------------------------------------------------------------ run
+
+const t0 = Date.now();
+const log = (msg: string): void => {
+  process.stderr.write(`[${String(Math.round((Date.now() - t0) / 1000)).padStart(4)}s] ${msg}\n`);
+};
+
+let tmpDir: string | undefined;
+function removeTmp(): void {
+  if (tmpDir) fs.rmSync(tmpDir, { recursive: true, force: true });
+  tmpDir = undefined;
+}
+
+async function install(opts: Options): Promise<void> {
+  const isRoot = process.getuid?.() === 0;
+  if (isRoot && opts.install) {
+    log('bench/install.sh (packages already installed are skipped)');
+    const r = await run('bash', [path.join(ROOT, 'bench/install.sh')], 10 * 60_000, { stdio: ['ignore', 'pipe', 'pipe'] });
+    for (const l of (r.stdout + r.stderr).trim().split('\n')) if (l) log(`  ${l}`);
+    if (r.code !== 0) log(`  install.sh failed (exit ${r.code}${r.timedOut ? ', timed out' : ''}); peers without their tools are reported n/a`);
+    return;
+  }
+  const missing = ['nginx', 'haproxy', 'wrk', 'iperf3'].filter((b) => !which(b));
+  if (missing.length > 0) {
+    log(`missing: ${missing.join(', ')}. As root: bash bench/install.sh (or apt-get install nginx libnginx-mod-stream haproxy wrk iperf3)`);
+  }
+}
+
+async function main(): Promise<number> {
+  const opts = options(process.argv.slice(2));
+  const budgetMs = (opts.quick ? 3 : 14) * 60_000;
+  const deadline = t0 + budgetMs;
+  const watchdog = setTimeout(() => {
+    log(`hard time limit (${budgetMs / 60_000 + 1} min) reached: stopping everything`);
+    killAllSync();
+    removeTmp();
+    process.exit(1);
+  }, budgetMs + 60_000);
+  watchdog.unref();
+
+  log(`tcplb bench: ${opts.quick ? 'quick' : 'full'}, columns ${opts.peers.join(', ')}, ${opts.runs} run(s), ${opts.duration} s each; load average ${loadAverage()}`);
+  await install(opts);
+  for (const f of ['dist/src/cli/main.js', 'dist/bench/lib/idle-server.js', 'dist/bench/lib/idle-clients.js', 'dist/bench/check-cost.js']) {
+    if (!fs.existsSync(path.join(ROOT, f))) {
+      log(`${f} is missing: build first (npm run bench does: tsc -p . && node dist/bench/run.js)`);
+      return 1;
+    }
+  }
+  const loadBefore = loadAverage();
+  const ver = await versions(ROOT);
+  const mach = machine();
+  // Node lifts its soft open-files limit to the hard one at start-up and every
+  // child inherits it; the run uses min(hard, 20,000) for all peers alike.
+  const lim = openFilesLimit();
+  const nofile = Math.min(NOFILE, lim.soft);
+  const maxconn = Math.floor((nofile - 1000) / 2);
+
+  tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tcplb-bench-'));
+  fs.chmodSync(tmpDir, 0o755); // nginx workers run as www-data/nobody and read the files under it
+  const results = new Results();
+  const notes: string[] = [];
+  const columns = opts.peers;
+
+  const cores = os.availableParallelism();
+  const env: Env = {
+    root: ROOT,
+    tmp: tmpDir,
+    listenHost: '127.0.0.1',
+    backendA: '127.0.0.2',
+    backendB: '127.0.0.3',
+    httpPort: 0,
+    iperfPort: 0,
+    idlePorts: new Map(),
+    nofile,
+    maxconn,
+    nbthread: cores,
+    loadStream: which('nginx') ? await findStreamModule() : undefined,
+  };
+  env.httpPort = await freePort([env.backendA, env.backendB], 8001);
+  env.iperfPort = await freePort([env.backendA, env.backendB], 5201);
+  if (env.httpPort !== 8001) notes.push(`127.0.0.2/.3:8001 was taken; the HTTP backend used port ${env.httpPort}.`);
+
+  const throughputRows: RowKey[] = ['conn_rps', 'conn_p50', 'conn_p99', 'ka_rps', 'ka_p50', 'ka_p99', 'bulk1', 'bulk4'];
+  const rows = ROWS.filter((r) => !opts.quick || throughputRows.includes(r.key));
+  const failAll = (col: PeerName, reason: string): void =>
+    results.fail(
+      rows.map((r) => r.key),
+      col,
+      reason,
+    );
+
+  // ---- backends
+  if (!which('nginx')) {
+    for (const c of columns) failAll(c, 'nginx (HTTP backend) not installed');
+    return finish();
+  }
+  let backends: Backends;
+  try {
+    log(`backends: nginx HTTP on ${env.backendA}/${env.backendB}:${env.httpPort}, iperf3 on :${env.iperfPort}, idle server`);
+    backends = await startBackends(
+      env,
+      columns.filter((c) => c !== 'direct'),
+    );
+  } catch (err) {
+    for (const c of columns) failAll(c, `backends: ${(err as Error).message}`);
+    return finish();
+  }
+  if (backends.iperfError) log(`iperf3 servers: ${backends.iperfError}`);
+
+  // ---- peers
+  const peers = new Map<PeerName, Peer>();
+  const tools: Partial<Record<PeerName, string>> = { nginx: 'nginx', haproxy: 'haproxy' };
+  for (const name of columns) {
+    if (name === 'direct') {
+      peers.set(name, directPeer(env));
+      continue;
+    }
+    const tool = tools[name];
+    if (tool && !which(tool)) {
+      failAll(name, `${tool} not installed`);
+      continue;
+    }
+    try {
+      peers.set(name, await startPeer(env, name));
+      log(`${name}: up (http :${peers.get(name)!.http.port}, bulk :${peers.get(name)!.bulk.port}, idle :${peers.get(name)!.idle?.port})`);
+    } catch (err) {
+      log(`${name}: failed to start: ${(err as Error).message}`);
+      failAll(name, (err as Error).message);
+    }
+  }
+  const configs = new Map<PeerName, string>();
+  for (const [n, p] of peers) if (p.config) configs.set(n, p.config.split(tmpDir).join('$TMP'));
+
+  /** The peer, running; restarted once if it died; undefined (and the reason recorded) if it is gone. */
+  const restarted = new Set<PeerName>();
+  const dead = new Map<PeerName, string>();
+  const ready = async (name: PeerName): Promise<Peer | undefined> => {
+    const p = peers.get(name);
+    if (!p) return undefined;
+    if (dead.has(name)) return undefined;
+    if (p.proc && p.proc.hasExited()) {
+      const why = `exited (${await p.proc.exited})`;
+      if (restarted.has(name)) {
+        dead.set(name, why);
+        return undefined;
+      }
+      restarted.add(name);
+      log(`${name}: ${why}, restarting once`);
+      notes.push(`${name} ${why} during the run and was restarted.`);
+      try {
+        await p.restart();
+      } catch (err) {
+        dead.set(name, `${why}; restart failed: ${(err as Error).message}`);
+        return undefined;
+      }
+    }
+    return p;
+  };
+  const overTime = (): boolean => Date.now() > deadline;
+
+  // ---- warm-up (every peer alike: JIT, caches, backend keep-alive)
+  if (which('wrk')) {
+    for (const name of columns) {
+      const p = await ready(name);
+      if (!p) continue;
+      await wrk(p.http, 1, false).catch(() => undefined);
+      await wrk(p.http, 1, true).catch(() => undefined);
+    }
+  }
+
+  // ---- throughput: for each run, each workload, each peer (order rotated per run)
+  type Step = { rows: RowKey[]; what: string; tool: string; go: (p: Peer) => Promise<number[]> };
+  const wrkNote = (name: string, what: string, r: WrkResult): void => {
+    if (r.socketErrors + r.non2xx > 0) notes.push(`${name}, ${what}: ${r.socketErrors} socket errors and ${r.non2xx} non-2xx answers in ${r.requests} requests (under the 1% that fails a run).`);
+  };
+  const steps: Step[] = [
+    {
+      rows: ['conn_rps', 'conn_p50', 'conn_p99'],
+      what: 'connection rate',
+      tool: 'wrk',
+      go: async (p) => {
+        const r = await wrk(p.http, opts.duration, true);
+        wrkNote(p.name, 'connection rate', r);
+        return [r.rps, r.p50ms, r.p99ms];
+      },
+    },
+    {
+      rows: ['ka_rps', 'ka_p50', 'ka_p99'],
+      what: 'keep-alive rate',
+      tool: 'wrk',
+      go: async (p) => {
+        const r = await wrk(p.http, opts.duration, false);
+        wrkNote(p.name, 'keep-alive rate', r);
+        return [r.rps, r.p50ms, r.p99ms];
+      },
+    },
+    { rows: ['bulk1'], what: 'bulk 1 stream', tool: 'iperf3', go: async (p) => [await iperf(p.bulk, opts.duration, 1)] },
+    { rows: ['bulk4'], what: 'bulk 4 streams', tool: 'iperf3', go: async (p) => [await iperf(p.bulk, opts.duration, 4)] },
+  ];
+  for (let r = 0; r < opts.runs; r++) {
+    const order = columns.map((_, i) => columns[(i + r) % columns.length]!);
+    for (const step of steps) {
+      for (const name of order) {
+        if (!peers.has(name)) continue;
+        if (!which(step.tool)) {
+          results.fail(step.rows, name, `${step.tool} not installed`);
+          continue;
+        }
+        if (step.tool === 'iperf3' && backends.iperfError) {
+          results.fail(step.rows, name, `iperf3 server: ${backends.iperfError}`);
+          continue;
+        }
+        if (overTime()) {
+          results.fail(step.rows, name, 'time budget used up');
+          continue;
+        }
+        const p = await ready(name);
+        if (!p) {
+          results.fail(step.rows, name, dead.get(name) ?? 'not running');
+          continue;
+        }
+        try {
+          const vals = await step.go(p);
+          step.rows.forEach((k, i) => results.add(k, name, vals[i]!));
+          log(`run ${r + 1}/${opts.runs} ${step.what.padEnd(15)} ${name.padEnd(14)} ${vals.map((v) => v.toFixed(v >= 100 ? 0 : 3)).join(' / ')}`);
+        } catch (err) {
+          let msg = (err as Error).message;
+          if (p.proc?.hasExited()) msg = `${name} exited during the run (${await p.proc.exited})`;
+          results.fail(step.rows, name, msg);
+          log(`run ${r + 1}/${opts.runs} ${step.what.padEnd(15)} ${name.padEnd(14)} FAILED: ${msg}`);
+          if (step.tool === 'iperf3') {
+            // a half-finished test can leave an iperf3 server busy: start them afresh
+            await backends.restartIperf().catch((e: Error) => log(`iperf3 restart failed: ${e.message}`));
+          }
+        }
+        await sleep(500);
+      }
+    }
+  }
+
+  // ---- idle memory: each proxy freshly restarted, then 9,000 held connections
+  if (!opts.quick) {
+    for (const c of columns) if (!peers.get(c)?.idle && peers.has(c)) results.notApplicable('idle_mem', c);
+    for (let r = 0; r < opts.runs; r++) {
+      const order = columns.map((_, i) => columns[(i + r) % columns.length]!);
+      for (const name of order) {
+        const p0 = peers.get(name);
+        if (!p0?.idle) continue;
+        if (overTime()) {
+          results.fail(['idle_mem'], name, 'time budget used up');
+          continue;
+        }
+        if (maxconn < IDLE_CONNECTIONS) {
+          results.fail(['idle_mem'], name, `open-files limit ${nofile} too low for ${IDLE_CONNECTIONS} connections (needs ~20000)`);
+          continue;
+        }
+        try {
+          if (!(await ready(name))) throw new Error(dead.get(name) ?? 'not running');
+          await p0.restart();
+          const m = await idleMemory(ROOT, p0, backends.idleCount);
+          results.add('idle_mem', name, m.kibPerConn);
+          log(`run ${r + 1}/${opts.runs} idle memory     ${name.padEnd(14)} ${m.kibPerConn.toFixed(2)} KiB/conn (RSS ${m.beforeKiB} -> ${m.afterKiB} KiB)`);
+        } catch (err) {
+          results.fail(['idle_mem'], name, (err as Error).message);
+          log(`run ${r + 1}/${opts.runs} idle memory     ${name.padEnd(14)} FAILED: ${(err as Error).message}`);
+        }
+      }
+    }
+  }
+
+  // ---- check cost: tcplb only, with the peers stopped (their idle CPU is no part of it)
+  for (const [, p] of peers) await p.stop();
+  if (peers.has('tcplb+features')) {
+    // the features were really on: the access log has lines
+    const f = path.join(tmpDir, 'tcplb-features', 'access.log');
+    const lines = fs.existsSync(f) ? fs.readFileSync(f, 'utf8').split('\n').filter(Boolean).length : 0;
+    notes.push(`tcplb+features wrote ${lines.toLocaleString('en-US')} access-log lines during the run.`);
+  }
+  if (!opts.quick && columns.includes('tcplb')) {
+    for (const c of columns) if (c !== 'tcplb') results.notApplicable('check_cost', c);
+    for (let r = 0; r < opts.runs; r++) {
+      if (overTime()) {
+        results.fail(['check_cost'], 'tcplb', 'time budget used up');
+        continue;
+      }
+      try {
+        const pct = await checkCost(ROOT, 1000, CHECK_COST_SECONDS, (reason) => {
+          log(`check cost: ${reason}; retrying`);
+          notes.push(`check cost, run ${r + 1}: ${reason} (its random port was taken; retried).`);
+        });
+        results.add('check_cost', 'tcplb', pct);
+        log(`run ${r + 1}/${opts.runs} check cost      tcplb          ${pct.toFixed(1)}% of one core`);
+      } catch (err) {
+        results.fail(['check_cost'], 'tcplb', (err as Error).message);
+        log(`run ${r + 1}/${opts.runs} check cost      tcplb          FAILED: ${(err as Error).message}`);
+      }
+    }
+  }
+  return finish();
+
+  async function finish(): Promise<number> {
+    await stopAll();
+    removeTmp();
+    const table = buildTable(results, columns, rows);
+    const text = textTable(table);
+    process.stdout.write(`\n${text}\n\n`);
+    process.stdout.write(
+      'median [min-max] over the runs; ratios are tcplb / peer on the medians: for req/s and Gbit/s higher is better, ' +
+        'for latency (ms), KiB/conn and % of a core lower is better ("better" column).\n',
+    );
+    for (const f of results.failures()) process.stdout.write(`  ${f.col} (${f.rows.join(', ')}): ${f.reason}\n`);
+    const measured = rows.some((r) => columns.some((c) => results.has(r.key, c) && results.cell(r.key, c).values.length > 0));
+    if (!measured) {
+      log(`nothing could be measured${opts.out ? `; ${path.relative(process.cwd(), opts.out) || opts.out} left as it was` : ''}`);
+      return 1;
+    }
+    if (opts.out) {
+      writeDoc(opts.out, {
+        root: ROOT,
+        date: new Date(),
+        command: `node dist/bench/run.js ${process.argv.slice(2).join(' ')}`.trim(),
+        quick: opts.quick,
+        runs: opts.runs,
+        duration: opts.duration,
+        columns,
+        table,
+        failures: results.failures(),
+        notes,
+        versions: ver,
+        machine: mach,
+        loadBefore,
+        loadAfter: loadAverage(),
+        elapsedS: Math.round((Date.now() - t0) / 1000),
+        nofile,
+        maxconn,
+        nbthread: cores,
+        checkCostSeconds: CHECK_COST_SECONDS,
+        configs,
+      });
+      log(`wrote ${path.relative(process.cwd(), opts.out) || opts.out}`);
+    }
+    log(`done in ${Math.round((Date.now() - t0) / 1000)} s`);
+    return 0;
+  }
+}
+
+const CHECK_COST_SECONDS = 10;
+
+let interrupted = false;
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(sig, () => {
+    if (interrupted) return;
+    interrupted = true;
+    log(`${sig}: stopping every process started and removing the temp dir`);
+    void stopAll().finally(() => {
+      removeTmp();
+      process.exit(130);
+    });
+  });
+}
+process.on('exit', () => {
+  killAllSync();
+  removeTmp();
+});
+
+main().then(
+  (code) => process.exit(code),
+  async (err: unknown) => {
+    log(`bench failed: ${(err as Error).stack ?? String(err)}`);
+    await stopAll();
+    removeTmp();
+    process.exit(1);
+  },
+);

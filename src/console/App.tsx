@@ -27,14 +27,14 @@ export interface AppProps {
   readonly onQuit: () => void;
   /** Shown in the header instead of `snapshot.version`. */
   readonly version?: string;
-  /** Snapshot poll period in ms. @default 250 */
+  /** Snapshot poll period in ms: 2 frames a second keep the data plane's share of the CPU (measured: bench/console-overhead.sh). @default 500 */
   readonly intervalMs?: number;
   /** Most open connections fetched per snapshot. @default 200 */
   readonly connLimit?: number;
 }
 
 /** The whole console, sized to the terminal (one line less than its rows, so Ink never scrolls). */
-export function App({ actions, onQuit, version, intervalMs = 250, connLimit = 200 }: AppProps) {
+export function App({ actions, onQuit, version, intervalMs = 500, connLimit = 200 }: AppProps) {
   const { columns: width, rows: termRows } = useTerminalSize();
   const { snapshot, latest, refresh, error } = useSnapshot(actions, intervalMs, connLimit);
   const { ui, get, dispatch } = useUiStore();

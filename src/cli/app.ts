@@ -8,6 +8,7 @@ import net from 'node:net';
 import { diffConfigs } from '../config/diff.js';
 import { loadConfigFile } from '../config/load.js';
 import { formatIssue, type Config } from '../config/types.js';
+import { formatHostPort } from '../core/types.js';
 import { HealthScheduler } from '../health/scheduler.js';
 import { AccessLog, createLogger, formatTransition, type Logger } from '../log/logger.js';
 import { startControlServer, type ControlServer } from '../control/server.js';
@@ -140,7 +141,7 @@ export async function startApp(config: Config, opts: AppOptions = {}): Promise<A
   let metricsServer: Awaited<ReturnType<typeof startMetricsServer>> | undefined;
   if (config.metrics.listen !== null) {
     const m = config.metrics.listen;
-    if (!isLoopback(m.host)) logger.warn(`metrics: listening on ${m.host}:${m.port}, beyond loopback: anyone who reaches it can read backend names and traffic figures`);
+    if (!isLoopback(m.host)) logger.warn(`metrics: listening on ${formatHostPort(m.host, m.port)}, beyond loopback: anyone who reaches it can read backend names and traffic figures`);
     try {
       metricsServer = await startMetricsServer(m, metrics.registry);
     } catch (err) {
@@ -253,7 +254,7 @@ export async function startApp(config: Config, opts: AppOptions = {}): Promise<A
   let control: ControlServer | undefined;
   if (config.control.socket !== null) {
     try {
-      control = await startControlServer(config.control.socket, actions, (m) => logger.warn(`control: ${m}`));
+      control = await startControlServer(config.control.socket, actions, (m) => logger.warn(m));
     } catch (err) {
       engine.closeAllNow();
       void metricsServer?.close();

@@ -46,7 +46,8 @@ function expectingAt(text: string, offset: number): Expecting {
   const stack: string[] = [];
   let state: Expecting = 'value';
   try {
-    for (const t of tokenize(text.slice(0, offset), { mode: 'json5' })) {
+    const prefix = text.slice(0, offset);
+    for (const t of tokenize(prefix.endsWith('\\') ? prefix + '\n' : prefix, { mode: 'json5' })) {
       switch (t.type) {
         case 'LineComment':
         case 'BlockComment':
@@ -105,6 +106,8 @@ function syntaxMessage(e: MomoaError, text: string): string {
     return `syntax error: unexpected ${type.toLowerCase()} ${shown}${quoteHint}`;
   }
   const ch = /^Unexpected character '(.*)' found/s.exec(raw);
+  // momoa reports reading past the end as the character U+FFFF.
+  if (ch !== null && ch[1] === '\uffff') return EOF_MESSAGE;
   if (ch !== null) return `syntax error: unexpected character ${JSON.stringify(ch[1])}`;
   return `syntax error: ${raw.replace(/\.$/, '')}`;
 }
@@ -139,7 +142,11 @@ function tooDeep(text: string): Pos | undefined {
 
 /** Parse JSON5 text; a leading BOM is dropped so columns match what editors show. */
 export function parseJson5(input: string): ParseOutcome {
-  const text = input.charCodeAt(0) === 0xfeff ? input.slice(1) : input;
+  const bom = input.charCodeAt(0) === 0xfeff ? input.slice(1) : input;
+  // momoa 3.3 loops forever on a text ending in a backslash (an escape cut by
+  // end of file: an editor saving mid-typing). A trailing newline is harmless
+  // to every valid text and turns that into an ordinary syntax error.
+  const text = bom.endsWith('\\') ? bom + '\n' : bom;
   if (text.trim() === '') return { ok: false, pos: { line: 1, column: 1 }, message: 'the config is empty: expected an object { listeners: [...], upstreams: {...} }' };
   const deep = tooDeep(text);
   if (deep !== undefined) return { ok: false, pos: deep, message: `nested too deeply (more than ${MAX_DEPTH} levels)` };

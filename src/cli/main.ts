@@ -124,6 +124,13 @@ async function run(config: Config, label: string, useConsole: boolean): Promise<
       void app.actions.reload('signal');
     });
     if (useConsole) {
+      // The terminal went away (ssh dropped, tmux killed): writes fail with
+      // EIO/EPIPE. Take the console down and keep serving headless rather
+      // than buffer frames for a screen nobody sees; SIGTERM or ctl still work.
+      process.stdout.on('error', () => {
+        ui?.unmount();
+        ui = undefined;
+      });
       void openConsole().then(({ runConsole }) => {
         // `q` (confirmed with the count of open connections): close them and exit.
         ui = runConsole(app.actions, {

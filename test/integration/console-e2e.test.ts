@@ -18,6 +18,22 @@ const SOCK = `tcplb-e2e-${process.pid}`; // a private tmux server: nothing else 
 const tmux = (...args: string[]): string => execFileSync('tmux', ['-L', SOCK, ...args], { encoding: 'utf8' });
 const screen = (): string => tmux('capture-pane', '-p', '-t', 'lb');
 
+/** The pane's shell and its children (the tcplb process), from /proc. */
+function childPids(pid: number): number[] {
+  const out = [pid];
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === pid) out.push(Number(d));
+    } catch {
+      /* gone */
+    }
+  }
+  return out;
+}
+
 async function waitScreen(re: RegExp, what: string, ms = 8000): Promise<string> {
   let last = '';
   try {
@@ -42,11 +58,21 @@ test('console e2e in tmux: d drains (open connection keeps relaying), e enables,
     log: { access: null },
   }`);
   tmux('new-session', '-d', '-s', 'lb', '-x', '80', '-y', '24', `${process.execPath} ${BIN} -c ${file}; echo EXITED $?; sleep 30`);
+  // The pane's process is ours: stop it by PID (closing the terminal alone
+  // leaves it serving headless, by design).
+  const panePid = Number(tmux('display-message', '-p', '-t', 'lb', '#{pane_pid}').trim());
   t.after(() => {
     try {
       tmux('kill-server');
     } catch {
       /* already gone */
+    }
+    for (const pid of childPids(panePid)) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        /* already gone */
+      }
     }
   });
   const first = await waitScreen(new RegExp(`127\\.0\\.0\\.1:${a.port}\\s+UP`), 'the upstream table');

@@ -127,28 +127,35 @@ export async function startApp(config: Config, opts: AppOptions = {}): Promise<A
   openAccessLog(config);
   runtime.bus.on('session', (r) => accessLog?.write(r));
 
-  const results = await engine.setListeners(config.listeners);
-  const failed = results.filter((r) => !r.ok).map((r) => r.error ?? `listener "${r.name}" failed`);
-  if (failed.length > 0) {
-    engine.closeAllNow();
+  let metricsServer: Awaited<ReturnType<typeof startMetricsServer>> | undefined;
+  let control: ControlServer | undefined;
+  /** Release everything but the engine's sessions: one teardown for a failed start and for a stop. */
+  const finish = (): void => {
+    void metricsServer?.close();
+    void control?.close();
     health.close();
     runtime.close();
     accessLog?.close();
-    throw new StartupError(failed);
-  }
+  };
+  /** A start that cannot complete closes what it opened and says why. */
+  const startFailed = (problems: string[]): StartupError => {
+    engine.closeAllNow();
+    finish();
+    return new StartupError(problems);
+  };
+
+  const results = await engine.setListeners(config.listeners);
+  const failed = results.filter((r) => !r.ok).map((r) => r.error ?? `listener "${r.name}" failed`);
+  if (failed.length > 0) throw startFailed(failed);
 
   const metrics = createMetrics(runtime, engine);
-  let metricsServer: Awaited<ReturnType<typeof startMetricsServer>> | undefined;
   if (config.metrics.listen !== null) {
     const m = config.metrics.listen;
     if (!isLoopback(m.host)) logger.warn(`metrics: listening on ${formatHostPort(m.host, m.port)}, beyond loopback: anyone who reaches it can read backend names and traffic figures`);
     try {
       metricsServer = await startMetricsServer(m, metrics.registry);
     } catch (err) {
-      engine.closeAllNow();
-      runtime.close();
-      accessLog?.close();
-      throw new StartupError([(err as Error).message]);
+      throw startFailed([(err as Error).message]);
     }
   }
 
@@ -251,16 +258,11 @@ export async function startApp(config: Config, opts: AppOptions = {}): Promise<A
     }
   }
 
-  let control: ControlServer | undefined;
   if (config.control.socket !== null) {
     try {
       control = await startControlServer(config.control.socket, actions, (m) => logger.warn(m));
     } catch (err) {
-      engine.closeAllNow();
-      void metricsServer?.close();
-      runtime.close();
-      accessLog?.close();
-      throw new StartupError([(err as Error).message]);
+      throw startFailed([(err as Error).message]);
     }
   }
 
@@ -268,13 +270,6 @@ export async function startApp(config: Config, opts: AppOptions = {}): Promise<A
   health.sync(runtime.checkTargets(), runtime.disabled());
 
   let stopped = false;
-  const finish = (): void => {
-    void metricsServer?.close();
-    void control?.close();
-    health.close();
-    runtime.close();
-    accessLog?.close();
-  };
   return {
     runtime,
     engine,

@@ -5,6 +5,7 @@
  */
 import fs from 'node:fs';
 import type { TransitionEvent } from '../core/events.js';
+import { formatHostPort } from '../core/types.js';
 import type { SessionRecord } from '../proxy/types.js';
 
 export type Level = 'debug' | 'info' | 'warn' | 'error';
@@ -37,10 +38,6 @@ export function formatTransition(e: TransitionEvent): string {
   return `${e.backend} ${e.from} -> ${e.to} (${e.cause}: ${e.reason})`;
 }
 
-function hostPort(ip: string, port: number): string {
-  return ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
-}
-
 /** One access-log line, without the trailing newline. */
 export function formatAccess(r: SessionRecord, format: 'text' | 'json'): string {
   const time = new Date(r.start + r.durationMs).toISOString();
@@ -59,7 +56,7 @@ export function formatAccess(r: SessionRecord, format: 'text' | 'json'): string 
     });
   }
   const detail = r.detail ? ` "${r.detail}"` : '';
-  return `${time} ${r.listener} ${hostPort(r.client, r.clientPort)} ${r.backend || '-'} ${r.bytesIn} ${r.bytesOut} ${(r.durationMs / 1000).toFixed(3)}s ${r.reason}${detail}`;
+  return `${time} ${r.listener} ${formatHostPort(r.client, r.clientPort)} ${r.backend || '-'} ${r.bytesIn} ${r.bytesOut} ${(r.durationMs / 1000).toFixed(3)}s ${r.reason}${detail}`;
 }
 
 /**

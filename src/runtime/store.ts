@@ -6,6 +6,7 @@
  */
 import { Bus, type TransitionEvent } from '../core/events.js';
 import { backendId, type BackendId, type ChangeCause } from '../core/types.js';
+import { formatDuration } from '../config/duration.js';
 import type { Config } from '../config/types.js';
 import type { ProbeResult } from '../core/types.js';
 import type { CheckTarget } from '../health/scheduler.js';
@@ -175,7 +176,7 @@ export class Runtime implements EngineSink {
     b.passiveFails = b.passiveFails.filter((t) => now - t < failTimeoutMs);
     b.passiveFails.push(now);
     if (b.passiveFails.length >= maxFails && b.passiveUntil === 0) {
-      const reason = `${b.passiveFails.length} connect failure${b.passiveFails.length > 1 ? 's' : ''} within ${fmtMs(failTimeoutMs)} (${detail})`;
+      const reason = `${b.passiveFails.length} connect failure${b.passiveFails.length > 1 ? 's' : ''} within ${formatDuration(failTimeoutMs)} (${detail})`;
       this.#change(b, 'passive', reason, () => {
         b.passiveUntil = now + failTimeoutMs;
         b.passiveFails = [];
@@ -184,7 +185,7 @@ export class Runtime implements EngineSink {
       const t = setTimeout(() => {
         this.#passiveTimers.delete(id);
         if (this.#backends.get(id) !== b) return;
-        this.#change(b, 'passive', `fail_timeout ${fmtMs(failTimeoutMs)} passed`, () => {
+        this.#change(b, 'passive', `fail_timeout ${formatDuration(failTimeoutMs)} passed`, () => {
           b.passiveUntil = 0;
         });
       }, failTimeoutMs);
@@ -289,11 +290,4 @@ export class Runtime implements EngineSink {
     for (const t of this.#passiveTimers.values()) clearTimeout(t);
     this.#passiveTimers.clear();
   }
-}
-
-/** `10000` -> `10s`, `1500` -> `1500ms`, `600000` -> `10m`. */
-export function fmtMs(ms: number): string {
-  if (ms % 60000 === 0 && ms >= 60000) return `${ms / 60000}m`;
-  if (ms % 1000 === 0 && ms >= 1000) return `${ms / 1000}s`;
-  return `${ms}ms`;
 }

@@ -54,8 +54,7 @@ export function createMetrics(runtime: Runtime, engine: Engine): { registry: Reg
     name: 'tcplb_listener_active_connections', help: 'Open client connections per listener', labelNames: ['listener'], registers: [registry],
     collect() {
       this.reset();
-      const byListener = new Map<string, number>();
-      for (const s of engine.sessions(Number.MAX_SAFE_INTEGER).list) byListener.set(s.listener, (byListener.get(s.listener) ?? 0) + 1);
+      const byListener = engine.activeByListener();
       for (const l of runtime.config.listeners) this.set({ listener: l.name }, byListener.get(l.name) ?? 0);
     },
   });

@@ -176,6 +176,8 @@ export class JsEngine implements Engine {
   #listeners = new Map<string, Listener>();
   #sessions = new Map<Session, number>(); // session -> idle timeout ms
   #active = new Map<BackendId, number>();
+  /** Open sessions by listener name, moved or removed listeners' sessions included. */
+  #perListener = new Map<string, number>();
   #balancers = new Map<string, { algo: BalanceAlgorithm; balancer: Balancer }>();
   #sweep: NodeJS.Timeout | undefined;
   #sweepEvery = 1000;
@@ -286,6 +288,11 @@ export class JsEngine implements Engine {
     return { total: this.#sessions.size, list };
   }
 
+  /** Open sessions per listener name (the listeners' own counters). */
+  activeByListener(): ReadonlyMap<string, number> {
+    return this.#perListener;
+  }
+
   /** Bytes relayed so far by the open sessions (both directions). */
   liveBytes(): number {
     let n = 0;
@@ -299,6 +306,7 @@ export class JsEngine implements Engine {
 
   onAccepted(s: Session, idleMs: number): void {
     this.#sessions.set(s, idleMs);
+    this.#perListener.set(s.acceptedOn, (this.#perListener.get(s.acceptedOn) ?? 0) + 1);
   }
 
   onConnected(id: BackendId): void {
@@ -309,6 +317,9 @@ export class JsEngine implements Engine {
 
   onFinished(s: Session, rec: SessionRecord): void {
     this.#sessions.delete(s);
+    const n = (this.#perListener.get(s.acceptedOn) ?? 1) - 1;
+    if (n <= 0) this.#perListener.delete(s.acceptedOn);
+    else this.#perListener.set(s.acceptedOn, n);
     if (rec.backend !== '' && rec.reason !== 'connect_failed') {
       const n = (this.#active.get(rec.backend) ?? 1) - 1;
       if (n <= 0) this.#active.delete(rec.backend);

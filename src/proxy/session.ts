@@ -32,6 +32,8 @@ export class Session {
   readonly id = nextId++;
   readonly start = Date.now();
   readonly clientIp: string;
+  /** The listener's name when the client arrived (a reload may rename it later). */
+  readonly acceptedOn: string;
   readonly clientPort: number;
   backend: RouteBackend | undefined;
   bytesIn = 0;
@@ -50,6 +52,7 @@ export class Session {
 
   constructor(host: SessionHost, client: net.Socket) {
     this.#host = host;
+    this.acceptedOn = host.listenerName;
     this.#client = client;
     this.clientIp = client.remoteAddress ?? '';
     this.clientPort = client.remotePort ?? 0;

@@ -95,6 +95,8 @@ export interface Engine {
   killBackend(backend: BackendId, reason: EndReason): number;
   /** Up to `limit` live sessions, and the total count. */
   sessions(limit: number): { total: number; list: SessionInfo[] };
+  /** Open session count per listener. */
+  activeByListener(): ReadonlyMap<string, number>;
   /** Open session count per backend. */
   activeByBackend(): ReadonlyMap<BackendId, number>;
   /** Stop accepting everywhere; resolve when every session ended or `timeoutMs` passed (then close them with `shutdown`). */

@@ -14,7 +14,8 @@ import { AccessLog, createLogger, formatTransition, type Logger } from '../log/l
 import { startControlServer, type ControlServer } from '../control/server.js';
 import { createMetrics, startMetricsServer } from '../metrics/server.js';
 import { loadState, saveState } from '../runtime/state-file.js';
-import { JsEngine } from '../proxy/engine.js';
+import { createEngine, type EngineChoice } from '../proxy/create-engine.js';
+import type { Engine } from '../proxy/types.js';
 import { createActions } from '../runtime/actions.js';
 import type { Actions, Actor, ReloadResult } from '../runtime/actions-types.js';
 import { EventLog } from '../runtime/event-log.js';
@@ -29,7 +30,9 @@ export interface AppOptions {
 
 export interface App {
   readonly runtime: Runtime;
-  readonly engine: JsEngine;
+  readonly engine: Engine;
+  /** Which engine runs and why. */
+  readonly engineChoice: EngineChoice;
   readonly logger: Logger;
   readonly health: HealthScheduler;
   readonly events: EventLog;
@@ -95,7 +98,15 @@ export async function startApp(config: Config, opts: AppOptions = {}): Promise<A
   if (problems.length > 0) throw new StartupError(problems);
 
   const runtime = new Runtime(config);
-  const engine = new JsEngine(runtime, { log: (l) => logger.error(l) });
+  let created: Awaited<ReturnType<typeof createEngine>>;
+  try {
+    created = await createEngine(config, runtime, (l) => logger.error(l));
+  } catch (err) {
+    runtime.close();
+    throw new StartupError([(err as Error).message]);
+  }
+  const { engine, choice } = created;
+  logger.info(`engine: ${choice.why}`);
   const events = new EventLog();
   events.follow(runtime);
   runtime.bus.onError = (err) => logger.error(`internal: ${(err as Error).stack ?? String(err)}`);
@@ -136,6 +147,7 @@ export async function startApp(config: Config, opts: AppOptions = {}): Promise<A
     health.close();
     runtime.close();
     accessLog?.close();
+    engine.dispose?.();
   };
   /** A start that cannot complete closes what it opened and says why. */
   const startFailed = (problems: string[]): StartupError => {
@@ -228,7 +240,7 @@ export async function startApp(config: Config, opts: AppOptions = {}): Promise<A
     health,
     events,
     version: opts.version ?? '0.0.0',
-    engineName: 'js',
+    engineName: choice.label,
     configView: () => view,
     reload: reloadFile,
     onAdminChange: () => saveOperatorState(),
@@ -273,6 +285,7 @@ export async function startApp(config: Config, opts: AppOptions = {}): Promise<A
   return {
     runtime,
     engine,
+    engineChoice: choice,
     logger,
     health,
     events,

@@ -157,6 +157,13 @@ async function main(cmd: Command): Promise<number> {
       const config = await load(cmd.config);
       if (config === undefined) return 1;
       process.stdout.write(summarize(config) + '\n');
+      const { chooseEngine } = await import('../proxy/create-engine.js');
+      try {
+        process.stdout.write(`engine:   would run ${chooseEngine(config).why}\n`);
+      } catch (err) {
+        process.stderr.write(`${path.relative(process.cwd(), config.file) || config.file}: ${(err as Error).message}\n`);
+        return 1;
+      }
       return 0;
     }
     case 'run': {

@@ -4,51 +4,40 @@
  * settings); outcomes leave through the EngineSink.
  */
 import net from 'node:net';
-import { createBalancer } from '../balancers/registry.js';
-import type { Balancer } from '../balancers/types.js';
 import type { ListenerConfig } from '../config/types.js';
-import type { BackendId, BalanceAlgorithm, EndReason } from '../core/types.js';
-import { compileAcl } from '../runtime/acl.js';
-import { buildProxyHeader } from './proxy-header.js';
-import { selectBackend } from './select.js';
+import type { BackendId, EndReason } from '../core/types.js';
+import { AcceptErrorLog, Admission, listenError } from './admission.js';
+import { dec, inc, Router } from './router.js';
 import { Session, type SessionHost } from './session.js';
-import type { Engine, EngineSink, ListenerResult, RouteBackend, RoutingTable, SessionInfo, SessionRecord } from './types.js';
-
-const EMPTY_TABLE: RoutingTable = { version: 0, upstreams: new Map() };
+import type { BoundAddress, Engine, EngineSink, ListenerResult, PreparedListeners, RouteBackend, RoutingTable, SessionInfo, SessionRecord } from './types.js';
 
 /** A listening socket plus the settings new sessions on it use. */
 class Listener implements SessionHost {
-  cfg: ListenerConfig;
-  acl: (ip: string) => boolean;
+  readonly admission: Admission;
   server: net.Server | undefined;
-  active = 0;
-  perClient = new Map<string, number>();
   /** Clients accepted before the listener was committed (a reload binding); served at activate(). */
   #held: net.Socket[] | undefined = [];
   readonly #engine: JsEngine;
+  readonly #errors: AcceptErrorLog;
 
   constructor(engine: JsEngine, cfg: ListenerConfig) {
     this.#engine = engine;
-    this.cfg = cfg;
-    this.acl = compileAcl(cfg.allow, cfg.deny);
+    this.admission = new Admission(cfg);
+    this.#errors = new AcceptErrorLog((l) => engine.log(l));
   }
 
+  get cfg(): ListenerConfig {
+    return this.admission.cfg;
+  }
   get listenerName(): string {
-    return this.cfg.name;
+    return this.admission.cfg.name;
   }
   get connectTimeoutMs(): number {
-    return this.cfg.connectTimeoutMs;
-  }
-
-  update(cfg: ListenerConfig): void {
-    this.cfg = cfg;
-    this.acl = compileAcl(cfg.allow, cfg.deny);
+    return this.admission.cfg.connectTimeoutMs;
   }
 
   preamble(client: net.Socket): Buffer | undefined {
-    const v = this.cfg.proxyProtocol;
-    if (v === false) return undefined;
-    return buildProxyHeader(v, {
+    return this.admission.preamble({
       srcAddr: client.remoteAddress ?? '',
       srcPort: client.remotePort ?? 0,
       dstAddr: client.localAddress ?? '',
@@ -65,7 +54,7 @@ class Listener implements SessionHost {
   }
 
   localError(err: NodeJS.ErrnoException): void {
-    this.#acceptError(err);
+    this.#errors.report(this.cfg.name, err.code, err.message);
   }
 
   connectOk(b: RouteBackend): void {
@@ -73,12 +62,7 @@ class Listener implements SessionHost {
   }
 
   finished(s: Session, rec: SessionRecord): void {
-    this.active--;
-    if (this.cfg.maxConnectionsPerClient > 0 || this.perClient.size > 0) {
-      const n = (this.perClient.get(s.clientIp) ?? 1) - 1;
-      if (n <= 0) this.perClient.delete(s.clientIp);
-      else this.perClient.set(s.clientIp, n);
-    }
+    this.admission.release(s.clientIp);
     this.#engine.onFinished(s, rec);
   }
 
@@ -90,7 +74,7 @@ class Listener implements SessionHost {
     return new Promise((resolve) => {
       const onError = (err: NodeJS.ErrnoException): void => {
         this.server = undefined;
-        resolve({ name: this.cfg.name, ok: false, error: listenError(this.cfg, err) });
+        resolve({ name: this.cfg.name, ok: false, error: listenError(this.cfg, err.code, err.message) });
       };
       server.once('error', onError);
       const { host, port } = this.cfg.listen;
@@ -98,7 +82,7 @@ class Listener implements SessionHost {
         server.off('error', onError);
         // Later accept errors (EMFILE when descriptors run out) must not crash
         // the process nor flood the log: one line per second with a count.
-        server.on('error', (err: NodeJS.ErrnoException) => this.#acceptError(err));
+        server.on('error', (err: NodeJS.ErrnoException) => this.#errors.report(this.cfg.name, err.code, err.message));
         resolve({ name: this.cfg.name, ok: true });
       });
     });
@@ -111,22 +95,6 @@ class Listener implements SessionHost {
     for (const sock of held) this.#accept(sock);
   }
 
-  #errs = 0;
-  #errTimer: NodeJS.Timeout | undefined;
-  #acceptError(err: NodeJS.ErrnoException): void {
-    this.#errs++;
-    if (this.#errTimer !== undefined) return;
-    const what = err.code === 'EMFILE' || err.code === 'ENFILE' ? `${err.code}: out of file descriptors; new clients wait or are closed until some free up` : err.message;
-    this.#engine.log(`listener ${this.cfg.name}: ${what}`);
-    this.#errs = 0;
-    this.#errTimer = setTimeout(() => {
-      this.#errTimer = undefined;
-      if (this.#errs > 0) this.#engine.log(`listener ${this.cfg.name}: ${this.#errs} more accept error${this.#errs > 1 ? 's' : ''} in the last second (${err.code ?? 'error'})`);
-      this.#errs = 0;
-    }, 1000);
-    this.#errTimer.unref();
-  }
-
   /** Stop accepting; open sessions carry on. */
   stop(): void {
     this.server?.close();
@@ -137,56 +105,43 @@ class Listener implements SessionHost {
 
   #accept(sock: net.Socket): void {
     const s = new Session(this, sock);
-    this.active++;
-    if (this.cfg.maxConnectionsPerClient > 0) {
-      this.perClient.set(s.clientIp, (this.perClient.get(s.clientIp) ?? 0) + 1);
-    }
+    const refused = this.admission.admit(s.clientIp);
     this.#engine.onAccepted(s, this.cfg.idleTimeoutMs);
-    if (!this.acl(s.clientIp)) return s.reject('denied');
-    if (this.cfg.maxConnections > 0 && this.active > this.cfg.maxConnections) return s.reject('limit');
-    if (this.cfg.maxConnectionsPerClient > 0 && (this.perClient.get(s.clientIp) ?? 0) > this.cfg.maxConnectionsPerClient) {
-      return s.reject('limit');
-    }
+    if (refused !== undefined) return s.reject(refused);
     s.begin();
-  }
-}
-
-function listenError(cfg: ListenerConfig, err: NodeJS.ErrnoException): string {
-  const where = cfg.listenText;
-  switch (err.code) {
-    case 'EADDRINUSE':
-      return `listener "${cfg.name}": ${where} is already in use`;
-    case 'EACCES':
-      return `listener "${cfg.name}": permission denied binding ${where} (ports below 1024 need root or CAP_NET_BIND_SERVICE)`;
-    case 'EADDRNOTAVAIL':
-      return `listener "${cfg.name}": ${where}: address not available on this host`;
-    default:
-      return `listener "${cfg.name}": cannot listen on ${where}: ${err.message}`;
   }
 }
 
 export interface JsEngineOptions {
   /** Where data-plane errors go (a stderr logger in headless mode). */
   log?: (line: string) => void;
+  /** Called for every accepted client (a worker process mirrors live sessions to the primary). */
+  onSession?: (s: Session) => void;
+  /** Called when a session ends, just before its record goes to the sink. */
+  onSessionEnd?: (s: Session) => void;
 }
 
 export class JsEngine implements Engine {
+  readonly name = 'js';
   readonly sink: EngineSink;
-  #table: RoutingTable = EMPTY_TABLE;
+  readonly #router = new Router();
   #listeners = new Map<string, Listener>();
   #sessions = new Map<Session, number>(); // session -> idle timeout ms
   #active = new Map<BackendId, number>();
   /** Open sessions by listener name, moved or removed listeners' sessions included. */
   #perListener = new Map<string, number>();
-  #balancers = new Map<string, { algo: BalanceAlgorithm; balancer: Balancer }>();
   #sweep: NodeJS.Timeout | undefined;
   #sweepEvery = 1000;
   #drained: (() => void) | undefined;
   readonly #log: (line: string) => void;
+  readonly #onSession: ((s: Session) => void) | undefined;
+  readonly #onSessionEnd: ((s: Session) => void) | undefined;
 
   constructor(sink: EngineSink, opts: JsEngineOptions = {}) {
     this.sink = sink;
     this.#log = opts.log ?? (() => {});
+    this.#onSession = opts.onSession;
+    this.#onSessionEnd = opts.onSessionEnd;
   }
 
   log(line: string): void {
@@ -194,33 +149,32 @@ export class JsEngine implements Engine {
   }
 
   setRoutes(table: RoutingTable): void {
-    this.#table = table;
-    for (const [name, up] of table.upstreams) {
-      const cur = this.#balancers.get(name);
-      if (cur === undefined || cur.algo !== up.balance) {
-        this.#balancers.set(name, { algo: up.balance, balancer: createBalancer(up.balance) });
-      }
-    }
-    for (const name of this.#balancers.keys()) if (!table.upstreams.has(name)) this.#balancers.delete(name);
+    this.#router.set(table);
   }
 
   pick(upstream: string, clientIp: string, tried: Set<BackendId>): RouteBackend | undefined {
-    const up = this.#table.upstreams.get(upstream);
-    const bal = this.#balancers.get(upstream);
-    if (up === undefined || bal === undefined) return undefined;
-    return selectBackend(up, bal.balancer, clientIp, tried, this.#active);
+    return this.#router.pick(upstream, clientIp, tried, this.#active);
   }
 
   /**
-   * Two phases, so a reload is all or nothing: first bind every new or moved
-   * listener beside the running ones (clients they accept meanwhile are held);
-   * if any bind fails, close what was just bound and change nothing. Then run
-   * `beforeCommit` (the control plane installs the new routes), stop
-   * removed/moved listeners (their sessions continue), update the rest in
-   * place and start serving on the new ones. A listener renamed without
-   * changing its address keeps its socket.
+   * Two phases, so a reload is all or nothing: `prepareListeners` binds every
+   * new or moved listener beside the running ones (clients they accept
+   * meanwhile are held); if any bind fails, it closes what it just bound and
+   * changes nothing. `commit` then stops removed/moved listeners (their
+   * sessions continue), updates the rest in place and starts serving on the
+   * new ones. A listener renamed without changing its address keeps its
+   * socket. `setListeners` runs both, with `beforeCommit` (the control plane
+   * installs the new routes) in between.
    */
   async setListeners(listeners: readonly ListenerConfig[], beforeCommit?: () => void): Promise<ListenerResult[]> {
+    const p = await this.prepareListeners(listeners);
+    if (!p.ok) return p.results;
+    beforeCommit?.();
+    p.commit();
+    return p.results;
+  }
+
+  async prepareListeners(listeners: readonly ListenerConfig[]): Promise<PreparedListeners> {
     const key = (c: ListenerConfig): string => `${c.listen.host}|${c.listen.port}`;
     const byAddr = new Map([...this.#listeners.values()].map((l) => [key(l.cfg), l]));
     const keep = new Map<string, Listener>(); // new name -> running listener with the same address
@@ -234,28 +188,40 @@ export class JsEngine implements Engine {
     const failed = started.filter((r) => !r.ok);
     if (failed.length > 0) {
       fresh.forEach((l) => l.stop());
-      return failed;
+      return { ok: false, results: failed, commit() {}, abort() {} };
     }
-    beforeCommit?.();
-    const kept = new Set(keep.values());
-    for (const l of this.#listeners.values()) if (!kept.has(l)) l.stop();
-    this.#listeners = new Map();
-    for (const cfg of listeners) {
-      const l = keep.get(cfg.name) ?? fresh.find((f) => f.cfg === cfg)!;
-      l.update(cfg);
-      this.#listeners.set(cfg.name, l);
-    }
-    for (const l of fresh) l.activate();
-    this.#retime();
-    return listeners.map((l) => ({ name: l.name, ok: true }));
+    let settled = false;
+    return {
+      ok: true,
+      results: listeners.map((l) => ({ name: l.name, ok: true })),
+      commit: () => {
+        if (settled) return;
+        settled = true;
+        const kept = new Set(keep.values());
+        for (const l of this.#listeners.values()) if (!kept.has(l)) l.stop();
+        this.#listeners = new Map();
+        for (const cfg of listeners) {
+          const l = keep.get(cfg.name) ?? fresh.find((f) => f.cfg === cfg)!;
+          l.admission.update(cfg);
+          this.#listeners.set(cfg.name, l);
+        }
+        for (const l of fresh) l.activate();
+        this.#retime();
+      },
+      abort: () => {
+        if (settled) return;
+        settled = true;
+        fresh.forEach((l) => l.stop());
+      },
+    };
   }
 
   /** Addresses actually bound, by listener name (port 0 in tests resolves here). */
-  boundAddresses(): Map<string, net.AddressInfo> {
-    const out = new Map<string, net.AddressInfo>();
+  boundAddresses(): Map<string, BoundAddress> {
+    const out = new Map<string, BoundAddress>();
     for (const [name, l] of this.#listeners) {
       const a = l.server?.address();
-      if (a !== null && a !== undefined && typeof a === 'object') out.set(name, a);
+      if (a !== null && a !== undefined && typeof a === 'object') out.set(name, { address: a.address, port: a.port });
     }
     return out;
   }
@@ -306,25 +272,21 @@ export class JsEngine implements Engine {
 
   onAccepted(s: Session, idleMs: number): void {
     this.#sessions.set(s, idleMs);
-    this.#perListener.set(s.acceptedOn, (this.#perListener.get(s.acceptedOn) ?? 0) + 1);
+    inc(this.#perListener, s.acceptedOn);
+    this.#onSession?.(s);
   }
 
   onConnected(id: BackendId): void {
-    this.#active.set(id, (this.#active.get(id) ?? 0) + 1);
+    inc(this.#active, id);
     this.sink.connectOk(id);
     this.sink.sessionOpened(id);
   }
 
   onFinished(s: Session, rec: SessionRecord): void {
     this.#sessions.delete(s);
-    const n = (this.#perListener.get(s.acceptedOn) ?? 1) - 1;
-    if (n <= 0) this.#perListener.delete(s.acceptedOn);
-    else this.#perListener.set(s.acceptedOn, n);
-    if (rec.backend !== '' && rec.reason !== 'connect_failed') {
-      const n = (this.#active.get(rec.backend) ?? 1) - 1;
-      if (n <= 0) this.#active.delete(rec.backend);
-      else this.#active.set(rec.backend, n);
-    }
+    dec(this.#perListener, s.acceptedOn);
+    if (rec.backend !== '' && rec.reason !== 'connect_failed') dec(this.#active, rec.backend);
+    this.#onSessionEnd?.(s);
     this.sink.sessionClosed(rec);
     if (this.#drained !== undefined && this.#sessions.size === 0) this.#drained();
   }

@@ -64,6 +64,11 @@ export class Session {
     });
   }
 
+  /** True once the session has finished (its record was reported). */
+  get ended(): boolean {
+    return this.#done;
+  }
+
   /** Name of the listener this session came in on. */
   get listener(): string {
     return this.#host.listenerName;

@@ -82,7 +82,26 @@ export interface ListenerResult {
   readonly error?: string;
 }
 
+/** Listeners bound but not yet serving (phase one of a reload). */
+export interface PreparedListeners {
+  /** False when a bind failed; `results` then holds only the failures and nothing changed. */
+  readonly ok: boolean;
+  readonly results: ListenerResult[];
+  /** Phase two: serve on the new set (stop removed listeners, start the new ones). */
+  commit(): void;
+  /** Give up: close what was bound, keep the running set. */
+  abort(): void;
+}
+
+/** Where a listener is bound (port 0 in tests resolves here). */
+export interface BoundAddress {
+  readonly address: string;
+  readonly port: number;
+}
+
 export interface Engine {
+  /** `js`, `js x2 workers`, `native`: shown in the console header and `ctl status`. */
+  readonly name: string;
   /** Replace the routing table; takes effect for the next connection. */
   setRoutes(table: RoutingTable): void;
   /**
@@ -90,7 +109,11 @@ export interface Engine {
    * removed ones (their sessions continue), restart those whose address
    * changed, update the settings of the rest in place.
    */
-  setListeners(listeners: readonly ListenerConfig[]): Promise<ListenerResult[]>;
+  setListeners(listeners: readonly ListenerConfig[], beforeCommit?: () => void): Promise<ListenerResult[]>;
+  /** Addresses bound, by listener name. */
+  boundAddresses(): ReadonlyMap<string, BoundAddress>;
+  /** Bytes relayed so far by the open sessions (both directions). */
+  liveBytes(): number;
   /** Close every open session to `backend` with `reason`. Returns how many. */
   killBackend(backend: BackendId, reason: EndReason): number;
   /** Up to `limit` live sessions, and the total count. */
@@ -103,4 +126,6 @@ export interface Engine {
   shutdown(timeoutMs: number): Promise<void>;
   /** Close everything now. */
   closeAllNow(): void;
+  /** Release what the engine holds beyond sessions (worker processes, native threads) after a shutdown. */
+  dispose?(): void;
 }

@@ -1,0 +1,58 @@
+/**
+ * Loads the native relay addon (native/, built by node-gyp at `npm install`)
+ * and says why when it cannot: not built (no compiler, build failed),
+ * another platform, or a load error. Loaded at most once.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+
+/** The addon's own engine object (see native/API.md). */
+export interface NativeEngineHandle {
+  listen(listenerId: number, host: string, port: number, backlog: number): { ok: true; port: number } | { ok: false; errno: number; code: string };
+  activate(listenerId: number): void;
+  closeListener(listenerId: number): void;
+  connect(connId: number, ip: string, port: number, timeoutMs: number, idleMs: number, preamble: Buffer | undefined): void;
+  reject(connId: number): void;
+  kill(connId: number): void;
+  closeAll(): void;
+  stats(): Float64Array;
+  counts(): { connections: number; listeners: number; fds: number };
+  stop(): void;
+}
+
+export interface NativeBinding {
+  readonly version: string;
+  readonly Engine: new (onEvents: (ev: unknown[]) => void) => NativeEngineHandle;
+}
+
+export type NativeLoad = { ok: true; binding: NativeBinding; path: string } | { ok: false; reason: string };
+
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+const ADDON = `${ROOT}native/build/Release/tcplb_native.node`;
+/** Written by scripts/build-native.mjs when the build fails: the reason, in one line. */
+const BUILD_LOG = `${ROOT}native/build-status.txt`;
+
+let loaded: NativeLoad | undefined;
+
+export function loadNative(): NativeLoad {
+  if (loaded !== undefined) return loaded;
+  if (process.env.TCPLB_NO_NATIVE === '1') return (loaded = { ok: false, reason: 'disabled by TCPLB_NO_NATIVE=1' });
+  if (process.platform !== 'linux') return (loaded = { ok: false, reason: `the native engine is Linux-only (this is ${process.platform})` });
+  if (!existsSync(ADDON)) {
+    let why = 'not built';
+    try {
+      why = readFileSync(BUILD_LOG, 'utf8').trim().split('\n')[0] || why;
+    } catch {
+      // no status file: never attempted (e.g. installed with --ignore-scripts)
+      why = 'not built (run `npm run build:native`)';
+    }
+    return (loaded = { ok: false, reason: why });
+  }
+  try {
+    const binding = createRequire(import.meta.url)(ADDON) as NativeBinding;
+    return (loaded = { ok: true, binding, path: ADDON });
+  } catch (err) {
+    return (loaded = { ok: false, reason: `failed to load ${ADDON}: ${(err as Error).message.split('\n')[0]}` });
+  }
+}

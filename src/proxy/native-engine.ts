@@ -1,0 +1,432 @@
+/**
+ * The native data-plane engine: the C++ addon in native/ accepts, connects
+ * and relays on its own epoll thread; this class makes every policy decision
+ * for it with the same code the JS engine uses (Admission for allow/deny and
+ * limits, Router for balancing), and turns the addon's batched events into
+ * the same EngineSink calls and SessionRecords. See native/API.md.
+ */
+import dns from 'node:dns/promises';
+import net from 'node:net';
+import os from 'node:os';
+import type { ListenerConfig } from '../config/types.js';
+import type { BackendId, EndReason } from '../core/types.js';
+import { AcceptErrorLog, Admission, listenError } from './admission.js';
+import { loadNative, type NativeEngineHandle } from './native-binding.js';
+import { dec, inc, Router } from './router.js';
+import { describe } from './session.js';
+import type { BoundAddress, Engine, EngineSink, ListenerResult, PreparedListeners, RouteBackend, RoutingTable, SessionInfo, SessionRecord } from './types.js';
+
+const EV_ACCEPT = 1;
+const EV_CONNECTED = 2;
+const EV_CONNECT_FAILED = 3;
+const EV_CLOSED = 4;
+const EV_ACCEPT_ERROR = 5;
+
+const HOW_IDLE = 1;
+const HOW_KILLED = 2;
+const HOW_ERROR = 3;
+
+/** Connect errors that are about this host, not the backend (as in session.ts). */
+const LOCAL_ERRORS = new Set(['EMFILE', 'ENFILE', 'ENOBUFS', 'ENOMEM']);
+
+const ERRNO_NAMES = new Map<number, string>(Object.entries(os.constants.errno).map(([name, n]) => [n, name]));
+const errnoName = (n: number): string => ERRNO_NAMES.get(n) ?? `errno ${n}`;
+
+/** How long a resolved backend host name is reused. */
+const DNS_TTL_MS = 30_000;
+
+class NListener {
+  readonly admission: Admission;
+  readonly errors: AcceptErrorLog;
+  port = 0;
+  constructor(
+    readonly id: number,
+    cfg: ListenerConfig,
+    log: (line: string) => void,
+  ) {
+    this.admission = new Admission(cfg);
+    this.errors = new AcceptErrorLog(log);
+  }
+  get cfg(): ListenerConfig {
+    return this.admission.cfg;
+  }
+}
+
+interface Conn {
+  readonly id: number;
+  readonly l: NListener;
+  /** The listener's name when the client arrived (a reload may rename it later). */
+  readonly acceptedOn: string;
+  readonly clientIp: string;
+  readonly clientPort: number;
+  readonly localIp: string;
+  readonly localPort: number;
+  readonly start: number;
+  backend: RouteBackend | undefined;
+  readonly tried: Set<BackendId>;
+  reason: EndReason | undefined;
+  detail: string;
+  connected: boolean;
+}
+
+export interface NativeEngineOptions {
+  log?: (line: string) => void;
+}
+
+export class NativeEngine implements Engine {
+  readonly name = 'native';
+  readonly #h: NativeEngineHandle;
+  readonly #sink: EngineSink;
+  readonly #log: (line: string) => void;
+  readonly #router = new Router();
+  #listeners = new Map<string, NListener>();
+  readonly #byId = new Map<number, NListener>();
+  #nextListener = 1;
+  readonly #conns = new Map<number, Conn>();
+  readonly #active = new Map<BackendId, number>();
+  readonly #perListener = new Map<string, number>();
+  readonly #dns = new Map<string, { ip: string; at: number }>();
+  #drained: (() => void) | undefined;
+  /** The relay runs on its own thread: this ref'd timer keeps the process up while anything is open. */
+  #keepAlive: NodeJS.Timeout | undefined;
+  #disposed = false;
+
+  constructor(sink: EngineSink, opts: NativeEngineOptions = {}) {
+    const native = loadNative();
+    if (!native.ok) throw new Error(`native engine not available: ${native.reason}`);
+    this.#sink = sink;
+    this.#log = opts.log ?? (() => {});
+    this.#h = new native.binding.Engine((ev) => this.#onEvents(ev));
+  }
+
+  setRoutes(table: RoutingTable): void {
+    this.#router.set(table);
+  }
+
+  async setListeners(listeners: readonly ListenerConfig[], beforeCommit?: () => void): Promise<ListenerResult[]> {
+    const p = await this.prepareListeners(listeners);
+    if (!p.ok) return p.results;
+    beforeCommit?.();
+    p.commit();
+    return p.results;
+  }
+
+  /** Bind every new or moved listener (not yet accepting: clients wait in the backlog), or none. */
+  async prepareListeners(listeners: readonly ListenerConfig[]): Promise<PreparedListeners> {
+    const key = (c: ListenerConfig): string => `${c.listen.host}|${c.listen.port}`;
+    const byAddr = new Map([...this.#listeners.values()].map((l) => [key(l.cfg), l]));
+    const keep = new Map<string, NListener>();
+    const fresh: NListener[] = [];
+    const failed: ListenerResult[] = [];
+    for (const cfg of listeners) {
+      const same = byAddr.get(key(cfg));
+      if (same !== undefined) {
+        keep.set(cfg.name, same);
+        continue;
+      }
+      const l = new NListener(this.#nextListener++, cfg, this.#log);
+      const r = this.#h.listen(l.id, cfg.listen.host, cfg.listen.port, 4096);
+      if (r.ok) {
+        l.port = r.port;
+        fresh.push(l);
+      } else {
+        failed.push({ name: cfg.name, ok: false, error: listenError(cfg, r.code, `${r.code} (${os.constants.errno[r.code as keyof typeof os.constants.errno] ?? r.errno})`) });
+      }
+    }
+    if (failed.length > 0) {
+      for (const l of fresh) this.#h.closeListener(l.id);
+      return { ok: false, results: failed, commit() {}, abort() {} };
+    }
+    let settled = false;
+    return {
+      ok: true,
+      results: listeners.map((l) => ({ name: l.name, ok: true })),
+      commit: () => {
+        if (settled) return;
+        settled = true;
+        const kept = new Set(keep.values());
+        for (const l of this.#listeners.values()) if (!kept.has(l)) this.#h.closeListener(l.id);
+        this.#listeners = new Map();
+        for (const cfg of listeners) {
+          const l = keep.get(cfg.name) ?? fresh.find((f) => f.cfg === cfg)!;
+          l.admission.update(cfg);
+          this.#listeners.set(cfg.name, l);
+        }
+        for (const l of fresh) {
+          this.#byId.set(l.id, l);
+          this.#h.activate(l.id);
+        }
+        this.#holdProcess();
+      },
+      abort: () => {
+        if (settled) return;
+        settled = true;
+        for (const l of fresh) this.#h.closeListener(l.id);
+      },
+    };
+  }
+
+  boundAddresses(): ReadonlyMap<string, BoundAddress> {
+    const out = new Map<string, BoundAddress>();
+    for (const [name, l] of this.#listeners) out.set(name, { address: l.cfg.listen.host === '' ? '::' : l.cfg.listen.host, port: l.port });
+    return out;
+  }
+
+  killBackend(backend: BackendId, reason: EndReason): number {
+    let n = 0;
+    for (const c of this.#conns.values()) {
+      if (c.backend?.id === backend) {
+        c.reason ??= reason;
+        this.#h.kill(c.id);
+        n++;
+      }
+    }
+    return n;
+  }
+
+  sessions(limit: number): { total: number; list: SessionInfo[] } {
+    const list: SessionInfo[] = [];
+    if (limit > 0) {
+      const bytes = this.#bytes();
+      for (const c of this.#conns.values()) {
+        if (list.length >= limit) break;
+        const b = bytes.get(c.id);
+        list.push({ id: c.id, listener: c.l.cfg.name, client: c.clientIp, backend: c.backend?.id ?? '', start: c.start, bytesIn: b?.[0] ?? 0, bytesOut: b?.[1] ?? 0 });
+      }
+    }
+    return { total: this.#conns.size, list };
+  }
+
+  activeByListener(): ReadonlyMap<string, number> {
+    return this.#perListener;
+  }
+
+  activeByBackend(): ReadonlyMap<BackendId, number> {
+    return this.#active;
+  }
+
+  liveBytes(): number {
+    if (this.#disposed) return 0;
+    const s = this.#h.stats();
+    let n = 0;
+    for (let i = 0; i + 2 < s.length; i += 3) n += s[i + 1]! + s[i + 2]!;
+    return n;
+  }
+
+  async shutdown(timeoutMs: number): Promise<void> {
+    this.#closeListeners();
+    await this.#drain(timeoutMs);
+    this.closeAllNow();
+    // Let the killed connections report (access log lines with reason `shutdown`).
+    await this.#drain(1000);
+    this.dispose();
+  }
+
+  closeAllNow(): void {
+    if (this.#disposed) return;
+    this.#closeListeners();
+    for (const c of this.#conns.values()) c.reason ??= 'shutdown';
+    this.#h.closeAll();
+  }
+
+  /** End the relay thread (after the last events had a moment to arrive). */
+  dispose(): void {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    clearInterval(this.#keepAlive);
+    this.#keepAlive = undefined;
+    this.#h.stop();
+  }
+
+  /** For tests: what the addon holds. */
+  nativeCounts(): { connections: number; listeners: number; fds: number } {
+    return this.#h.counts();
+  }
+
+  #closeListeners(): void {
+    for (const l of this.#listeners.values()) this.#h.closeListener(l.id);
+    this.#listeners.clear();
+  }
+
+  #holdProcess(): void {
+    if (this.#keepAlive === undefined && !this.#disposed) this.#keepAlive = setInterval(() => this.#idleCheck(), 1000);
+  }
+
+  #idleCheck(): void {
+    if (this.#listeners.size === 0 && this.#conns.size === 0) {
+      clearInterval(this.#keepAlive);
+      this.#keepAlive = undefined;
+    }
+    const now = Date.now();
+    for (const [host, e] of this.#dns) if (now - e.at > DNS_TTL_MS) this.#dns.delete(host);
+  }
+
+  #bytes(): Map<number, [number, number]> {
+    const out = new Map<number, [number, number]>();
+    if (this.#disposed) return out;
+    const s = this.#h.stats();
+    for (let i = 0; i + 2 < s.length; i += 3) out.set(s[i]!, [s[i + 1]!, s[i + 2]!]);
+    return out;
+  }
+
+  #drain(ms: number): Promise<void> {
+    if (this.#conns.size === 0) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const t = setTimeout(done, ms);
+      this.#drained = done;
+      function done(): void {
+        clearTimeout(t);
+        resolve();
+      }
+    }).finally(() => (this.#drained = undefined));
+  }
+
+  /* ---------- events from the relay thread ---------- */
+
+  #onEvents(ev: unknown[]): void {
+    let i = 0;
+    while (i < ev.length) {
+      const type = ev[i] as number;
+      switch (type) {
+        case EV_ACCEPT:
+          this.#onAccept(ev[i + 1] as number, ev[i + 2] as number, ev[i + 3] as string, ev[i + 4] as number, ev[i + 5] as string, ev[i + 6] as number);
+          i += 7;
+          break;
+        case EV_CONNECTED:
+          this.#onConnected(ev[i + 1] as number);
+          i += 2;
+          break;
+        case EV_CONNECT_FAILED:
+          this.#onConnectFailed(ev[i + 1] as number, ev[i + 2] as number);
+          i += 3;
+          break;
+        case EV_CLOSED:
+          this.#onClosed(ev[i + 1] as number, ev[i + 2] as number, ev[i + 3] as number, ev[i + 4] as number, ev[i + 5] as number, ev[i + 6] as number);
+          i += 7;
+          break;
+        case EV_ACCEPT_ERROR: {
+          const l = this.#byId.get(ev[i + 1] as number);
+          const code = errnoName(ev[i + 2] as number);
+          if (l !== undefined) l.errors.report(l.cfg.name, code, code);
+          i += 3;
+          break;
+        }
+        default:
+          this.#log(`native engine: unknown event type ${String(type)}; batch dropped`);
+          return;
+      }
+    }
+  }
+
+  #onAccept(id: number, listenerId: number, clientIp: string, clientPort: number, localIp: string, localPort: number): void {
+    const l = this.#byId.get(listenerId);
+    if (l === undefined) {
+      // Cannot happen (ids are registered before activate); never leave a client hanging.
+      this.#h.reject(id);
+      return;
+    }
+    const c: Conn = { id, l, acceptedOn: l.cfg.name, clientIp, clientPort, localIp, localPort, start: Date.now(), backend: undefined, tried: new Set(), reason: undefined, detail: '', connected: false };
+    this.#conns.set(id, c);
+    inc(this.#perListener, c.acceptedOn);
+    const refused = l.admission.admit(clientIp);
+    if (refused !== undefined) {
+      c.reason = refused;
+      this.#h.reject(id);
+      return;
+    }
+    this.#dial(c);
+  }
+
+  #dial(c: Conn): void {
+    const b = this.#router.pick(c.l.cfg.upstream, c.clientIp, c.tried, this.#active);
+    if (b === undefined) {
+      c.reason = c.tried.size > 0 ? 'connect_failed' : 'no_backend';
+      this.#h.reject(c.id);
+      return;
+    }
+    c.tried.add(b.id);
+    c.backend = b;
+    if (net.isIP(b.host) !== 0) return this.#connect(c, b, b.host);
+    const hit = this.#dns.get(b.host);
+    if (hit !== undefined) return this.#connect(c, b, hit.ip);
+    dns.lookup(b.host).then(
+      ({ address }) => {
+        this.#dns.set(b.host, { ip: address, at: Date.now() });
+        if (this.#conns.get(c.id) === c) this.#connect(c, b, address);
+      },
+      (err: NodeJS.ErrnoException) => {
+        if (this.#conns.get(c.id) !== c) return;
+        this.#sink.connectFailed(b.id, describe(err));
+        this.#dial(c);
+      },
+    );
+  }
+
+  #connect(c: Conn, b: RouteBackend, ip: string): void {
+    const cfg = c.l.cfg;
+    const pre = cfg.proxyProtocol === false ? undefined : c.l.admission.preamble({ srcAddr: c.clientIp, srcPort: c.clientPort, dstAddr: c.localIp, dstPort: c.localPort });
+    this.#h.connect(c.id, ip, b.port, cfg.connectTimeoutMs, cfg.idleTimeoutMs, pre);
+  }
+
+  #onConnected(id: number): void {
+    const c = this.#conns.get(id);
+    if (c === undefined || c.backend === undefined) return;
+    c.connected = true;
+    inc(this.#active, c.backend.id);
+    this.#sink.connectOk(c.backend.id);
+    this.#sink.sessionOpened(c.backend.id);
+  }
+
+  #onConnectFailed(id: number, errno: number): void {
+    const c = this.#conns.get(id);
+    if (c === undefined || c.backend === undefined) return;
+    const code = errnoName(errno);
+    if (LOCAL_ERRORS.has(code)) {
+      // Out of descriptors here: every backend would fail the same way, and none is to blame.
+      c.reason = 'connect_failed';
+      c.detail = `${code} (local)`;
+      c.l.errors.report(c.l.cfg.name, code, code);
+      this.#h.reject(id);
+      return;
+    }
+    const msg = code === 'ETIMEDOUT' ? `connect timeout after ${c.l.cfg.connectTimeoutMs} ms` : code;
+    this.#sink.connectFailed(c.backend.id, describe(Object.assign(new Error(msg), { code })));
+    if (c.reason !== undefined) {
+      // Killed or shut down while dialling: do not try another backend.
+      this.#h.reject(id);
+      return;
+    }
+    this.#dial(c);
+  }
+
+  #onClosed(id: number, bytesIn: number, bytesOut: number, how: number, errno: number, side: number): void {
+    const c = this.#conns.get(id);
+    if (c === undefined) return;
+    this.#conns.delete(id);
+    let reason: EndReason = c.reason ?? 'closed';
+    if (how === HOW_IDLE) reason = 'idle_timeout';
+    else if (how === HOW_KILLED) reason = c.reason ?? 'killed';
+    if (how === HOW_ERROR && errno !== 0 && c.detail === '') {
+      const code = errnoName(errno);
+      const who = side === 0 ? 'client' : 'backend';
+      c.detail = code === 'ECONNRESET' || code === 'EPIPE' ? `${code} from ${who}` : `${who}: ${code}`;
+    }
+    c.l.admission.release(c.clientIp);
+    dec(this.#perListener, c.acceptedOn);
+    if (c.connected && c.backend !== undefined) dec(this.#active, c.backend.id);
+    const rec: SessionRecord = {
+      start: c.start,
+      durationMs: Date.now() - c.start,
+      listener: c.l.cfg.name,
+      client: c.clientIp,
+      clientPort: c.clientPort,
+      backend: c.backend?.id ?? '',
+      bytesIn,
+      bytesOut,
+      reason,
+      detail: c.detail,
+    };
+    this.#sink.sessionClosed(rec);
+    if (this.#drained !== undefined && this.#conns.size === 0) this.#drained();
+  }
+}

@@ -1,0 +1,71 @@
+/**
+ * Messages between the primary (control plane) and its relay worker
+ * processes, over the cluster IPC channel. Plain JSON: Maps travel as entry
+ * lists. Workers report in batches (at most one message per flush interval),
+ * so a busy worker costs the primary one message per 100 ms, not one per
+ * connection.
+ */
+import type { ListenerConfig } from '../config/types.js';
+import type { BackendId, EndReason } from '../core/types.js';
+import type { BoundAddress, ListenerResult, RouteUpstream, RoutingTable, SessionRecord } from './types.js';
+
+export interface WireTable {
+  readonly version: number;
+  readonly upstreams: [string, RouteUpstream][];
+}
+
+export function toWire(t: RoutingTable): WireTable {
+  return { version: t.version, upstreams: [...t.upstreams] };
+}
+
+/**
+ * Back to a table, with each backend's `maxConns` split between `workers`
+ * (each worker only sees its own connections; rounded up so a limit never
+ * becomes 0 = unlimited).
+ */
+export function fromWire(w: WireTable, workers: number): RoutingTable {
+  const upstreams = new Map<string, RouteUpstream>();
+  for (const [name, up] of w.upstreams) {
+    const backends = workers <= 1 ? up.backends : up.backends.map((b) => (b.maxConns > 0 ? { ...b, maxConns: Math.ceil(b.maxConns / workers) } : b));
+    upstreams.set(name, { ...up, backends });
+  }
+  return { version: w.version, upstreams };
+}
+
+/** Primary -> worker. */
+export type ToWorker =
+  | { t: 'routes'; table: WireTable }
+  | { t: 'prepare'; seq: number; listeners: ListenerConfig[] }
+  | { t: 'commit'; seq: number }
+  | { t: 'abort'; seq: number }
+  | { t: 'kill'; backend: BackendId; reason: EndReason }
+  | { t: 'shutdown'; timeoutMs: number }
+  | { t: 'closeNow' };
+
+/** A live session as first reported: [id, listener, client, backend, start]. */
+export type WireSession = [number, string, string, string, number];
+
+/** Worker -> primary. */
+export type FromWorker =
+  | { t: 'ready' }
+  | { t: 'prepared'; seq: number; phase: 'p' | 'c'; ok: boolean; results: ListenerResult[]; bound: [string, BoundAddress][] }
+  | { t: 'log'; line: string }
+  | {
+      t: 'batch';
+      /** sessionOpened calls per backend since the last batch (before `closed`). */
+      opened: [BackendId, number][];
+      connectOk: BackendId[];
+      connectFailed: [BackendId, string][];
+      closed: SessionRecord[];
+      /** Worker session ids of the `closed` records, same order. */
+      closedIds: number[];
+      /** Sessions open longer than one flush, not reported before. */
+      live: WireSession[];
+      /** [id, bytesIn, bytesOut] of reported live sessions whose counts moved. */
+      bytes: [number, number, number][];
+      perListener: [string, number][];
+      perBackend: [BackendId, number][];
+      total: number;
+      liveBytes: number;
+    }
+  | { t: 'stopped' };

@@ -82,6 +82,27 @@ export function fdCount(pid: number): number {
   }
 }
 
+/** Direct children of `pid` (relay workers of a proxy run with `workers` > 1). */
+export function childPids(pid: number): number[] {
+  try {
+    return fs
+      .readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
+      .trim()
+      .split(/\s+/)
+      .filter(Boolean)
+      .map(Number);
+  } catch {
+    return [];
+  }
+}
+
+/** RSS (MB) summed over a process and its children, and the largest descriptor count among them. */
+export function treeUsage(pid: number): { rss: number; maxFds: number; fds: number[] } {
+  const pids = [pid, ...childPids(pid)];
+  const fds = pids.map(fdCount);
+  return { rss: pids.reduce((n, p) => n + memOf(p).rss, 0), maxFds: Math.max(...fds), fds };
+}
+
 /** CPU seconds (user + system) a process has used so far. */
 export function cpuSeconds(pid: number): number {
   try {

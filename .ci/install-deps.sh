@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install the Debian packages that tcplb's real-server integration tests and
-# its benchmark (npm run bench: wrk, iperf3, nginx stream, haproxy) need.
+# its benchmark (npm run bench: wrk, iperf3, nginx stream, haproxy) need,
+# and the compiler node-gyp builds the native engine with (g++, make, python3).
 #
 # Idempotent and non-interactive; run as root (CI runs as root).  Packages that
 # `dpkg-query -W` already shows installed are skipped, `apt-get update` runs
@@ -19,6 +20,7 @@ PACKAGES=(
   haproxy
   openssl curl tmux ca-certificates procps
   wrk iperf3
+  g++ make python3
 )
 # init scripts / systemd units shipped by the packages above
 SERVICES=(dovecot postfix mariadb nginx haproxy iperf3)

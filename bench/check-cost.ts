@@ -1,7 +1,11 @@
 /**
  * Check cost: tcplb with N backends under `tcp` checks at interval 1s; reports
- * the CPU % of one core used by the tcplb process (utime+stime from /proc over
- * a measured window). Usage: node dist/bench/check-cost.js [N=1000] [seconds=10] [type=tcp]
+ * the CPU % of one core used by the tcplb processes (utime+stime from /proc
+ * over a measured window, the process and its children: with workers > 1 the
+ * relay workers count too, idle as they are here).
+ * Usage: node dist/bench/check-cost.js [N=1000] [seconds=10] [type=tcp] [engine=js] [workers=1]
+ * The engine is set explicitly (default js): `auto` would pick the native
+ * engine when it is built, and the number would silently change meaning.
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -13,6 +17,8 @@ import { fileURLToPath } from 'node:url';
 const N = Number(process.argv[2] ?? 1000);
 const SECONDS = Number(process.argv[3] ?? 10);
 const TYPE = process.argv[4] ?? 'tcp';
+const ENGINE = process.argv[5] ?? 'js';
+const WORKERS = Number(process.argv[6] ?? 1);
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
 /** Backends: N listening sockets spread over 127.0.1.x, accepting and closing. */
@@ -34,10 +40,29 @@ async function startBackends(n: number): Promise<{ addrs: string[]; close: () =>
   return { addrs, close: () => servers.forEach((s) => s.close()) };
 }
 
+function stat(pid: number): { ppid: number; ticks: number } | undefined {
+  try {
+    const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = f.slice(f.lastIndexOf(')') + 2).split(' ');
+    return { ppid: Number(fields[1]), ticks: Number(fields[11]) + Number(fields[12]) }; // utime + stime
+  } catch {
+    return undefined;
+  }
+}
+
+/** The process and its descendants (the relay workers of `workers` > 1). */
+function tree(pid: number): number[] {
+  const all = fs
+    .readdirSync('/proc')
+    .filter((e) => /^\d+$/.test(e))
+    .map((e) => [Number(e), stat(Number(e))?.ppid] as const);
+  const out = [pid];
+  for (let i = 0; i < out.length; i++) for (const [p, pp] of all) if (pp === out[i] && !out.includes(p)) out.push(p);
+  return out;
+}
+
 function cpuTicks(pid: number): number {
-  const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = f.slice(f.lastIndexOf(')') + 2).split(' ');
-  return Number(fields[11]) + Number(fields[12]); // utime + stime
+  return tree(pid).reduce((sum, p) => sum + (stat(p)?.ticks ?? 0), 0);
 }
 
 const backends = await startBackends(N);
@@ -51,18 +76,31 @@ await new Promise<void>((r) => probe.close(() => r()));
 fs.writeFileSync(
   file,
   JSON.stringify({
+    engine: ENGINE,
+    workers: WORKERS,
     listeners: [{ listen: `127.0.0.1:${listenPort}`, upstream: 'many' }],
     upstreams: { many: { check: { type: TYPE, interval: '1s', timeout: '500ms', rise: 2, fall: 3 }, servers: backends.addrs } },
     log: { access: null, level: 'warn' },
   }),
 );
 const child = spawn(process.execPath, [path.join(ROOT, 'dist/src/cli/main.js'), '--headless', '-c', file], { stdio: ['ignore', 'ignore', 'inherit'] });
+let exited: string | undefined;
+child.once('exit', (code, sig) => (exited = `tcplb exited (${code ?? sig}) before the measurement ended`));
+const alive = (): void => {
+  if (exited === undefined) return;
+  backends.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+  console.error(exited);
+  process.exit(1);
+};
 await new Promise((r) => setTimeout(r, 3000)); // start-up and first round
+alive();
 const hz = 100; // USER_HZ on Linux
 const t0 = cpuTicks(child.pid!);
 const w0 = Date.now();
 await new Promise((r) => setTimeout(r, SECONDS * 1000));
 const used = (cpuTicks(child.pid!) - t0) / hz;
+alive();
 const wall = (Date.now() - w0) / 1000;
 const pct = (100 * used) / wall;
 const rss = Number(fs.readFileSync(`/proc/${child.pid}/status`, 'utf8').match(/VmRSS:\s+(\d+)/)![1]) / 1024;

@@ -1,16 +1,19 @@
 /**
- * `npm run bench`: tcplb against nginx (stream) and HAProxy (mode tcp), and
- * against no proxy at all, on loopback, in front of the same backends.
+ * `npm run bench`: tcplb (each of its data-plane engines: js, js with 2
+ * workers, native) against nginx (stream) and HAProxy (mode tcp), and against
+ * no proxy at all, on loopback, in front of the same backends.
  *
- *   node dist/bench/run.js [--quick] [--features] [--runs N] [--duration S]
- *                          [--peers direct,nginx,haproxy,tcplb] [--out FILE | --no-write] [--no-install]
+ *   node dist/bench/run.js [--quick] [--features] [--features-column] [--runs N] [--duration S]
+ *                          [--peers direct,nginx,haproxy,tcplb-js,tcplb-js2,tcplb-native]
+ *                          [--out FILE | --no-write] [--no-install]
  *
  * Workloads (each run --runs times, median and min-max): connection rate and
  * keep-alive rate (wrk), bulk throughput with 1 and 4 streams (iperf3), idle
  * memory per connection (9,000 held connections), and tcplb's check cost
- * (bench/check-cost.ts). --quick: tcplb vs haproxy, 1 run, 3 s, no idle memory
- * or check cost. The full run writes docs/benchmarks.md. Every process started
- * is stopped by its PID; the temp dir is removed; Ctrl-C cleans up too.
+ * (bench/check-cost.ts). --quick: haproxy vs tcplb-native (tcplb-js2 when the
+ * native engine is not built), 1 run, 3 s, no idle memory or check cost. The
+ * full run writes docs/benchmarks.md. Every process started is stopped by its
+ * PID; the temp dir is removed; Ctrl-C cleans up too.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -19,9 +22,9 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { writeDoc } from './lib/doc.js';
 import { freePort } from './lib/net.js';
-import { directPeer, findStreamModule, PEERS, startBackends, startPeer, type Backends, type Env, type Peer, type PeerName } from './lib/peers.js';
+import { directPeer, featuresOn, findStreamModule, isTcplb, NativeUnavailable, nativeStatus, nativeUnavailable, PEERS, startBackends, startPeer, TCPLB, TCPLB_ENGINES, type Backends, type Env, type Peer, type PeerName, type TcplbPeer } from './lib/peers.js';
 import { killAllSync, run, sleep, stopAll } from './lib/proc.js';
-import { buildTable, ROWS, Results, textTable, type RowKey } from './lib/report.js';
+import { buildTables, ROWS, Results, textTable, type RowKey } from './lib/report.js';
 import { loadAverage, machine, openFilesLimit, versions, which } from './lib/system.js';
 import { checkCost, IDLE_CONNECTIONS, idleMemory, iperf, wrk, type WrkResult } from './lib/workloads.js';
 
@@ -30,12 +33,22 @@ const NOFILE = 20_000;
 
 // ------------------------------------------------------------------ options
 
+/** Seconds per wrk / iperf3 run of a full run: 6 columns x 3 runs stay under 10 minutes on 2 cores. */
+const DEFAULT_DURATION = 4;
+
 const USAGE = `Usage: npm run bench -- [options]      (or: node dist/bench/run.js [options])
-  --quick            tcplb vs haproxy only, 1 run, 3 s each, no idle memory / check cost (< 2 min)
-  --features         add a "tcplb+features" column: access log to a file and a tcp check (1 s) on every upstream
+  --quick            haproxy vs tcplb-native (tcplb-js2 if the native engine is not built) only,
+                     1 run, 3 s each, no idle memory / check cost (< 2 min)
+  --features         turn the features on in EVERY tcplb column: access log to a file and a
+                     tcp check (1 s) on every upstream (default: off, like nginx and haproxy)
+  --features-column  add ONE extra column with the features on, for the best engine available:
+                     tcplb-native+f, or tcplb-js2+f when the native engine is not built
   --runs N           runs per workload (default 3; --quick: 1)
-  --duration S       seconds per wrk / iperf3 run (default 5; --quick: 3)
-  --peers LIST       columns to run, comma-separated, from: direct,nginx,haproxy,tcplb
+  --duration S       seconds per wrk / iperf3 run (default ${DEFAULT_DURATION}; --quick: 3)
+  --peers LIST       columns to run, comma-separated, from:
+                     direct,nginx,haproxy,tcplb-js,tcplb-js2,tcplb-native (tcplb = tcplb-js)
+                     tcplb-js: engine "js", workers 1; tcplb-js2: engine "js", workers 2;
+                     tcplb-native: engine "native" (n/a with the reason when it is not built)
   --out FILE         write the Markdown report there (default: docs/benchmarks.md for a full run;
                      --quick writes nothing unless --out is given)
   --no-write         print the table only
@@ -45,6 +58,9 @@ const USAGE = `Usage: npm run bench -- [options]      (or: node dist/bench/run.j
 interface Options {
   quick: boolean;
   features: boolean;
+  featuresColumn: boolean;
+  /** --quick without --peers: tcplb-native or tcplb-js2, decided once the native engine's state is known. */
+  quickPeers: boolean;
   runs: number;
   duration: number;
   peers: PeerName[];
@@ -61,6 +77,7 @@ function options(argv: string[]): Options {
       options: {
         quick: { type: 'boolean' },
         features: { type: 'boolean' },
+        'features-column': { type: 'boolean' },
         runs: { type: 'string' },
         duration: { type: 'string' },
         peers: { type: 'string' },
@@ -88,23 +105,30 @@ function options(argv: string[]): Options {
     }
     return n;
   };
-  let peers: PeerName[] = quick ? ['haproxy', 'tcplb'] : ['direct', 'nginx', 'haproxy', 'tcplb'];
+  let peers: PeerName[] = quick ? ['haproxy'] : ['direct', 'nginx', 'haproxy', ...TCPLB_ENGINES];
   if (v.peers !== undefined) {
-    peers = v.peers.split(',').map((s) => s.trim()) as PeerName[];
-    const bad = peers.filter((p) => !PEERS.includes(p) || p === 'tcplb+features');
-    if (bad.length > 0) {
-      process.stderr.write(`--peers: unknown ${bad.join(', ')} (choose from direct,nginx,haproxy,tcplb; --features adds tcplb+features)\n`);
+    const names = v.peers
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean)
+      .map((s) => (s === 'tcplb' ? 'tcplb-js' : s)); // the old single column
+    const choosable: readonly string[] = ['direct', 'nginx', 'haproxy', ...TCPLB_ENGINES];
+    const bad = names.filter((p) => !choosable.includes(p));
+    if (bad.length > 0 || names.length === 0) {
+      process.stderr.write(`--peers: unknown ${bad.join(', ') || '(empty)'} (choose from ${choosable.join(',')}; tcplb = tcplb-js; --features-column adds a +f column)\n`);
       process.exit(2);
     }
+    peers = names as PeerName[];
   }
-  if (v.features) peers.push('tcplb+features');
   peers = PEERS.filter((p) => peers.includes(p));
   const out = v['no-write'] ? undefined : v.out !== undefined ? path.resolve(v.out) : quick ? undefined : path.join(ROOT, 'docs/benchmarks.md');
   return {
     quick,
     features: v.features ?? false,
+    featuresColumn: v['features-column'] ?? false,
+    quickPeers: quick && v.peers === undefined,
     runs: int(v.runs, quick ? 1 : 3, 'runs', 20),
-    duration: int(v.duration, quick ? 3 : 5, 'duration', 60),
+    duration: int(v.duration, quick ? 3 : DEFAULT_DURATION, 'duration', 60),
     peers,
     out,
     install: !(v['no-install'] ?? false),
@@ -141,7 +165,7 @@ async function install(opts: Options): Promise<void> {
 
 async function main(): Promise<number> {
   const opts = options(process.argv.slice(2));
-  const budgetMs = (opts.quick ? 3 : 14) * 60_000;
+  const budgetMs = (opts.quick ? 3 : 12) * 60_000;
   const deadline = t0 + budgetMs;
   const watchdog = setTimeout(() => {
     log(`hard time limit (${budgetMs / 60_000 + 1} min) reached: stopping everything`);
@@ -151,7 +175,11 @@ async function main(): Promise<number> {
   }, budgetMs + 60_000);
   watchdog.unref();
 
-  log(`tcplb bench: ${opts.quick ? 'quick' : 'full'}, columns ${opts.peers.join(', ')}, ${opts.runs} run(s), ${opts.duration} s each; load average ${loadAverage()}`);
+  // TCPLB_ENGINE overrides every config's engine: the columns would all run the same one
+  if (process.env.TCPLB_ENGINE !== undefined) {
+    log(`TCPLB_ENGINE=${process.env.TCPLB_ENGINE} ignored: each tcplb column sets its own engine`);
+    delete process.env.TCPLB_ENGINE;
+  }
   await install(opts);
   for (const f of ['dist/src/cli/main.js', 'dist/bench/lib/idle-server.js', 'dist/bench/lib/idle-clients.js', 'dist/bench/check-cost.js']) {
     if (!fs.existsSync(path.join(ROOT, f))) {
@@ -172,7 +200,23 @@ async function main(): Promise<number> {
   fs.chmodSync(tmpDir, 0o755); // nginx workers run as www-data/nobody and read the files under it
   const results = new Results();
   const notes: string[] = [];
-  const columns = opts.peers;
+
+  // the native engine: built or not decides --quick's and --features-column's column
+  let columns = opts.peers;
+  if (opts.quickPeers || opts.featuresColumn) {
+    const native = await nativeStatus(ROOT, tmpDir);
+    log(`native engine: ${native.ok ? 'available' : `not available (${native.reason})`}`);
+    const best: TcplbPeer = native.ok ? 'tcplb-native' : 'tcplb-js2';
+    if (opts.quickPeers) columns = [...columns, best];
+    if (opts.featuresColumn) columns = [...columns, `${best}+f`];
+    if (!native.ok) notes.push(`The native engine is not available (${native.reason}): ${[opts.quickPeers ? '--quick' : '', opts.featuresColumn ? '--features-column' : ''].filter(Boolean).join(' and ')} used tcplb-js2 instead.`);
+    columns = PEERS.filter((p) => columns.includes(p));
+  }
+  const featureCols = columns.filter((c): c is TcplbPeer => isTcplb(c) && featuresOn({ features: opts.features }, c));
+  log(
+    `tcplb bench: ${opts.quick ? 'quick' : 'full'}, columns ${columns.join(', ')}, ${opts.runs} run(s), ${opts.duration} s each; ` +
+      `${featuresLine(opts.features, featureCols)}; load average ${loadAverage()}`,
+  );
 
   const cores = os.availableParallelism();
   const env: Env = {
@@ -188,6 +232,7 @@ async function main(): Promise<number> {
     maxconn,
     nbthread: cores,
     loadStream: which('nginx') ? await findStreamModule() : undefined,
+    features: opts.features,
   };
   env.httpPort = await freePort([env.backendA, env.backendB], 8001);
   env.iperfPort = await freePort([env.backendA, env.backendB], 5201);
@@ -234,11 +279,14 @@ async function main(): Promise<number> {
       continue;
     }
     try {
-      peers.set(name, await startPeer(env, name));
-      log(`${name}: up (http :${peers.get(name)!.http.port}, bulk :${peers.get(name)!.bulk.port}, idle :${peers.get(name)!.idle?.port})`);
+      const p = await startPeer(env, name);
+      peers.set(name, p);
+      log(`${name}: up (http :${p.http.port}, bulk :${p.bulk.port}, idle :${p.idle?.port})${p.engine ? `, engine ${p.engine}` : ''}`);
+      if (p.engine) notes.push(`${name} ran engine ${p.engine} (as \`tcplb --check\` reported it).`);
     } catch (err) {
-      log(`${name}: failed to start: ${(err as Error).message}`);
-      failAll(name, (err as Error).message);
+      const msg = (err as Error).message;
+      log(`${name}: ${err instanceof NativeUnavailable ? 'not run' : 'failed to start'}: ${msg}`);
+      failAll(name, msg);
     }
   }
   const configs = new Map<PeerName, string>();
@@ -383,29 +431,37 @@ async function main(): Promise<number> {
 
   // ---- check cost: tcplb only, with the peers stopped (their idle CPU is no part of it)
   for (const [, p] of peers) await p.stop();
-  if (peers.has('tcplb+features')) {
+  for (const name of featureCols) {
+    if (!peers.has(name)) continue;
     // the features were really on: the access log has lines
-    const f = path.join(tmpDir, 'tcplb-features', 'access.log');
+    const f = path.join(tmpDir, name.replace(/\W/g, '-'), 'access.log');
     const lines = fs.existsSync(f) ? fs.readFileSync(f, 'utf8').split('\n').filter(Boolean).length : 0;
-    notes.push(`tcplb+features wrote ${lines.toLocaleString('en-US')} access-log lines during the run.`);
+    notes.push(`${name} (features on) wrote ${lines.toLocaleString('en-US')} access-log lines during the run.`);
   }
-  if (!opts.quick && columns.includes('tcplb')) {
-    for (const c of columns) if (c !== 'tcplb') results.notApplicable('check_cost', c);
+  // The check cost is the health checker's (it runs on the JS thread whatever the engine):
+  // measured once, with tcplb-js if it is a column, else with the first tcplb engine column.
+  const costCol = (['tcplb-js', ...TCPLB_ENGINES] as const).find((c) => columns.includes(c) && peers.has(c));
+  if (!opts.quick && costCol) {
+    const spec = TCPLB[costCol];
+    for (const c of columns) if (c !== costCol) results.notApplicable('check_cost', c);
     for (let r = 0; r < opts.runs; r++) {
       if (overTime()) {
-        results.fail(['check_cost'], 'tcplb', 'time budget used up');
+        results.fail(['check_cost'], costCol, 'time budget used up');
         continue;
       }
       try {
-        const pct = await checkCost(ROOT, 1000, CHECK_COST_SECONDS, (reason) => {
+        const pct = await checkCost(ROOT, 1000, CHECK_COST_SECONDS, spec.engine, spec.workers, (reason) => {
           log(`check cost: ${reason}; retrying`);
           notes.push(`check cost, run ${r + 1}: ${reason} (its random port was taken; retried).`);
         });
-        results.add('check_cost', 'tcplb', pct);
-        log(`run ${r + 1}/${opts.runs} check cost      tcplb          ${pct.toFixed(1)}% of one core`);
+        results.add('check_cost', costCol, pct);
+        log(`run ${r + 1}/${opts.runs} check cost      ${costCol.padEnd(14)} ${pct.toFixed(1)}% of one core`);
       } catch (err) {
-        results.fail(['check_cost'], 'tcplb', (err as Error).message);
-        log(`run ${r + 1}/${opts.runs} check cost      tcplb          FAILED: ${(err as Error).message}`);
+        const msg = (err as Error).message;
+        const native = nativeUnavailable(msg);
+        results.fail(['check_cost'], costCol, native !== undefined ? `native engine not built: ${native}` : msg);
+        log(`run ${r + 1}/${opts.runs} check cost      ${costCol.padEnd(14)} FAILED: ${msg}`);
+        if (native !== undefined) break;
       }
     }
   }
@@ -414,12 +470,14 @@ async function main(): Promise<number> {
   async function finish(): Promise<number> {
     await stopAll();
     removeTmp();
-    const table = buildTable(results, columns, rows);
-    const text = textTable(table);
-    process.stdout.write(`\n${text}\n\n`);
+    const tables = buildTables(results, columns, rows);
+    process.stdout.write(`\n${featuresLine(opts.features, featureCols)}\n\n${textTable(tables.main)}\n\n`);
+    if (tables.ratios) process.stdout.write(`${textTable(tables.ratios)}\n\n`);
     process.stdout.write(
-      'median [min-max] over the runs; ratios are tcplb / peer on the medians: for req/s and Gbit/s higher is better, ' +
-        'for latency (ms), KiB/conn and % of a core lower is better ("better" column).\n',
+      'median [min-max] over the runs; ratios are tcplb column / peer on the medians (js = tcplb-js, js2 = tcplb-js2, ' +
+        'native = tcplb-native, +f = features on)' +
+        (tables.ratios?.header.includes('best/best') ? '; best/best: the best tcplb engine of the row over the better of nginx and haproxy in that row' : '') +
+        '. For req/s and Gbit/s higher is better, for latency (ms), KiB/conn and % of a core lower is better ("better" column).\n',
     );
     for (const f of results.failures()) process.stdout.write(`  ${f.col} (${f.rows.join(', ')}): ${f.reason}\n`);
     const measured = rows.some((r) => columns.some((c) => results.has(r.key, c) && results.cell(r.key, c).values.length > 0));
@@ -436,7 +494,9 @@ async function main(): Promise<number> {
         runs: opts.runs,
         duration: opts.duration,
         columns,
-        table,
+        tables,
+        features: featuresLine(opts.features, featureCols),
+        checkCostColumn: costCol,
         failures: results.failures(),
         notes,
         versions: ver,
@@ -458,6 +518,13 @@ async function main(): Promise<number> {
 }
 
 const CHECK_COST_SECONDS = 10;
+
+/** The header line saying whether the tcplb columns ran with access log + checks. */
+function featuresLine(all: boolean, on: readonly PeerName[]): string {
+  if (all) return 'tcplb columns with access log + checks on (--features: access log to a file, tcp check every 1 s on every upstream)';
+  if (on.length > 0) return `tcplb columns with features off, except ${on.join(', ')} (access log to a file + tcp check every 1 s on every upstream)`;
+  return 'tcplb columns with features off (no access log, no health checks), like nginx and haproxy';
+}
 
 let interrupted = false;
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {

@@ -36,8 +36,13 @@ const candidates = [
 ].filter((p) => p && fs.existsSync(p));
 if (candidates.length === 0) give('not built: node-gyp not found (it ships with npm); run npm run build:native from npm');
 
+// Build against this Node's own headers (no download): npm passes its
+// nodedir setting to scripts; run by hand, use the headers next to node.
+const args = [candidates[0], 'rebuild'];
+const prefix = path.dirname(path.dirname(process.execPath));
+if (!process.env.npm_config_nodedir && fs.existsSync(path.join(prefix, 'include', 'node', 'node_api.h'))) args.push(`--nodedir=${prefix}`);
 const t0 = Date.now();
-const r = spawnSync(process.execPath, [candidates[0], 'rebuild'], { cwd: here, encoding: 'utf8', env: { ...process.env } });
+const r = spawnSync(process.execPath, args, { cwd: here, encoding: 'utf8', env: { ...process.env } });
 fs.writeFileSync(logFile, `${r.stdout ?? ''}\n${r.stderr ?? ''}`);
 if (r.status !== 0 || !fs.existsSync(path.join(here, 'build', 'Release', 'tcplb_native.node'))) {
   const err = (r.stderr ?? '').split('\n').find((l) => /error/i.test(l)) ?? `exit code ${r.status}`;

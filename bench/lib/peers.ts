@@ -1,15 +1,64 @@
 /**
  * The backends every peer shares (an nginx HTTP server, two iperf3 servers,
  * the idle server) and the peers themselves (direct, nginx stream, HAProxy,
- * tcplb), started from the templates in bench/configs/ on loopback only.
+ * and tcplb with each of its data-plane engines), started from the templates
+ * in bench/configs/ on loopback only.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { httpGet, freePort, waitListening } from './net.js';
 import { processTree, run, sleep, start, stop, type Proc } from './proc.js';
 
-export const PEERS = ['direct', 'nginx', 'haproxy', 'tcplb', 'tcplb+features'] as const;
+export const PEERS = ['direct', 'nginx', 'haproxy', 'tcplb-js', 'tcplb-js2', 'tcplb-native', 'tcplb-js2+f', 'tcplb-native+f'] as const;
 export type PeerName = (typeof PEERS)[number];
+export type TcplbPeer = Extract<PeerName, `tcplb-${string}`>;
+
+/** One tcplb column: which engine it runs and whether the features (access log + checks) are forced on. */
+export interface TcplbSpec {
+  engine: 'js' | 'native';
+  workers: number;
+  /** Always on for the `+f` columns (--features-column); the others follow --features (Env.features). */
+  features: boolean;
+  /** Short name for ratio headers (`js`, `js2`, `native`, `native+f`). */
+  short: string;
+}
+
+export const TCPLB: Record<TcplbPeer, TcplbSpec> = {
+  'tcplb-js': { engine: 'js', workers: 1, features: false, short: 'js' },
+  'tcplb-js2': { engine: 'js', workers: 2, features: false, short: 'js2' },
+  'tcplb-native': { engine: 'native', workers: 1, features: false, short: 'native' },
+  'tcplb-js2+f': { engine: 'js', workers: 2, features: true, short: 'js2+f' },
+  'tcplb-native+f': { engine: 'native', workers: 1, features: true, short: 'native+f' },
+};
+
+export function isTcplb(name: PeerName): name is TcplbPeer {
+  return name in TCPLB;
+}
+
+/** The three engine columns (the `+f` columns are extra, --features-column). */
+export const TCPLB_ENGINES = ['tcplb-js', 'tcplb-js2', 'tcplb-native'] as const satisfies readonly TcplbPeer[];
+
+/** The features on for this column in this run? */
+export function featuresOn(env: Pick<Env, 'features'>, name: TcplbPeer): boolean {
+  return TCPLB[name].features || env.features;
+}
+
+/** The `engine: ..., workers: N,` fragment of the tcplb template ({{ENGINE}}). */
+export function engineSetting(name: TcplbPeer): string {
+  const t = TCPLB[name];
+  return `engine: "${t.engine}", workers: ${t.workers},`;
+}
+
+/** Raised when tcplb says `native engine is not available`: the column reads `n/a (native engine not built: ...)`. */
+export class NativeUnavailable extends Error {}
+
+/** The reason in tcplb's `... the native engine is not available: REASON; set engine ...` message, or undefined. */
+export function nativeUnavailable(text: string): string | undefined {
+  const m = text.match(/native engine is not available:?\s*([^\n]*)/);
+  if (!m) return undefined;
+  const reason = (m[1] ?? '').replace(/;\s*set engine to .*$/, '').trim();
+  return reason.replace(/^not built\s*/, '').replace(/^\((.*)\)$/, '$1') || 'not built';
+}
 
 export interface Endpoint {
   host: string;
@@ -32,6 +81,8 @@ export interface Env {
   nbthread: number;
   /** load_module line for nginx ('' when built in); undefined: no stream module found. */
   loadStream: string | undefined;
+  /** --features: access log to a file + tcp checks on every tcplb column. */
+  features: boolean;
 }
 
 export interface Peer {
@@ -43,6 +94,8 @@ export interface Peer {
   proc: Proc | undefined;
   /** The config file as rendered, for the report. */
   config: string | undefined;
+  /** tcplb: what `--check` says would run (`js (engine: js)`, `js x2 workers (...)`, `native (addon loaded)`). */
+  engine?: string;
   /** PIDs whose RSS is the proxy's (nginx: master + workers). */
   pids(): number[];
   /** Restart the proxy (idle memory is measured on a fresh process). */
@@ -53,8 +106,11 @@ export interface Peer {
 export const PEER_TEMPLATES: Record<Exclude<PeerName, 'direct'>, string> = {
   nginx: 'nginx-stream.conf',
   haproxy: 'haproxy.cfg',
-  tcplb: 'tcplb.json5',
-  'tcplb+features': 'tcplb.json5',
+  'tcplb-js': 'tcplb.json5',
+  'tcplb-js2': 'tcplb.json5',
+  'tcplb-native': 'tcplb.json5',
+  'tcplb-js2+f': 'tcplb.json5',
+  'tcplb-native+f': 'tcplb.json5',
 };
 
 /** Fill `{{NAME}}` placeholders; a placeholder without a value is an error. */
@@ -101,7 +157,11 @@ function lastLine(text: string): string {
 async function waitUp(p: Proc, ep: Endpoint, what: string, timeoutMs = 10_000): Promise<void> {
   const ok = await waitListening(ep.host, ep.port, timeoutMs, () => p.hasExited());
   if (ok) return;
-  if (p.hasExited()) throw new Error(`${what} exited: ${lastLine(p.output())}`);
+  if (p.hasExited()) {
+    const native = nativeUnavailable(p.output());
+    if (native !== undefined) throw new NativeUnavailable(`native engine not built: ${native}`);
+    throw new Error(`${what} exited: ${lastLine(p.output())}`);
+  }
   await stop(p, 1000);
   throw new Error(`${what} not listening on ${ep.host}:${ep.port} after ${timeoutMs / 1000} s`);
 }
@@ -269,9 +329,10 @@ function launch(env: Env, name: Exclude<PeerName, 'direct'>, ports: { http: numb
     fs.writeFileSync(file, config);
     return { cmd: 'haproxy', args: ['-db', '-f', file], config, check: { cmd: 'haproxy', args: ['-c', '-f', file] } };
   }
-  const features = name === 'tcplb+features';
+  const features = featuresOn(env, name);
   const config = render(template, {
     ...vars,
+    ENGINE: engineSetting(name),
     ACCESS_LOG: features ? JSON.stringify(path.join(dir, 'access.log')) : 'null',
     CHECK: features ? 'check: { type: "tcp", interval: "1s", timeout: "1s", rise: 2, fall: 3 },' : '// no active check',
   });
@@ -286,6 +347,27 @@ function launch(env: Env, name: Exclude<PeerName, 'direct'>, ports: { http: numb
   };
 }
 
+/**
+ * Is the native engine there? Asks tcplb itself (`--check` of a minimal
+ * config with `engine: "native"`), so a build that exists but does not load
+ * counts as missing too.
+ */
+export async function nativeStatus(root: string, tmp: string): Promise<{ ok: true } | { ok: false; reason: string }> {
+  const file = path.join(tmp, 'native-probe.json5');
+  fs.writeFileSync(
+    file,
+    JSON.stringify({ engine: 'native', listeners: [{ listen: '127.0.0.1:1', upstream: 'u' }], upstreams: { u: { servers: ['127.0.0.2:1'] } }, log: { access: null } }),
+  );
+  const c = await run(process.execPath, [path.join(root, 'dist/src/cli/main.js'), '--check', '-c', file], 15_000);
+  fs.rmSync(file, { force: true });
+  const text = c.stderr + '\n' + c.stdout;
+  const native = nativeUnavailable(text);
+  if (native !== undefined) return { ok: false, reason: native };
+  if (c.code !== 0) return { ok: false, reason: `tcplb --check: ${lastLine(text)}` };
+  if (!/^engine:\s+would run native\b/m.test(c.stdout)) return { ok: false, reason: `tcplb --check: ${c.stdout.match(/^engine:.*$/m)?.[0] ?? 'no engine line'}` };
+  return { ok: true };
+}
+
 /** Start one proxy peer and check its HTTP path end to end (/100b and /1m). Throws with a short reason. */
 export async function startPeer(env: Env, name: Exclude<PeerName, 'direct'>): Promise<Peer> {
   const ports = {
@@ -294,9 +376,21 @@ export async function startPeer(env: Env, name: Exclude<PeerName, 'direct'>): Pr
     idle: await freePort([env.listenHost]),
   };
   const l = launch(env, name, ports);
+  let engine: string | undefined;
   if (l.check) {
     const c = await run(l.check.cmd, l.check.args, 15_000);
-    if (c.code !== 0) throw new Error(`config rejected: ${lastLine(c.stderr + '\n' + c.stdout)}`);
+    const text = c.stderr + '\n' + c.stdout;
+    const native = nativeUnavailable(text);
+    if (native !== undefined) throw new NativeUnavailable(`native engine not built: ${native}`);
+    if (c.code !== 0) throw new Error(`config rejected: ${lastLine(text)}`);
+    if (isTcplb(name)) {
+      // the column must run the engine it is named after (TCPLB_ENGINE would override the config)
+      engine = c.stdout.match(/^engine:\s+would run (.*)$/m)?.[1]?.trim();
+      const t = TCPLB[name];
+      const want = t.engine === 'native' ? /^native\b/ : t.workers > 1 ? new RegExp(`^js x${t.workers} workers\\b`) : /^js \(/;
+      if (engine === undefined) throw new Error('tcplb --check printed no `engine:` line');
+      if (!want.test(engine)) throw new Error(`would run ${engine}, not the column's engine`);
+    }
   }
   const http = { host: env.listenHost, port: ports.http };
   let proc: Proc | undefined;
@@ -318,6 +412,8 @@ export async function startPeer(env: Env, name: Exclude<PeerName, 'direct'>): Pr
       }
       if (Date.now() > deadline || proc.hasExited()) {
         await stop(proc, 1000);
+        const native = nativeUnavailable(proc.output());
+        if (native !== undefined) throw new NativeUnavailable(`native engine not built: ${native}`);
         throw new Error(proc.hasExited() && !/GET/.test(last) ? `${name} exited: ${lastLine(proc.output())}` : last);
       }
       await sleep(300);
@@ -333,6 +429,7 @@ export async function startPeer(env: Env, name: Exclude<PeerName, 'direct'>): Pr
       return proc;
     },
     config: l.config,
+    engine,
     pids: () => (proc && !proc.hasExited() ? processTree(proc.pid) : []),
     restart: async () => {
       if (proc) await stop(proc, 5000);

@@ -2,7 +2,7 @@
  * Results, statistics (median, min-max) and the table: plain text for the
  * terminal, Markdown for docs/benchmarks.md.
  */
-import type { PeerName } from './peers.js';
+import { isTcplb, TCPLB, type PeerName, type TcplbPeer } from './peers.js';
 
 export type RowKey =
   | 'conn_rps'
@@ -115,7 +115,7 @@ export function num(n: number): string {
 }
 
 /** A reason short enough for a table cell; the notes under the table have it whole. */
-export function short(reason: string, max = 48): string {
+export function short(reason: string, max = 64): string {
   return reason.length <= max ? reason : reason.slice(0, max - 1) + '…';
 }
 
@@ -129,11 +129,9 @@ export function formatCell(c: Cell | undefined): string {
   return s;
 }
 
-function ratio(a: Cell | undefined, b: Cell | undefined): string {
-  if (!a || !b || a.values.length === 0 || b.values.length === 0) return '—';
-  const mb = median(b.values);
-  if (mb === 0) return '—';
-  return `${(median(a.values) / mb).toFixed(2)}x`;
+function ratioOf(a: number | undefined, b: number | undefined): string {
+  if (a === undefined || b === undefined || b === 0) return '—';
+  return `${(a / b).toFixed(2)}x`;
 }
 
 export interface Table {
@@ -141,18 +139,61 @@ export interface Table {
   rows: string[][];
 }
 
-/** Rows = workloads; columns = the peers run, then tcplb/peer ratios of the medians. */
-export function buildTable(results: Results, columns: readonly PeerName[], rows: readonly RowDef[]): Table {
-  const ratioPeers = (['nginx', 'haproxy'] as const).filter((p) => columns.includes(p) && columns.includes('tcplb'));
-  const header = ['workload', 'unit', 'better', ...columns, ...ratioPeers.map((p) => `tcplb/${p}`)];
-  const body = rows.map((r) => [
-    r.label,
-    r.unit,
-    r.better,
-    ...columns.map((c) => formatCell(results.has(r.key, c) ? results.cell(r.key, c) : undefined)),
-    ...ratioPeers.map((p) => ratio(results.has(r.key, 'tcplb') ? results.cell(r.key, 'tcplb') : undefined, results.has(r.key, p) ? results.cell(r.key, p) : undefined)),
-  ]);
-  return { header, rows: body };
+/** The two tables of a run: the measurements, and tcplb / peer ratios of the medians (undefined: nothing to compare). */
+export interface Tables {
+  main: Table;
+  ratios: Table | undefined;
+}
+
+const REFS = ['nginx', 'haproxy'] as const;
+
+/**
+ * Rows = workloads. `main`: one column per peer run. `ratios`: for each of
+ * nginx and HAProxy present, one column per tcplb column that measured
+ * anything (`js/haproxy`, `js2/haproxy`, `native/haproxy`, ...), then, when
+ * both nginx and HAProxy ran, `best/best`: the best tcplb engine column of the
+ * row over the better of nginx and HAProxy in that row, the cell naming both.
+ */
+export function buildTables(results: Results, columns: readonly PeerName[], rows: readonly RowDef[]): Tables {
+  const med = (row: RowKey, col: PeerName): number | undefined => {
+    if (!results.has(row, col)) return undefined;
+    const c = results.cell(row, col);
+    return c.values.length > 0 && !c.notApplicable ? median(c.values) : undefined;
+  };
+  const main: Table = {
+    header: ['workload', 'unit', 'better', ...columns],
+    rows: rows.map((r) => [r.label, r.unit, r.better, ...columns.map((c) => formatCell(results.has(r.key, c) ? results.cell(r.key, c) : undefined))]),
+  };
+  const refs = REFS.filter((p) => columns.includes(p));
+  const ran = columns.filter((c): c is TcplbPeer => isTcplb(c) && rows.some((r) => med(r.key, c) !== undefined));
+  if (refs.length === 0 || ran.length === 0) return { main, ratios: undefined };
+  const pairs = refs.flatMap((ref) => ran.map((t) => [t, ref] as const));
+  // best/best: among the engine columns (the extra `+f` column only if it is all there is)
+  const plain = ran.filter((t) => !t.endsWith('+f'));
+  const engines = plain.length > 0 ? plain : ran;
+  const withBest = refs.length === REFS.length;
+  const pick = (r: RowDef, cols: readonly PeerName[]): [PeerName, number] | undefined => {
+    let best: [PeerName, number] | undefined;
+    for (const c of cols) {
+      const m = med(r.key, c);
+      if (m === undefined) continue;
+      if (!best || (r.better === 'higher' ? m > best[1] : m < best[1])) best = [c, m];
+    }
+    return best;
+  };
+  const ratios: Table = {
+    header: ['workload', 'better', ...pairs.map(([t, ref]) => `${TCPLB[t].short}/${ref}`), ...(withBest ? ['best/best'] : [])],
+    rows: rows.map((r) => {
+      const cells = pairs.map(([t, ref]) => ratioOf(med(r.key, t), med(r.key, ref)));
+      if (withBest) {
+        const t = pick(r, engines);
+        const ref = pick(r, refs);
+        cells.push(t && ref && ref[1] !== 0 ? `${ratioOf(t[1], ref[1])} ${TCPLB[t[0] as TcplbPeer].short}/${ref[0]}` : '—');
+      }
+      return [r.label, r.better, ...cells];
+    }),
+  };
+  return { main, ratios };
 }
 
 export function textTable(t: Table): string {
@@ -162,8 +203,10 @@ export function textTable(t: Table): string {
   return [line(t.header), widths.map((w) => '-'.repeat(w)).join('  '), ...t.rows.map(line)].join('\n');
 }
 
+/** Columns before the first number column (workload, unit, better) are left-aligned, the rest right-aligned. */
 export function markdownTable(t: Table): string {
+  const text = t.header.filter((h) => h === 'workload' || h === 'unit' || h === 'better').length;
   const esc = (s: string): string => s.replace(/\|/g, '\\|').replace(/^ +/, (m) => '&nbsp;'.repeat(m.length));
   const line = (r: string[]): string => `| ${r.map(esc).join(' | ')} |`;
-  return [line(t.header), line(t.header.map((_, i) => (i < 3 ? '---' : '---:'))), ...t.rows.map(line)].join('\n');
+  return [line(t.header), line(t.header.map((_, i) => (i < text ? '---' : '---:'))), ...t.rows.map(line)].join('\n');
 }

@@ -164,16 +164,25 @@ function why(out: string): string {
 }
 
 /**
- * tcplb only: bench/check-cost.ts (N backends under tcp checks every 1 s); % of one core.
+ * tcplb only: bench/check-cost.ts (N backends under tcp checks every 1 s, tcplb
+ * with the given engine); % of one core (the whole process tree).
  * check-cost.ts picks its listener port at random in 20000-39999, which
  * overlaps the kernel's ephemeral range: a port still in TIME_WAIT from earlier
  * client connections makes tcplb's start fail ("already in use"). Such a
  * start failure is retried (up to 3 attempts), the reason kept for the notes.
  */
-export async function checkCost(root: string, backends: number, seconds: number, onRetry: (reason: string) => void = () => {}): Promise<number> {
+export async function checkCost(
+  root: string,
+  backends: number,
+  seconds: number,
+  engine: 'js' | 'native',
+  workers: number,
+  onRetry: (reason: string) => void = () => {},
+): Promise<number> {
   let last = '';
   for (let attempt = 1; attempt <= 3; attempt++) {
-    const r = await run(process.execPath, [path.join(root, 'dist/bench/check-cost.js'), String(backends), String(seconds), 'tcp'], (seconds + 30) * 1000);
+    const args = [path.join(root, 'dist/bench/check-cost.js'), String(backends), String(seconds), 'tcp', engine, String(workers)];
+    const r = await run(process.execPath, args, (seconds + 30) * 1000);
     if (r.timedOut) throw new Error(`check-cost did not finish in ${seconds + 30} s`);
     const m = r.stdout.match(/([\d.]+)% of one core/);
     if (r.code === 0 && m) return Number(m[1]);

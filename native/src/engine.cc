@@ -1,0 +1,838 @@
+#include "engine.h"
+
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <cstdio>
+#include <cstring>
+
+namespace tcplb {
+
+namespace {
+
+constexpr size_t kScratchSize = 64 * 1024;  // one read; also the pending cap
+constexpr int kAcceptBatch = 64;            // accepts per listener wake
+constexpr int kReadsPerTurn = 4;            // reads per direction before yielding
+constexpr int kMaxEvents = 256;
+constexpr uint32_t kMaxTickMs = 250;        // coarsest sweep (API.md)
+constexpr uint32_t kMinTickMs = 10;         // finest sweep, whatever the timeouts
+constexpr int64_t kAcceptPauseMs = 100;
+
+// Connection sockets are registered once, edge-triggered, for everything, and
+// never modified: readiness is remembered in Side::canRead/canWrite. That
+// saves an epoll_ctl per backpressure transition, and EPOLLHUP (which cannot
+// be masked) can never make the loop spin.
+constexpr uint32_t kConnEvents = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+
+uint32_t granularity(uint32_t timeoutMs) {
+  return std::clamp<uint32_t>(timeoutMs / 4, kMinTickMs, kMaxTickMs);
+}
+
+// accept4 errors that concern one aborted connection, not the listener.
+bool isAcceptTransient(int err) {
+  return err == EINTR || err == ECONNABORTED || err == EPROTO || err == EPERM ||
+         err == ENETDOWN || err == ENOPROTOOPT || err == EHOSTDOWN || err == ENONET ||
+         err == EHOSTUNREACH || err == EOPNOTSUPP || err == ENETUNREACH;
+}
+
+}  // namespace
+
+// ============================================================================
+// JS-thread side
+// ============================================================================
+
+Engine::Engine(NotifyFn notify, void* notifyArg) : notify_(notify), notifyArg_(notifyArg) {}
+
+Engine::~Engine() {
+  stop();
+}
+
+int Engine::start() {
+  epfd_ = epoll_create1(EPOLL_CLOEXEC);
+  if (epfd_ < 0) return errno;
+  wakefd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (wakefd_ < 0 || !watch(wakefd_, &wakeHandle_, EPOLLIN)) {
+    int err = errno;
+    if (wakefd_ >= 0) close(wakefd_);
+    close(epfd_);
+    epfd_ = wakefd_ = -1;
+    return err;
+  }
+  scratch_.reset(new char[kScratchSize]);
+  running_ = true;
+
+  // The thread inherits a fully blocked signal mask so that signals keep
+  // being delivered to Node's own threads (SIGINT handling, profilers).
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, &old);
+  int err = pthread_create(&thread_, nullptr, &Engine::threadMain, this);
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  if (err != 0) {
+    close(wakefd_);
+    close(epfd_);
+    epfd_ = wakefd_ = -1;
+    return err;
+  }
+  started_ = true;
+  return 0;
+}
+
+void Engine::stop() {
+  if (stopped_) return;
+  if (started_) {
+    Command cmd;
+    cmd.type = Command::STOP;
+    post(std::move(cmd));
+    pthread_join(thread_, nullptr);
+    close(wakefd_);
+    close(epfd_);
+    epfd_ = wakefd_ = -1;
+  }
+  stopped_ = true;
+  // Nothing can be queued after STOP (post() refuses), but be exact about fds.
+  std::lock_guard<std::mutex> lock(cmdMu_);
+  for (Command& c : cmds_) {
+    if (c.fd >= 0) close(c.fd);
+  }
+  cmds_.clear();
+}
+
+void Engine::post(Command&& cmd) {
+  if (stopped_ || !started_) {
+    if (cmd.fd >= 0) close(cmd.fd);
+    return;
+  }
+  bool wasEmpty;
+  {
+    std::lock_guard<std::mutex> lock(cmdMu_);
+    wasEmpty = cmds_.empty();
+    cmds_.push_back(std::move(cmd));
+  }
+  // The thread reads the eventfd *before* swapping the queue, so a wake is
+  // needed only when this command made the queue non-empty.
+  if (wasEmpty) {
+    uint64_t one = 1;
+    ssize_t r = write(wakefd_, &one, sizeof one);
+    (void)r;  // EAGAIN means the counter is already non-zero: still woken
+  }
+}
+
+void Engine::addListener(int64_t listenerId, int fd) {
+  if (stopped_ || !started_) {
+    close(fd);
+    return;
+  }
+  nFds_.fetch_add(1, std::memory_order_relaxed);
+  nListeners_.fetch_add(1, std::memory_order_relaxed);
+  Command cmd;
+  cmd.type = Command::ADD_LISTENER;
+  cmd.id = listenerId;
+  cmd.fd = fd;
+  post(std::move(cmd));
+}
+
+void Engine::takeEvents(std::vector<Event>& out) {
+  out.clear();
+  std::lock_guard<std::mutex> lock(evMu_);
+  out.swap(events_);
+}
+
+void Engine::snapshotStats(std::vector<double>& out) {
+  out.clear();
+  std::lock_guard<std::mutex> lock(connsMu_);
+  out.reserve(conns_.size() * 3);
+  for (const auto& kv : conns_) {
+    const Conn* c = kv.second;
+    out.push_back(static_cast<double>(c->id));
+    out.push_back(static_cast<double>(c->bytesIn.load(std::memory_order_relaxed)));
+    out.push_back(static_cast<double>(c->bytesOut.load(std::memory_order_relaxed)));
+  }
+}
+
+// ============================================================================
+// Engine thread: main loop
+// ============================================================================
+
+void* Engine::threadMain(void* self) {
+  static_cast<Engine*>(self)->run();
+  return nullptr;
+}
+
+void Engine::run() {
+  epoll_event evs[kMaxEvents];
+  now_ = monotonicMs();
+  while (running_) {
+    int n = epoll_wait(epfd_, evs, kMaxEvents, epollTimeout());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      fprintf(stderr, "tcplb-native: epoll_wait failed: %s; engine stopping\n", strerror(errno));
+      break;
+    }
+    now_ = monotonicMs();
+    for (int i = 0; i < n; i++) {
+      Handle* h = static_cast<Handle*>(evs[i].data.ptr);
+      switch (h->kind) {
+        case Handle::WAKE:
+          drainCommands();
+          break;
+        case Handle::LISTENER:
+          onListenerReady(static_cast<Listener*>(h));
+          break;
+        case Handle::CLIENT:
+        case Handle::BACKEND:
+          onSideEvent(static_cast<Side*>(h), evs[i].events);
+          break;
+      }
+    }
+    runReadyList();
+    if (sweepActive_ && now_ >= nextSweep_) sweep();
+    if (pausedListeners_ > 0 && now_ >= nextResume_) resumeListeners();
+    // Objects closed during this turn may still be named by events later in
+    // the same epoll batch, so they are freed only here.
+    reapDead();
+    flushEvents();
+  }
+  // STOP already did this; it matters only if the loop broke on an error.
+  closeAll();
+  reapDead();
+  flushEvents();
+}
+
+int Engine::epollTimeout() const {
+  if (!ready_.empty()) return 0;
+  int64_t wake = INT64_MAX;
+  if (sweepActive_) wake = nextSweep_;
+  if (pausedListeners_ > 0) wake = std::min(wake, nextResume_);
+  if (wake == INT64_MAX) return -1;
+  int64_t d = wake - monotonicMs();
+  if (d <= 0) return 0;
+  return static_cast<int>(std::min<int64_t>(d, INT_MAX));
+}
+
+// ============================================================================
+// Commands
+// ============================================================================
+
+void Engine::drainCommands() {
+  uint64_t v;
+  ssize_t r = read(wakefd_, &v, sizeof v);  // reset the counter first (see post())
+  (void)r;
+  {
+    std::lock_guard<std::mutex> lock(cmdMu_);
+    cmdBatch_.swap(cmds_);
+  }
+  for (Command& cmd : cmdBatch_) execute(cmd);
+  cmdBatch_.clear();
+}
+
+void Engine::execute(Command& cmd) {
+  switch (cmd.type) {
+    case Command::ADD_LISTENER:
+      cmdAddListener(cmd.id, cmd.fd);
+      cmd.fd = -1;  // owned by the Listener now
+      break;
+    case Command::ACTIVATE:
+      cmdActivate(cmd.id);
+      break;
+    case Command::CLOSE_LISTENER:
+      cmdCloseListener(cmd.id);
+      break;
+    case Command::CONNECT:
+      cmdConnect(cmd);
+      break;
+    case Command::REJECT:
+      cmdReject(static_cast<uint64_t>(cmd.id));
+      break;
+    case Command::KILL: {
+      Conn* c = findConn(static_cast<uint64_t>(cmd.id));
+      if (c != nullptr) finish(c, HOW_KILLED, 0, SIDE_NONE);
+      break;
+    }
+    case Command::CLOSE_ALL:
+      closeAll();
+      break;
+    case Command::STOP:
+      closeAll();
+      running_ = false;
+      break;
+  }
+}
+
+void Engine::cmdAddListener(int64_t id, int fd) {
+  auto it = listeners_.find(id);
+  if (it != listeners_.end()) closeListener(it->second);  // binding prevents this
+  auto* l = new Listener();
+  l->kind = Handle::LISTENER;
+  l->id = id;
+  l->fd = fd;
+  listeners_.emplace(id, l);
+}
+
+void Engine::cmdActivate(int64_t id) {
+  auto it = listeners_.find(id);
+  if (it == listeners_.end()) return;
+  Listener* l = it->second;
+  if (l->active) return;
+  // Level-triggered: the accept loop is bounded, and the kernel reminds us
+  // of what is left in the backlog.
+  if (!watch(l->fd, l, EPOLLIN)) {
+    Event& e = emit(EV_ACCEPT_ERROR);
+    e.listenerId = id;
+    e.err = errno;
+    return;
+  }
+  l->active = true;
+}
+
+void Engine::cmdCloseListener(int64_t id) {
+  auto it = listeners_.find(id);
+  if (it != listeners_.end()) closeListener(it->second);
+}
+
+void Engine::cmdConnect(Command& cmd) {
+  Conn* c = findConn(static_cast<uint64_t>(cmd.id));
+  if (c == nullptr) return;
+  if (c->state != Conn::WAITING && c->state != Conn::FAILED) return;  // already dialled
+  c->idleMs = cmd.idleMs;
+  c->connectTimeoutMs = cmd.timeoutMs;
+  if (cmd.addrErr != 0) {
+    connectFailed(c, cmd.addrErr);
+    return;
+  }
+  int fd = socket(cmd.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    connectFailed(c, errno);
+    return;
+  }
+  nFds_.fetch_add(1, std::memory_order_relaxed);
+  setNoDelay(fd);
+  Side& b = c->backend;
+  b.fd = fd;
+  b.canRead = b.canWrite = true;
+  b.peerFin = false;
+  // The preamble is simply the first pending chunk of the upstream direction:
+  // the relay writes pending bytes before it reads the client again.
+  if (cmd.preambleLen > 0) {
+    c->up.pending = std::move(cmd.preamble);
+    c->up.pendingOff = 0;
+    c->up.pendingLen = cmd.preambleLen;
+  }
+  c->state = Conn::CONNECTING;
+  if (connect(fd, reinterpret_cast<sockaddr*>(&cmd.addr), cmd.addrLen) == 0) {
+    if (!watch(fd, &b, kConnEvents)) return connectFailed(c, errno);
+    return startRelay(c);
+  }
+  if (errno != EINPROGRESS) return connectFailed(c, errno);
+  // Registered after connect(): an unconnected socket polls as EPOLLHUP.
+  if (!watch(fd, &b, kConnEvents)) return connectFailed(c, errno);
+  if (cmd.timeoutMs > 0) {
+    c->connectDeadline = now_ + cmd.timeoutMs;
+    noteTimeout(cmd.timeoutMs);
+  }
+}
+
+void Engine::cmdReject(uint64_t id) {
+  Conn* c = findConn(id);
+  if (c == nullptr) return;
+  switch (c->state) {
+    case Conn::WAITING:
+      finish(c, HOW_REJECTED, 0, SIDE_NONE);
+      break;
+    case Conn::FAILED:
+      finish(c, HOW_REJECTED_AFTER_FAIL, 0, SIDE_NONE);
+      break;
+    case Conn::CONNECTING:  // abandon the dial
+      finish(c, c->everFailed ? HOW_REJECTED_AFTER_FAIL : HOW_REJECTED, 0, SIDE_NONE);
+      break;
+    case Conn::RELAYING:  // too late to reject: same as kill()
+      finish(c, HOW_KILLED, 0, SIDE_NONE);
+      break;
+  }
+}
+
+void Engine::closeAll() {
+  for (auto& kv : conns_) finish(kv.second, HOW_KILLED, 0, SIDE_NONE);  // finish() never erases
+  std::vector<Listener*> ls;
+  ls.reserve(listeners_.size());
+  for (auto& kv : listeners_) ls.push_back(kv.second);
+  for (Listener* l : ls) closeListener(l);
+}
+
+// ============================================================================
+// Listeners
+// ============================================================================
+
+void Engine::onListenerReady(Listener* l) {
+  if (l->dead || l->paused) return;
+  for (int i = 0; i < kAcceptBatch; i++) {
+    sockaddr_storage peer;
+    socklen_t len = sizeof peer;
+    int fd = accept4(l->fd, reinterpret_cast<sockaddr*>(&peer), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd >= 0) {
+      adoptClient(l, fd, peer);
+      continue;
+    }
+    int err = errno;
+    if (err == EAGAIN || err == EWOULDBLOCK) return;
+    if (isAcceptTransient(err)) continue;
+    // EMFILE & co (and anything unexpected): the backlog stays readable, so a
+    // level-triggered listener would spin. Mask it for a while instead.
+    pauseListener(l, err);
+    return;
+  }
+}
+
+void Engine::adoptClient(Listener* l, int fd, const sockaddr_storage& peer) {
+  nFds_.fetch_add(1, std::memory_order_relaxed);
+  setNoDelay(fd);
+
+  auto* c = new Conn();
+  c->id = nextConnId_++;
+  c->client.kind = Handle::CLIENT;
+  c->client.fd = fd;
+  c->client.conn = c;
+  c->backend.kind = Handle::BACKEND;
+  c->backend.conn = c;
+  c->up.src = &c->client;
+  c->up.dst = &c->backend;
+  c->down.src = &c->backend;
+  c->down.dst = &c->client;
+  // Registered right away (edge-triggered) so that a client vanishing while
+  // JS decides is noticed; no byte is read before the backend is connected.
+  if (!watch(fd, &c->client, kConnEvents)) {
+    int err = errno;
+    close(fd);
+    nFds_.fetch_sub(1, std::memory_order_relaxed);
+    delete c;
+    Event& e = emit(EV_ACCEPT_ERROR);
+    e.listenerId = l->id;
+    e.err = err;
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> lock(connsMu_);
+    conns_.emplace(c->id, c);
+  }
+  nConns_.fetch_add(1, std::memory_order_relaxed);
+
+  Event& e = emit(EV_ACCEPT);
+  e.connId = c->id;
+  e.listenerId = l->id;
+  e.clientPort = formatIp(reinterpret_cast<const sockaddr*>(&peer), e.clientIp);
+  sockaddr_storage local;
+  socklen_t llen = sizeof local;
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&local), &llen) == 0) {
+    e.localPort = formatIp(reinterpret_cast<sockaddr*>(&local), e.localIp);
+  }
+}
+
+void Engine::pauseListener(Listener* l, int err) {
+  epoll_event ev{};
+  ev.events = 0;
+  ev.data.ptr = l;
+  epoll_ctl(epfd_, EPOLL_CTL_MOD, l->fd, &ev);
+  l->paused = true;
+  l->resumeAt = now_ + kAcceptPauseMs;
+  if (pausedListeners_++ == 0 || l->resumeAt < nextResume_) nextResume_ = l->resumeAt;
+  if (now_ - l->lastErrorEventAt >= kAcceptPauseMs) {
+    l->lastErrorEventAt = now_;
+    Event& e = emit(EV_ACCEPT_ERROR);
+    e.listenerId = l->id;
+    e.err = err;
+  }
+}
+
+void Engine::resumeListeners() {
+  nextResume_ = INT64_MAX;
+  for (auto& kv : listeners_) {
+    Listener* l = kv.second;
+    if (!l->paused) continue;
+    if (now_ < l->resumeAt) {
+      nextResume_ = std::min(nextResume_, l->resumeAt);
+      continue;
+    }
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.ptr = l;
+    epoll_ctl(epfd_, EPOLL_CTL_MOD, l->fd, &ev);
+    l->paused = false;
+    pausedListeners_--;
+  }
+}
+
+void Engine::closeListener(Listener* l) {
+  if (l->dead) return;
+  l->dead = true;
+  if (l->paused) pausedListeners_--;
+  if (l->active) epoll_ctl(epfd_, EPOLL_CTL_DEL, l->fd, nullptr);
+  close(l->fd);
+  l->fd = -1;
+  nFds_.fetch_sub(1, std::memory_order_relaxed);
+  nListeners_.fetch_sub(1, std::memory_order_relaxed);
+  listeners_.erase(l->id);
+  deadListeners_.push_back(l);
+}
+
+// ============================================================================
+// Connections: readiness and state changes
+// ============================================================================
+
+Conn* Engine::findConn(uint64_t id) {
+  auto it = conns_.find(id);
+  if (it == conns_.end() || it->second->dead) return nullptr;
+  return it->second;
+}
+
+void Engine::onSideEvent(Side* s, uint32_t ev) {
+  Conn* c = s->conn;
+  if (c->dead) return;
+  // Readiness flags are hints: a stale edge (e.g. from a backend fd of a
+  // failed attempt, in the same epoll batch) costs at most one EAGAIN.
+  if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) s->canRead = true;
+  if (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR)) s->canWrite = true;
+  if (ev & EPOLLRDHUP) s->peerFin = true;
+
+  switch (c->state) {
+    case Conn::WAITING:
+    case Conn::FAILED:
+      if (s == &c->client) checkClientGone(c, ev);
+      return;
+    case Conn::CONNECTING:
+      if (s == &c->client) {
+        checkClientGone(c, ev);
+      } else if (ev & (EPOLLOUT | EPOLLERR | EPOLLHUP)) {
+        onConnectDone(c);
+      }
+      return;
+    case Conn::RELAYING:
+      if (ev & EPOLLERR) {
+        int err = socketError(s->fd);
+        if (err != 0) return fail(c, s, err);
+      }
+      relay(c);
+      return;
+  }
+}
+
+// Before a backend is attached the client is not read, so "gone" must be
+// inferred from the event: RST (ERR/HUP), or a FIN with nothing queued before
+// it. A client that sent data and then FIN is kept: it is a half-close, and
+// the data plus the FIN are relayed once the backend is up.
+void Engine::checkClientGone(Conn* c, uint32_t ev) {
+  bool gone = (ev & (EPOLLERR | EPOLLHUP)) != 0;
+  if (!gone && (ev & EPOLLRDHUP)) gone = bytesReadable(c->client.fd) == 0;
+  if (gone) finish(c, HOW_CLIENT_GONE, 0, SIDE_NONE);
+}
+
+void Engine::onConnectDone(Conn* c) {
+  int err = socketError(c->backend.fd);
+  if (err == 0) {
+    // SO_ERROR 0 also while still in progress (a stale edge): confirm.
+    sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (getpeername(c->backend.fd, reinterpret_cast<sockaddr*>(&ss), &len) < 0) {
+      if (errno == ENOTCONN) return;
+      err = errno;
+    }
+  }
+  if (err != 0) return connectFailed(c, err);
+  startRelay(c);
+}
+
+void Engine::connectFailed(Conn* c, int err) {
+  closeSide(c->backend, false);
+  c->up.pending.reset();  // the preamble; a retry brings its own
+  c->up.pendingOff = c->up.pendingLen = 0;
+  c->state = Conn::FAILED;
+  c->everFailed = true;
+  c->connectDeadline = 0;
+  Event& e = emit(EV_CONNECT_FAILED);
+  e.connId = c->id;
+  e.err = err;
+}
+
+void Engine::startRelay(Conn* c) {
+  c->state = Conn::RELAYING;
+  c->connectDeadline = 0;
+  c->lastActive = now_;
+  if (c->idleMs > 0) noteTimeout(c->idleMs);
+  Event& e = emit(EV_CONNECTED);
+  e.connId = c->id;
+  relay(c);
+}
+
+void Engine::fail(Conn* c, Side* s, int err) {
+  finish(c, HOW_RESET, err, s == &c->client ? SIDE_CLIENT : SIDE_BACKEND);
+}
+
+void Engine::finish(Conn* c, CloseHow how, int err, SideCode side) {
+  if (c->dead) return;
+  c->dead = true;
+  // On a reset the *other* side is reset too, so its peer learns the truth;
+  // every other ending closes gracefully.
+  closeSide(c->client, how == HOW_RESET && side == SIDE_BACKEND);
+  closeSide(c->backend, how == HOW_RESET && side == SIDE_CLIENT);
+  c->up.pending.reset();
+  c->down.pending.reset();
+  nConns_.fetch_sub(1, std::memory_order_relaxed);
+  emitClosed(c, how, err, side);
+  deadConns_.push_back(c);
+}
+
+// ============================================================================
+// Connections: the relay
+// ============================================================================
+
+void Engine::relay(Conn* c) {
+  if (!pump(c, c->up)) return;
+  pump(c, c->down);
+}
+
+// Moves bytes src -> dst until the source has nothing, the sink is full, or
+// the per-turn budget is spent. Returns false once the connection is finished.
+bool Engine::pump(Conn* c, Direction& d) {
+  std::atomic<uint64_t>& counter = (&d == &c->up) ? c->bytesIn : c->bytesOut;
+  int budget = kReadsPerTurn;
+  for (;;) {
+    if (d.pendingLen > 0) {
+      if (!writePending(c, d)) return false;
+      if (d.pendingLen > 0) return true;  // sink full: wait for its EPOLLOUT edge
+    }
+    if (d.eof) return forwardEof(c, d);
+    if (!d.src->canRead) return true;
+    if (budget-- == 0) {  // fairness: let other connections run, come back soon
+      markReady(c);
+      return true;
+    }
+
+    char* buf = scratch_.get();
+    ssize_t n = recv(d.src->fd, buf, kScratchSize, 0);
+    if (n == 0) {
+      d.eof = true;
+      continue;
+    }
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        d.src->canRead = false;
+        return true;
+      }
+      if (errno == EINTR) continue;
+      fail(c, d.src, errno);
+      return false;
+    }
+    counter.store(counter.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+    c->lastActive = now_;
+    // A short read drained the queue, so new data will raise a new edge and
+    // the EAGAIN round-trip can be skipped - unless a FIN is already queued
+    // (its edge was consumed with this event): then read on to see the EOF.
+    if (static_cast<size_t>(n) < kScratchSize && !d.src->peerFin) d.src->canRead = false;
+
+    ssize_t w = 0;
+    if (d.dst->canWrite) {
+      w = send(d.dst->fd, buf, n, MSG_NOSIGNAL);
+      if (w < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+          d.dst->canWrite = false;
+        } else if (errno != EINTR) {
+          fail(c, d.dst, errno);
+          return false;
+        }
+        w = 0;
+      } else if (w < n) {
+        // A partial send leaves SOCK_NOSPACE set: an EPOLLOUT edge follows.
+        d.dst->canWrite = false;
+      }
+    }
+    if (w < n) {
+      // Only what the kernel refused is copied; the source is not read again
+      // until this drains, so pending never exceeds one scratch buffer.
+      size_t rest = static_cast<size_t>(n - w);
+      d.pending.reset(new char[rest]);
+      memcpy(d.pending.get(), buf + w, rest);
+      d.pendingOff = 0;
+      d.pendingLen = static_cast<uint32_t>(rest);
+    }
+    if (w > 0) c->lastActive = now_;
+  }
+}
+
+bool Engine::writePending(Conn* c, Direction& d) {
+  while (d.pendingLen > 0) {
+    if (!d.dst->canWrite) return true;
+    ssize_t w = send(d.dst->fd, d.pending.get() + d.pendingOff, d.pendingLen, MSG_NOSIGNAL);
+    if (w < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        d.dst->canWrite = false;
+        return true;
+      }
+      if (errno == EINTR) continue;
+      fail(c, d.dst, errno);
+      return false;
+    }
+    d.pendingOff += static_cast<uint32_t>(w);
+    d.pendingLen -= static_cast<uint32_t>(w);
+    c->lastActive = now_;
+    if (d.pendingLen > 0) d.dst->canWrite = false;  // partial: see pump()
+  }
+  d.pending.reset();  // idle connections hold no buffers
+  d.pendingOff = 0;
+  return true;
+}
+
+// EOF seen on d.src and everything before it delivered: pass the FIN on.
+bool Engine::forwardEof(Conn* c, Direction& d) {
+  if (!d.shut) {
+    if (shutdown(d.dst->fd, SHUT_WR) < 0) {
+      int err = socketError(d.dst->fd);
+      fail(c, d.dst, err != 0 ? err : errno);
+      return false;
+    }
+    d.shut = true;
+  }
+  if (c->up.shut && c->down.shut) {
+    finish(c, HOW_NORMAL, 0, SIDE_NONE);
+    return false;
+  }
+  return true;
+}
+
+void Engine::markReady(Conn* c) {
+  if (c->inReadyList) return;
+  c->inReadyList = true;
+  ready_.push_back(c);
+}
+
+void Engine::runReadyList() {
+  if (ready_.empty()) return;
+  std::vector<Conn*> batch;
+  batch.swap(ready_);
+  for (Conn* c : batch) {
+    c->inReadyList = false;
+    if (!c->dead) relay(c);
+  }
+}
+
+// ============================================================================
+// fds, timers, output
+// ============================================================================
+
+bool Engine::watch(int fd, Handle* h, uint32_t events) {
+  epoll_event ev{};
+  ev.events = events;
+  ev.data.ptr = h;
+  return epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) == 0;
+}
+
+void Engine::closeSide(Side& s, bool reset) {
+  if (s.fd < 0) return;
+  // Explicit DEL: a child forked by Node may briefly hold a dup of this fd,
+  // and close() alone would then leave the registration (and its pointer) live.
+  epoll_ctl(epfd_, EPOLL_CTL_DEL, s.fd, nullptr);
+  if (reset) setResetOnClose(s.fd);
+  close(s.fd);
+  s.fd = -1;
+  nFds_.fetch_sub(1, std::memory_order_relaxed);
+}
+
+// A connection wants a deadline checked with roughly `ms`/4 resolution.
+void Engine::noteTimeout(uint32_t ms) {
+  uint32_t g = granularity(ms);
+  if (!sweepActive_) {
+    sweepActive_ = true;
+    sweepTick_ = g;
+    nextSweep_ = now_ + g;
+  } else if (g < sweepTick_) {
+    sweepTick_ = g;
+    nextSweep_ = std::min(nextSweep_, now_ + g);
+  }
+}
+
+// One pass over all connections: connect timeouts and idle timeouts. O(n) per
+// tick instead of a timer per connection; the tick adapts to the finest
+// timeout in use and stops entirely when no connection has one.
+void Engine::sweep() {
+  uint32_t tick = kMaxTickMs;
+  bool any = false;
+  for (auto& kv : conns_) {
+    Conn* c = kv.second;
+    if (c->dead) continue;
+    if (c->state == Conn::CONNECTING && c->connectDeadline > 0) {
+      if (now_ >= c->connectDeadline) {
+        connectFailed(c, ETIMEDOUT);
+      } else {
+        any = true;
+        tick = std::min(tick, granularity(c->connectTimeoutMs));
+      }
+    } else if (c->state == Conn::RELAYING && c->idleMs > 0) {
+      if (now_ - c->lastActive >= c->idleMs) {
+        finish(c, HOW_IDLE, 0, SIDE_NONE);
+      } else {
+        any = true;
+        tick = std::min(tick, granularity(c->idleMs));
+      }
+    }
+  }
+  sweepActive_ = any;
+  sweepTick_ = tick;
+  nextSweep_ = now_ + tick;
+}
+
+Event& Engine::emit(EventType type) {
+  outBatch_.emplace_back();
+  Event& e = outBatch_.back();
+  e.type = type;
+  e.side = SIDE_NONE;
+  return e;
+}
+
+void Engine::emitClosed(Conn* c, CloseHow how, int err, SideCode side) {
+  Event& e = emit(EV_CLOSED);
+  e.connId = c->id;
+  e.bytesIn = static_cast<double>(c->bytesIn.load(std::memory_order_relaxed));
+  e.bytesOut = static_cast<double>(c->bytesOut.load(std::memory_order_relaxed));
+  e.how = how;
+  e.err = err;
+  e.side = side;
+}
+
+// Publishes this turn's events in one lock hold and wakes the JS thread once.
+void Engine::flushEvents() {
+  if (outBatch_.empty()) return;
+  bool wasEmpty;
+  {
+    std::lock_guard<std::mutex> lock(evMu_);
+    wasEmpty = events_.empty();
+    if (wasEmpty) {
+      events_.swap(outBatch_);
+    } else {
+      events_.insert(events_.end(), outBatch_.begin(), outBatch_.end());
+    }
+  }
+  outBatch_.clear();
+  // A non-empty queue means JS has not drained since the last wake-up.
+  if (wasEmpty) notify_(notifyArg_);
+}
+
+void Engine::reapDead() {
+  if (!deadConns_.empty()) {
+    for (Conn* c : deadConns_) {
+      if (c->inReadyList) ready_.erase(std::find(ready_.begin(), ready_.end(), c));
+    }
+    {
+      std::lock_guard<std::mutex> lock(connsMu_);
+      for (Conn* c : deadConns_) conns_.erase(c->id);
+    }
+    for (Conn* c : deadConns_) delete c;
+    deadConns_.clear();
+  }
+  for (Listener* l : deadListeners_) delete l;
+  deadListeners_.clear();
+}
+
+}  // namespace tcplb

@@ -1,0 +1,285 @@
+// The I/O engine: one epoll thread that owns every listening socket and every
+// relayed connection. It knows nothing about N-API; the binding (binding.cc)
+// turns Commands into calls and Events into JS arrays.
+//
+// Threading contract:
+//   - post(), takeEvents(), snapshotStats(), counters and stop() are called
+//     from the JS thread; they only take short mutex holds.
+//   - Everything else runs on the engine thread and touches no shared state
+//     except through the two queues, the connection-map lock and atomics.
+#pragma once
+
+#include <pthread.h>
+#include <sys/epoll.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+#include "net_util.h"
+
+namespace tcplb {
+
+// ---- events (engine thread -> JS) ------------------------------------------
+
+enum EventType : uint8_t {
+  EV_ACCEPT = 1,
+  EV_CONNECTED = 2,
+  EV_CONNECT_FAILED = 3,
+  EV_CLOSED = 4,
+  EV_ACCEPT_ERROR = 5,
+};
+
+// CLOSED `how` codes (API.md).
+enum CloseHow : int8_t {
+  HOW_NORMAL = 0,
+  HOW_IDLE = 1,
+  HOW_KILLED = 2,
+  HOW_RESET = 3,
+  HOW_REJECTED = 4,
+  HOW_CLIENT_GONE = 5,
+  HOW_REJECTED_AFTER_FAIL = 6,
+};
+
+enum SideCode : int8_t { SIDE_NONE = -1, SIDE_CLIENT = 0, SIDE_BACKEND = 1 };
+
+// One record; which fields are meaningful depends on `type`. ACCEPT carries
+// the address strings; they are formatted on the engine thread so the JS
+// thread only copies them.
+struct Event {
+  uint8_t type;
+  int8_t how;
+  int8_t side;
+  int err;
+  uint64_t connId;
+  int64_t listenerId;
+  double bytesIn;
+  double bytesOut;
+  int clientPort;
+  int localPort;
+  char clientIp[kIpStrLen];
+  char localIp[kIpStrLen];
+};
+
+// ---- commands (JS -> engine thread) ----------------------------------------
+
+struct Command {
+  enum Type : uint8_t {
+    ADD_LISTENER,    // id = listenerId, fd = bound+listening socket
+    ACTIVATE,        // id = listenerId
+    CLOSE_LISTENER,  // id = listenerId
+    CONNECT,         // id = connId, addr/addrErr, timeouts, preamble
+    REJECT,          // id = connId
+    KILL,            // id = connId
+    CLOSE_ALL,
+    STOP,
+  };
+  Type type;
+  int64_t id = 0;
+  int fd = -1;
+  int addrErr = 0;  // CONNECT: nonzero when the address did not parse
+  uint32_t timeoutMs = 0;
+  uint32_t idleMs = 0;
+  socklen_t addrLen = 0;
+  sockaddr_storage addr;
+  std::unique_ptr<char[]> preamble;
+  uint32_t preambleLen = 0;
+};
+
+// ---- engine-thread internals -----------------------------------------------
+
+struct Conn;
+
+// epoll_event.data.ptr always points at one of these; `kind` says which.
+struct Handle {
+  enum Kind : uint8_t { WAKE, LISTENER, CLIENT, BACKEND };
+  Kind kind;
+};
+
+struct Listener : Handle {
+  int64_t id = 0;
+  int fd = -1;
+  bool active = false;   // registered in epoll
+  bool paused = false;   // EPOLLIN masked after EMFILE & co
+  bool dead = false;     // closed; freed at the end of the loop turn
+  int64_t resumeAt = 0;  // when paused
+  int64_t lastErrorEventAt = -1000000;
+};
+
+// One socket of a connection. `canRead`/`canWrite` remember edge-triggered
+// readiness: set by epoll edges, cleared when a syscall hits EAGAIN (or a
+// short read/partial write proves the kernel queue empty/full).
+struct Side : Handle {
+  int fd = -1;
+  bool canRead = true;
+  bool canWrite = true;
+  bool peerFin = false;  // EPOLLRDHUP seen: a FIN is queued behind the data
+  Conn* conn = nullptr;
+};
+
+// One relay direction src -> dst. `pending` holds only the bytes the kernel
+// did not take on the last write (or the PROXY preamble); nullptr otherwise.
+struct Direction {
+  Side* src = nullptr;
+  Side* dst = nullptr;
+  std::unique_ptr<char[]> pending;
+  uint32_t pendingOff = 0;
+  uint32_t pendingLen = 0;
+  bool eof = false;  // src sent FIN (read() returned 0)
+  bool shut = false; // FIN forwarded: shutdown(dst, SHUT_WR) done
+};
+
+struct Conn {
+  enum State : uint8_t {
+    WAITING,     // accepted, waiting for JS to connect() or reject()
+    CONNECTING,  // backend connect() in progress
+    FAILED,      // last connect failed; waiting for a retry or reject()
+    RELAYING,
+  };
+  uint64_t id = 0;
+  State state = WAITING;
+  bool dead = false;
+  bool inReadyList = false;
+  bool everFailed = false;   // a connect attempt failed at least once
+  uint32_t idleMs = 0;
+  uint32_t connectTimeoutMs = 0;
+  int64_t connectDeadline = 0;  // 0 = none
+  int64_t lastActive = 0;
+  Side client;
+  Side backend;
+  Direction up;    // client -> backend (bytesIn)
+  Direction down;  // backend -> client (bytesOut)
+  // Written only by the engine thread, read by stats() under connsMu_.
+  std::atomic<uint64_t> bytesIn{0};
+  std::atomic<uint64_t> bytesOut{0};
+};
+
+class Engine {
+ public:
+  using NotifyFn = void (*)(void* arg);
+
+  // `notify` is called on the engine thread whenever events were queued.
+  Engine(NotifyFn notify, void* notifyArg);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // Creates epoll/eventfd and starts the thread. 0 or errno.
+  int start();
+  // closeAll, end and join the thread. Idempotent; JS thread only.
+  void stop();
+  bool stopped() const { return stopped_; }
+
+  void post(Command&& cmd);
+  // Hands a listening fd created on the JS thread to the engine.
+  void addListener(int64_t listenerId, int fd);
+
+  // Swaps the queued events into `out` (cleared first).
+  void takeEvents(std::vector<Event>& out);
+  // [connId, bytesIn, bytesOut] triples of every live connection.
+  void snapshotStats(std::vector<double>& out);
+
+  int64_t connectionCount() const { return nConns_.load(std::memory_order_relaxed); }
+  int64_t listenerCount() const { return nListeners_.load(std::memory_order_relaxed); }
+  int64_t fdCount() const { return nFds_.load(std::memory_order_relaxed); }
+
+ private:
+  static void* threadMain(void* self);
+  void run();
+
+  // commands
+  void drainCommands();
+  void execute(Command& cmd);
+  void cmdAddListener(int64_t id, int fd);
+  void cmdActivate(int64_t id);
+  void cmdCloseListener(int64_t id);
+  void cmdConnect(Command& cmd);
+  void cmdReject(uint64_t id);
+  void closeAll();
+
+  // listeners
+  void onListenerReady(Listener* l);
+  void adoptClient(Listener* l, int fd, const sockaddr_storage& peer);
+  void pauseListener(Listener* l, int err);
+  void resumeListeners();
+  void closeListener(Listener* l);
+
+  // connections
+  Conn* findConn(uint64_t id);
+  void onSideEvent(Side* s, uint32_t ev);
+  void checkClientGone(Conn* c, uint32_t ev);
+  void onConnectDone(Conn* c);
+  void connectFailed(Conn* c, int err);
+  void startRelay(Conn* c);
+  void relay(Conn* c);
+  bool pump(Conn* c, Direction& d);
+  bool writePending(Conn* c, Direction& d);
+  bool forwardEof(Conn* c, Direction& d);
+  void fail(Conn* c, Side* s, int err);
+  void finish(Conn* c, CloseHow how, int err, SideCode side);
+  void markReady(Conn* c);
+  void runReadyList();
+
+  // fds
+  bool watch(int fd, Handle* h, uint32_t events);
+  void closeSide(Side& s, bool reset);
+
+  // timers
+  void noteTimeout(uint32_t ms);
+  int epollTimeout() const;
+  void sweep();
+
+  // output
+  Event& emit(EventType type);
+  void emitClosed(Conn* c, CloseHow how, int err, SideCode side);
+  void flushEvents();
+  void reapDead();
+
+  NotifyFn notify_;
+  void* notifyArg_;
+
+  int epfd_ = -1;
+  int wakefd_ = -1;
+  pthread_t thread_{};
+  bool started_ = false;
+  bool stopped_ = false;  // JS thread view
+  Handle wakeHandle_{Handle::WAKE};
+
+  // JS -> engine
+  std::mutex cmdMu_;
+  std::vector<Command> cmds_;
+
+  // engine -> JS
+  std::mutex evMu_;
+  std::vector<Event> events_;
+
+  // Guards insert/erase of conns_ so stats() can iterate from the JS thread.
+  std::mutex connsMu_;
+  std::unordered_map<uint64_t, Conn*> conns_;
+
+  std::atomic<int64_t> nConns_{0};
+  std::atomic<int64_t> nListeners_{0};
+  std::atomic<int64_t> nFds_{0};
+
+  // ---- engine-thread only ----
+  bool running_ = false;
+  int64_t now_ = 0;
+  uint64_t nextConnId_ = 1;
+  std::unique_ptr<char[]> scratch_;
+  std::unordered_map<int64_t, Listener*> listeners_;
+  std::vector<Command> cmdBatch_;
+  std::vector<Event> outBatch_;
+  std::vector<Conn*> ready_;
+  std::vector<Conn*> deadConns_;
+  std::vector<Listener*> deadListeners_;
+  bool sweepActive_ = false;
+  int64_t nextSweep_ = 0;
+  uint32_t sweepTick_ = 0;
+  int pausedListeners_ = 0;
+  int64_t nextResume_ = 0;
+};
+
+}  // namespace tcplb

@@ -215,3 +215,20 @@ test('a bare-port listener accepts IPv4 and IPv6 clients', async (t) => {
     c.destroy();
   }
 });
+
+test('the suite runs on the engine this pass asked for (TCPLB_ENGINE), and says so', async (t) => {
+  const be = await listen((s) => s.end('x'));
+  t.after(() => be.close());
+  const port = await freePort();
+  const app = await startTestApp(`{
+    listeners: [{ listen: "127.0.0.1:${port}", upstream: "b" }],
+    upstreams: { b: { servers: ["127.0.0.1:${be.port}"] } },
+  }`);
+  t.after(() => app.stopNow());
+  const wanted = process.env.TCPLB_ENGINE;
+  if (wanted === 'native' || wanted === 'js') assert.equal(app.engine.name, wanted);
+  assert.equal(app.actions.snapshot().engine, app.engineChoice.label);
+  assert.ok(app.lines.some((l) => l.includes(`engine: ${app.engineChoice.why}`)), 'the startup log names the engine and why');
+  const c = await connect(port);
+  assert.equal((await readAll(c)).data.toString(), 'x');
+});

@@ -696,3 +696,13 @@ export function configMutant(bases: readonly string[], seed: number, i: number):
   }
   return { text, what: what.join(' + ') };
 }
+
+/** The host's TCP memory thresholds (net.ipv4.tcp_mem: low, pressure, high), in MiB; zeros when unreadable. */
+export function tcpMemLimitsMB(): { low: number; pressure: number; high: number } {
+  try {
+    const [low = 0, pressure = 0, high = 0] = fs.readFileSync('/proc/sys/net/ipv4/tcp_mem', 'utf8').trim().split(/\s+/).map((p) => (Number(p) * 4096) / 1048576);
+    return { low, pressure, high };
+  } catch {
+    return { low: 0, pressure: 0, high: 0 };
+  }
+}

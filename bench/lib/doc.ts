@@ -109,6 +109,11 @@ ${markdownTable(d.tables.ratios)}
     out.push('');
   }
 
+  // Hand-written: what was tried on the data path and what it gave. Kept in
+  // bench/optimisations.md so a run regenerates the table but not the history.
+  const history = path.join(d.root, 'bench', 'optimisations.md');
+  if (fs.existsSync(history)) out.push(fs.readFileSync(history, 'utf8').trim() + '\n');
+
   out.push(`## Machine and versions
 
 ${kv(['machine', ''], d.machine)}

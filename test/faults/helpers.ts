@@ -408,7 +408,7 @@ export interface NodeChild {
   stderr(): string;
 }
 
-function nodeChild(script: string, args: string[]): NodeChild {
+export function nodeChild(script: string, args: string[]): NodeChild {
   const child = spawn(process.execPath, ['--input-type=module', '-e', script, '--', ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
   const queue: Record<string, unknown>[] = [];
   const waiters: { pred: (m: Record<string, unknown>) => boolean; resolve: (m: Record<string, unknown>) => void }[] = [];

@@ -5,12 +5,13 @@
       "sources": [
         "src/binding.cc",
         "src/engine.cc",
-        "src/net_util.cc"
+        "src/net_util.cc",
+        "src/route.cc"
       ],
       "defines": ["NAPI_VERSION=8"],
       "cflags!": ["-O3"],
       "cflags_cc!": ["-O3", "-std=gnu++17"],
-      "cflags_cc": ["-std=c++17", "-O2", "-Wall", "-Wextra", "-fno-exceptions", "-pthread"],
+      "cflags_cc": ["-std=c++17", "-O2", "-Wall", "-Wextra", "-fno-exceptions", "-ffp-contract=off", "-pthread"],
       "ldflags": ["-pthread"]
     }
   ]

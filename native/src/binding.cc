@@ -16,13 +16,14 @@
 
 #include "engine.h"
 #include "net_util.h"
+#include "route.h"
 
 namespace {
 
 using tcplb::Command;
 using tcplb::Event;
 
-constexpr const char* kVersion = "tcplb-native 1";
+constexpr const char* kVersion = "tcplb-native 2";
 
 // ---- small N-API helpers ---------------------------------------------------
 
@@ -141,6 +142,7 @@ class JsEngine {
   static napi_value Activate(napi_env env, napi_callback_info info);
   static napi_value CloseListener(napi_env env, napi_callback_info info);
   static napi_value Connect(napi_env env, napi_callback_info info);
+  static napi_value SetRoute(napi_env env, napi_callback_info info);
   static napi_value Reject(napi_env env, napi_callback_info info);
   static napi_value Kill(napi_env env, napi_callback_info info);
   static napi_value CloseAll(napi_env env, napi_callback_info info);
@@ -175,6 +177,7 @@ napi_value JsEngine::Define(napi_env env) {
       {"activate", nullptr, Activate, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"closeListener", nullptr, CloseListener, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"connect", nullptr, Connect, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"setRoute", nullptr, SetRoute, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"reject", nullptr, Reject, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"kill", nullptr, Kill, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"closeAll", nullptr, CloseAll, nullptr, nullptr, nullptr, napi_default, nullptr},
@@ -332,6 +335,7 @@ napi_value JsEngine::buildEventArray() {
   for (const Event& e : batch_) {
     switch (e.type) {
       case tcplb::EV_ACCEPT: len += 7; break;
+      case tcplb::EV_ACCEPT_ROUTED: len += 8; break;
       case tcplb::EV_CONNECTED: len += 2; break;
       case tcplb::EV_CONNECT_FAILED: len += 3; break;
       case tcplb::EV_CLOSED: len += 7; break;
@@ -365,12 +369,14 @@ napi_value JsEngine::buildEventArray() {
     putInt(e.type);
     switch (e.type) {
       case tcplb::EV_ACCEPT:
+      case tcplb::EV_ACCEPT_ROUTED:
         putDouble(static_cast<double>(e.connId));
         putInt(e.listenerId);
         putStr(e.clientIp);
         putInt(e.clientPort);
         putStr(e.localIp);
         putInt(e.localPort);
+        if (e.type == tcplb::EV_ACCEPT_ROUTED) putInt(e.backendKey);
         break;
       case tcplb::EV_CONNECTED:
         putDouble(static_cast<double>(e.connId));
@@ -516,10 +522,10 @@ napi_value JsEngine::Kill(napi_env env, napi_callback_info info) {
   return PostIdCommand(env, info, Command::KILL);
 }
 
-// connect(connId, ip, port, timeoutMs, idleMs, preamble?)
+// connect(connId, ip, port, timeoutMs, idleMs, preamble?, backendKey?)
 napi_value JsEngine::Connect(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
-  napi_value argv[6];
+  size_t argc = 7;
+  napi_value argv[7];
   JsEngine* je = Unwrap(env, info, &argc, argv);
   if (je == nullptr) return nullptr;
   Command cmd;
@@ -554,6 +560,13 @@ napi_value JsEngine::Connect(napi_env env, napi_callback_info info) {
       cmd.preambleLen = static_cast<uint32_t>(length);
     }
   }
+  napi_valuetype kt = napi_undefined;
+  if (argc >= 7) napi_typeof(env, argv[6], &kt);
+  if (kt != napi_undefined && kt != napi_null) {
+    int64_t key;
+    if (!argInt64(env, argv[6], "backendKey", &key)) return nullptr;
+    cmd.backendKey = (key >= 0 && key <= INT32_MAX) ? static_cast<int32_t>(key) : -1;
+  }
   if (je->stopped_) return nullptr;
   // Parsed here so a bad literal becomes CONNECT_FAILED(EINVAL) in order.
   if (!(port >= 1 && port <= 65535)) {
@@ -561,6 +574,136 @@ napi_value JsEngine::Connect(napi_env env, napi_callback_info info) {
   } else {
     cmd.addrErr = tcplb::parseIpLiteral(ip, static_cast<int>(port), &cmd.addr, &cmd.addrLen);
   }
+  je->engine_.post(std::move(cmd));
+  return nullptr;
+}
+
+// ---- setRoute(listenerId, table | null) ------------------------------------
+
+// Reads obj[key] as a number; throws a TypeError naming `what` otherwise.
+bool propNumber(napi_env env, napi_value obj, const char* key, const char* what, double* out) {
+  napi_value v;
+  if (napi_get_named_property(env, obj, key, &v) != napi_ok) return false;
+  if (napi_get_value_double(env, v, out) == napi_ok) return true;
+  std::string msg = std::string(what) + "." + key + " must be a number";
+  napi_throw_type_error(env, nullptr, msg.c_str());
+  return false;
+}
+
+bool propUint32(napi_env env, napi_value obj, const char* key, const char* what, uint32_t* out) {
+  double d;
+  if (!propNumber(env, obj, key, what, &d)) return false;
+  if (!(d > 0)) d = 0;  // also NaN
+  if (d > 4294967295.0) d = 4294967295.0;
+  *out = static_cast<uint32_t>(d);
+  return true;
+}
+
+bool propBool(napi_env env, napi_value obj, const char* key, bool* out) {
+  napi_value v;
+  if (napi_get_named_property(env, obj, key, &v) != napi_ok) return false;
+  napi_coerce_to_bool(env, v, &v);
+  return napi_get_value_bool(env, v, out) == napi_ok;
+}
+
+void throwRouteError(napi_env env, const std::string& msg) {
+  napi_throw_type_error(env, nullptr, ("setRoute: " + msg).c_str());
+}
+
+// Converts the JS table (API.md) into a RouteTable; nullptr with an exception pending on error.
+std::unique_ptr<tcplb::RouteTable> parseRouteTable(napi_env env, napi_value t) {
+  auto r = std::make_unique<tcplb::RouteTable>();
+  napi_value algo;
+  char algoName[32];
+  size_t len = 0;
+  if (napi_get_named_property(env, t, "algo", &algo) != napi_ok ||
+      napi_get_value_string_utf8(env, algo, algoName, sizeof algoName, &len) != napi_ok) {
+    throwRouteError(env, "table.algo must be a string");
+    return nullptr;
+  }
+  if (strcmp(algoName, "round_robin") == 0) {
+    r->algo = tcplb::Algo::ROUND_ROBIN;
+  } else if (strcmp(algoName, "least_conn") == 0) {
+    r->algo = tcplb::Algo::LEAST_CONN;
+  } else if (strcmp(algoName, "ip_hash") == 0) {
+    r->algo = tcplb::Algo::IP_HASH;
+  } else {
+    throwRouteError(env, std::string("unknown algo \"") + algoName + "\"");
+    return nullptr;
+  }
+  if (!propUint32(env, t, "connectTimeoutMs", "table", &r->connectTimeoutMs) ||
+      !propUint32(env, t, "idleMs", "table", &r->idleMs) ||
+      !propUint32(env, t, "maxConnections", "table", &r->maxConnections)) {
+    return nullptr;
+  }
+  napi_value list;
+  bool isArray = false;
+  if (napi_get_named_property(env, t, "backends", &list) != napi_ok ||
+      napi_is_array(env, list, &isArray) != napi_ok || !isArray) {
+    throwRouteError(env, "table.backends must be an array");
+    return nullptr;
+  }
+  uint32_t n = 0;
+  napi_get_array_length(env, list, &n);
+  r->backends.resize(n);
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value o;
+    napi_valuetype ot = napi_undefined;
+    if (napi_get_element(env, list, i, &o) != napi_ok || napi_typeof(env, o, &ot) != napi_ok || ot != napi_object) {
+      throwRouteError(env, "every backend must be an object");
+      return nullptr;
+    }
+    tcplb::RouteBackend& b = r->backends[i];
+    double key, port, idHash;
+    char ip[256];
+    napi_value ipv;
+    if (!propNumber(env, o, "key", "backend", &key) || !propNumber(env, o, "port", "backend", &port) ||
+        !propUint32(env, o, "weight", "backend", &b.weight) ||
+        !propUint32(env, o, "maxConns", "backend", &b.maxConns) || !propBool(env, o, "backup", &b.backup) ||
+        !propBool(env, o, "usable", &b.usable) || !propNumber(env, o, "idHash", "backend", &idHash)) {
+      return nullptr;
+    }
+    if (!(key >= 0 && key <= INT32_MAX)) {
+      throwRouteError(env, "backend.key must be an integer in 0..2^31-1");
+      return nullptr;
+    }
+    if (napi_get_named_property(env, o, "ip", &ipv) != napi_ok || !argString(env, ipv, "backend.ip", ip, sizeof ip)) {
+      return nullptr;
+    }
+    if (!(port >= 1 && port <= 65535) ||
+        tcplb::parseIpLiteral(ip, static_cast<int>(port), &b.addr, &b.addrLen) != 0) {
+      throwRouteError(env, std::string("backend ") + ip + " port " + std::to_string(port) +
+                               " is not an IP literal and port");
+      return nullptr;
+    }
+    b.key = static_cast<int32_t>(key);
+    // The uint32 TS hash; an int32 form (`h | 0`) wraps to the same bits.
+    if (!(idHash >= -2147483648.0 && idHash <= 4294967295.0)) idHash = 0;
+    b.idHash = static_cast<uint32_t>(static_cast<int64_t>(idHash));
+  }
+  return r;
+}
+
+napi_value JsEngine::SetRoute(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  JsEngine* je = Unwrap(env, info, &argc, argv);
+  if (je == nullptr) return nullptr;
+  int64_t id;
+  if (!argInt64(env, argv[0], "listenerId", &id)) return nullptr;
+  napi_valuetype tt = napi_undefined;
+  if (argc >= 2) napi_typeof(env, argv[1], &tt);
+  Command cmd;
+  cmd.type = Command::SET_ROUTE;
+  cmd.id = id;
+  if (tt == napi_object) {
+    cmd.route = parseRouteTable(env, argv[1]);
+    if (cmd.route == nullptr) return nullptr;
+  } else if (tt != napi_null && tt != napi_undefined) {
+    throwRouteError(env, "table must be an object or null");
+    return nullptr;
+  }
+  if (je->stopped_) return nullptr;
   je->engine_.post(std::move(cmd));
   return nullptr;
 }
@@ -620,6 +763,58 @@ napi_value JsEngine::Stop(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// ---- test-only exports (`_test`): the balancing primitives, for parity tests ----
+
+// _test.ipHashPick(clientIp, idHashes: number[], weights: number[]) -> index | -1
+napi_value TestIpHashPick(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  NAPI_OK_OR_RETURN(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  char ip[256];
+  if (argc < 3 || !argString(env, argv[0], "clientIp", ip, sizeof ip)) return nullptr;
+  uint32_t n = 0, nw = 0;
+  if (napi_get_array_length(env, argv[1], &n) != napi_ok || napi_get_array_length(env, argv[2], &nw) != napi_ok ||
+      n != nw) {
+    napi_throw_type_error(env, nullptr, "idHashes and weights must be arrays of one length");
+    return nullptr;
+  }
+  std::vector<uint32_t> hs(n), ws(n);
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value v;
+    double d;
+    napi_get_element(env, argv[1], i, &v);
+    if (!argNumber(env, v, "idHash", &d)) return nullptr;
+    hs[i] = static_cast<uint32_t>(static_cast<int64_t>(d));
+    napi_get_element(env, argv[2], i, &v);
+    if (!argNumber(env, v, "weight", &d)) return nullptr;
+    ws[i] = static_cast<uint32_t>(d);
+  }
+  return makeInt(env, tcplb::ipHashPick(ip, hs.data(), ws.data(), static_cast<int>(n)));
+}
+
+// _test.hashString32(s, seed) -> uint32
+napi_value TestHashString32(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  NAPI_OK_OR_RETURN(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  char s[1024];
+  double seed = 0;
+  if (argc < 2 || !argString(env, argv[0], "s", s, sizeof s) || !argNumber(env, argv[1], "seed", &seed)) return nullptr;
+  return makeInt(env, tcplb::hashString32(s, strlen(s), static_cast<uint32_t>(static_cast<int64_t>(seed))));
+}
+
+// _test.log(x) -> the fdlibm log the ip_hash scores use
+napi_value TestLog(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  NAPI_OK_OR_RETURN(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  double x;
+  if (argc < 1 || !argNumber(env, argv[0], "x", &x)) return nullptr;
+  napi_value r;
+  napi_create_double(env, tcplb::jsLog(x), &r);
+  return r;
+}
+
 napi_value Init(napi_env env, napi_value exports) {
   napi_value version, cls;
   napi_create_string_utf8(env, kVersion, NAPI_AUTO_LENGTH, &version);
@@ -627,6 +822,15 @@ napi_value Init(napi_env env, napi_value exports) {
   cls = JsEngine::Define(env);
   if (cls == nullptr) return nullptr;
   napi_set_named_property(env, exports, "Engine", cls);
+  napi_value test;
+  napi_create_object(env, &test);
+  napi_property_descriptor fns[] = {
+      {"ipHashPick", nullptr, TestIpHashPick, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"hashString32", nullptr, TestHashString32, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"log", nullptr, TestLog, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+  };
+  napi_define_properties(env, test, sizeof fns / sizeof fns[0], fns);
+  napi_set_named_property(env, exports, "_test", test);
   return exports;
 }
 

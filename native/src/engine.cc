@@ -246,6 +246,9 @@ void Engine::execute(Command& cmd) {
     case Command::CONNECT:
       cmdConnect(cmd);
       break;
+    case Command::SET_ROUTE:
+      cmdSetRoute(cmd.id, std::move(cmd.route));
+      break;
     case Command::REJECT:
       cmdReject(static_cast<uint64_t>(cmd.id));
       break;
@@ -271,6 +274,17 @@ void Engine::cmdAddListener(int64_t id, int fd) {
   l->kind = Handle::LISTENER;
   l->id = id;
   l->fd = fd;
+  sockaddr_storage local;
+  socklen_t llen = sizeof local;
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&local), &llen) == 0) {
+    bool wildcard = false;
+    if (local.ss_family == AF_INET) {
+      wildcard = reinterpret_cast<sockaddr_in*>(&local)->sin_addr.s_addr == htonl(INADDR_ANY);
+    } else if (local.ss_family == AF_INET6) {
+      wildcard = IN6_IS_ADDR_UNSPECIFIED(&reinterpret_cast<sockaddr_in6*>(&local)->sin6_addr);
+    }
+    if (!wildcard) l->localPort = formatIp(reinterpret_cast<sockaddr*>(&local), l->localIp);
+  }
   listeners_.emplace(id, l);
 }
 
@@ -305,7 +319,25 @@ void Engine::cmdConnect(Command& cmd) {
     connectFailed(c, cmd.addrErr);
     return;
   }
-  int fd = socket(cmd.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  // The preamble is simply the first pending chunk of the upstream direction:
+  // the relay writes pending bytes before it reads the client again.
+  if (cmd.preambleLen > 0) {
+    c->up.pending = std::move(cmd.preamble);
+    c->up.pendingOff = 0;
+    c->up.pendingLen = cmd.preambleLen;
+  }
+  dial(c, cmd.addr, cmd.addrLen, cmd.backendKey >= 0 ? counterFor(cmd.backendKey) : nullptr);
+}
+
+// Starts a non-blocking connect for `c` (idleMs/connectTimeoutMs already set).
+// `slot` is the backend's open-connection counter: held from now until the
+// attempt fails or the connection finishes.
+void Engine::dial(Conn* c, const sockaddr_storage& addr, socklen_t addrLen, int32_t* slot) {
+  if (slot != nullptr) {
+    ++*slot;
+    c->activeSlot = slot;
+  }
+  int fd = socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) {
     connectFailed(c, errno);
     return;
@@ -316,25 +348,57 @@ void Engine::cmdConnect(Command& cmd) {
   b.fd = fd;
   b.canRead = b.canWrite = true;
   b.peerFin = false;
-  // The preamble is simply the first pending chunk of the upstream direction:
-  // the relay writes pending bytes before it reads the client again.
-  if (cmd.preambleLen > 0) {
-    c->up.pending = std::move(cmd.preamble);
-    c->up.pendingOff = 0;
-    c->up.pendingLen = cmd.preambleLen;
-  }
   c->state = Conn::CONNECTING;
-  if (connect(fd, reinterpret_cast<sockaddr*>(&cmd.addr), cmd.addrLen) == 0) {
+  if (connect(fd, reinterpret_cast<const sockaddr*>(&addr), addrLen) == 0) {
     if (!watch(fd, &b, kConnEvents)) return connectFailed(c, errno);
     return startRelay(c);
   }
   if (errno != EINPROGRESS) return connectFailed(c, errno);
   // Registered after connect(): an unconnected socket polls as EPOLLHUP.
   if (!watch(fd, &b, kConnEvents)) return connectFailed(c, errno);
-  if (cmd.timeoutMs > 0) {
-    c->connectDeadline = now_ + cmd.timeoutMs;
-    noteTimeout(cmd.timeoutMs);
+  if (c->connectTimeoutMs > 0) {
+    c->connectDeadline = now_ + c->connectTimeoutMs;
+    noteTimeout(c->connectTimeoutMs);
   }
+}
+
+void Engine::releaseSlot(Conn* c) {
+  if (c->activeSlot == nullptr) return;
+  --*c->activeSlot;
+  c->activeSlot = nullptr;
+}
+
+int32_t* Engine::counterFor(int32_t key) {
+  return &active_[key];  // created at 0
+}
+
+// Drops the counters that are zero and named by no route table, so keys of
+// backends long gone do not pile up across reloads.
+void Engine::pruneCounters() {
+  std::unordered_map<int32_t, bool> named;
+  for (auto& kv : listeners_) {
+    if (kv.second->route == nullptr) continue;
+    for (const RouteBackend& b : kv.second->route->backends) named[b.key] = true;
+  }
+  for (auto it = active_.begin(); it != active_.end();) {
+    if (it->second == 0 && named.count(it->first) == 0) {
+      it = active_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void Engine::cmdSetRoute(int64_t id, std::unique_ptr<RouteTable> route) {
+  auto it = listeners_.find(id);
+  if (it == listeners_.end()) return;
+  Listener* l = it->second;
+  if (route != nullptr) {
+    for (RouteBackend& b : route->backends) b.active = counterFor(b.key);
+    if (l->route != nullptr) inheritBalancerState(*route, *l->route);
+  }
+  l->route = std::move(route);
+  pruneCounters();
 }
 
 void Engine::cmdReject(uint64_t id) {
@@ -389,8 +453,7 @@ void Engine::onListenerReady(Listener* l) {
 }
 
 void Engine::adoptClient(Listener* l, int fd, const sockaddr_storage& peer) {
-  nFds_.fetch_add(1, std::memory_order_relaxed);
-  setNoDelay(fd);
+  nFds_.fetch_add(1, std::memory_order_relaxed);  // TCP_NODELAY: inherited from the listener
 
   auto* c = new Conn();
   c->id = nextConnId_++;
@@ -420,16 +483,47 @@ void Engine::adoptClient(Listener* l, int fd, const sockaddr_storage& peer) {
     conns_.emplace(c->id, c);
   }
   nConns_.fetch_add(1, std::memory_order_relaxed);
+  c->listener = l;
+  l->openConns++;
 
   Event& e = emit(EV_ACCEPT);
   e.connId = c->id;
   e.listenerId = l->id;
   e.clientPort = formatIp(reinterpret_cast<const sockaddr*>(&peer), e.clientIp);
-  sockaddr_storage local;
-  socklen_t llen = sizeof local;
-  if (getsockname(fd, reinterpret_cast<sockaddr*>(&local), &llen) == 0) {
-    e.localPort = formatIp(reinterpret_cast<sockaddr*>(&local), e.localIp);
+  if (l->localIp[0] != '\0') {
+    memcpy(e.localIp, l->localIp, sizeof e.localIp);
+    e.localPort = l->localPort;
+  } else {
+    sockaddr_storage local;
+    socklen_t llen = sizeof local;
+    if (getsockname(fd, reinterpret_cast<sockaddr*>(&local), &llen) == 0) {
+      e.localPort = formatIp(reinterpret_cast<sockaddr*>(&local), e.localIp);
+    }
   }
+
+  // The routing fast path: pick and dial here instead of waiting for JS.
+  // Over maxConnections, or with no usable backend, the client goes to JS as
+  // a plain ACCEPT, which refuses it with the right reason.
+  RouteTable* r = l->route.get();
+  if (r == nullptr) return;
+  if (r->maxConnections > 0 && l->openConns > static_cast<int64_t>(r->maxConnections)) return;
+  int pick = pickBackend(*r, e.clientIp);
+  if (pick < 0) return;
+  const RouteBackend& b = r->backends[pick];
+  e.type = EV_ACCEPT_ROUTED;
+  e.backendKey = b.key;
+  c->idleMs = r->idleMs;
+  c->connectTimeoutMs = r->connectTimeoutMs;
+  dial(c, b.addr, b.addrLen, b.active);  // may emit: `e` is not used after this
+}
+
+// A connection is finished: the listener it came in on counts one fewer, and a
+// closed listener is freed with its last connection.
+void Engine::releaseListener(Conn* c) {
+  Listener* l = c->listener;
+  if (l == nullptr) return;
+  c->listener = nullptr;
+  if (--l->openConns == 0 && l->dead) deadListeners_.push_back(l);
 }
 
 void Engine::pauseListener(Listener* l, int err) {
@@ -476,7 +570,8 @@ void Engine::closeListener(Listener* l) {
   nFds_.fetch_sub(1, std::memory_order_relaxed);
   nListeners_.fetch_sub(1, std::memory_order_relaxed);
   listeners_.erase(l->id);
-  deadListeners_.push_back(l);
+  l->route.reset();
+  if (l->openConns == 0) deadListeners_.push_back(l);  // else with its last connection
 }
 
 // ============================================================================
@@ -507,7 +602,7 @@ void Engine::onSideEvent(Side* s, uint32_t ev) {
       if (s == &c->client) {
         checkClientGone(c, ev);
       } else if (ev & (EPOLLOUT | EPOLLERR | EPOLLHUP)) {
-        onConnectDone(c);
+        onConnectDone(c, ev);
       }
       return;
     case Conn::RELAYING:
@@ -530,7 +625,11 @@ void Engine::checkClientGone(Conn* c, uint32_t ev) {
   if (gone) finish(c, HOW_CLIENT_GONE, 0, SIDE_NONE);
 }
 
-void Engine::onConnectDone(Conn* c) {
+void Engine::onConnectDone(Conn* c, uint32_t ev) {
+  // First attempt: no other fd ever used this Side, so the event is this
+  // socket's own, and a connecting TCP socket reports EPOLLOUT only once it
+  // is established (failure comes as ERR/HUP). Two syscalls saved per client.
+  if (!c->everFailed && (ev & (EPOLLERR | EPOLLHUP)) == 0) return startRelay(c);
   int err = socketError(c->backend.fd);
   if (err == 0) {
     // SO_ERROR 0 also while still in progress (a stale edge): confirm.
@@ -547,6 +646,7 @@ void Engine::onConnectDone(Conn* c) {
 
 void Engine::connectFailed(Conn* c, int err) {
   closeSide(c->backend, false);
+  releaseSlot(c);
   c->up.pending.reset();  // the preamble; a retry brings its own
   c->up.pendingOff = c->up.pendingLen = 0;
   c->state = Conn::FAILED;
@@ -580,6 +680,8 @@ void Engine::finish(Conn* c, CloseHow how, int err, SideCode side) {
   closeSide(c->backend, how == HOW_RESET && side == SIDE_CLIENT);
   c->up.pending.reset();
   c->down.pending.reset();
+  releaseSlot(c);
+  releaseListener(c);
   nConns_.fetch_sub(1, std::memory_order_relaxed);
   emitClosed(c, how, err, side);
   deadConns_.push_back(c);
@@ -687,6 +789,12 @@ bool Engine::writePending(Conn* c, Direction& d) {
 
 // EOF seen on d.src and everything before it delivered: pass the FIN on.
 bool Engine::forwardEof(Conn* c, Direction& d) {
+  Direction& other = (&d == &c->up) ? c->down : c->up;
+  if (!d.shut && other.shut) {
+    // The last direction: close() below sends the FIN (both receive queues
+    // were read to EOF, so it is a FIN, not a RST); no shutdown() needed.
+    d.shut = true;
+  }
   if (!d.shut) {
     if (shutdown(d.dst->fd, SHUT_WR) < 0) {
       int err = socketError(d.dst->fd);

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "net_util.h"
+#include "route.h"
 
 namespace tcplb {
 
@@ -31,6 +32,7 @@ enum EventType : uint8_t {
   EV_CONNECT_FAILED = 3,
   EV_CLOSED = 4,
   EV_ACCEPT_ERROR = 5,
+  EV_ACCEPT_ROUTED = 6,  // ACCEPT + the backend the fast path is dialling
 };
 
 // CLOSED `how` codes (API.md).
@@ -60,6 +62,7 @@ struct Event {
   double bytesOut;
   int clientPort;
   int localPort;
+  int32_t backendKey;  // ACCEPT_ROUTED
   char clientIp[kIpStrLen];
   char localIp[kIpStrLen];
 };
@@ -71,7 +74,8 @@ struct Command {
     ADD_LISTENER,    // id = listenerId, fd = bound+listening socket
     ACTIVATE,        // id = listenerId
     CLOSE_LISTENER,  // id = listenerId
-    CONNECT,         // id = connId, addr/addrErr, timeouts, preamble
+    CONNECT,         // id = connId, addr/addrErr, timeouts, preamble, backendKey
+    SET_ROUTE,       // id = listenerId, route (nullptr = slow path)
     REJECT,          // id = connId
     KILL,            // id = connId
     CLOSE_ALL,
@@ -87,6 +91,8 @@ struct Command {
   sockaddr_storage addr;
   std::unique_ptr<char[]> preamble;
   uint32_t preambleLen = 0;
+  int32_t backendKey = -1;            // CONNECT: counted against this key (-1 = none)
+  std::unique_ptr<RouteTable> route;  // SET_ROUTE
 };
 
 // ---- engine-thread internals -----------------------------------------------
@@ -107,6 +113,14 @@ struct Listener : Handle {
   bool dead = false;     // closed; freed at the end of the loop turn
   int64_t resumeAt = 0;  // when paused
   int64_t lastErrorEventAt = -1000000;
+  std::unique_ptr<RouteTable> route;  // routing fast path; nullptr = every client goes to JS
+  // The local address of every client when the listener is bound to one
+  // address (no getsockname per accept); empty for a wildcard listener.
+  char localIp[kIpStrLen] = "";
+  int localPort = 0;
+  // Connections accepted here and not yet finished (maxConnections). They
+  // point at the Listener, so a closed one is freed only when this is 0.
+  int64_t openConns = 0;
 };
 
 // One socket of a connection. `canRead`/`canWrite` remember edge-triggered
@@ -140,6 +154,10 @@ struct Conn {
     RELAYING,
   };
   uint64_t id = 0;
+  Listener* listener = nullptr;
+  // The open-connection counter of the backend being dialled or relayed to
+  // (Engine::active_), nullptr when none was named.
+  int32_t* activeSlot = nullptr;
   State state = WAITING;
   bool dead = false;
   bool inReadyList = false;
@@ -198,11 +216,13 @@ class Engine {
   void cmdCloseListener(int64_t id);
   void cmdConnect(Command& cmd);
   void cmdReject(uint64_t id);
+  void cmdSetRoute(int64_t id, std::unique_ptr<RouteTable> route);
   void closeAll();
 
   // listeners
   void onListenerReady(Listener* l);
   void adoptClient(Listener* l, int fd, const sockaddr_storage& peer);
+  void releaseListener(Conn* c);
   void pauseListener(Listener* l, int err);
   void resumeListeners();
   void closeListener(Listener* l);
@@ -211,7 +231,11 @@ class Engine {
   Conn* findConn(uint64_t id);
   void onSideEvent(Side* s, uint32_t ev);
   void checkClientGone(Conn* c, uint32_t ev);
-  void onConnectDone(Conn* c);
+  void dial(Conn* c, const sockaddr_storage& addr, socklen_t addrLen, int32_t* slot);
+  void releaseSlot(Conn* c);
+  int32_t* counterFor(int32_t key);
+  void pruneCounters();
+  void onConnectDone(Conn* c, uint32_t ev);
   void connectFailed(Conn* c, int err);
   void startRelay(Conn* c);
   void relay(Conn* c);
@@ -270,6 +294,12 @@ class Engine {
   uint64_t nextConnId_ = 1;
   std::unique_ptr<char[]> scratch_;
   std::unordered_map<int64_t, Listener*> listeners_;
+  // Open connections (dialling or relaying) per backend key, slow and fast
+  // path alike. Keyed by the TS side's stable backend key, so the counts
+  // outlive any one route table; node addresses are stable, so tables and
+  // connections hold plain pointers. Zero entries no table names are pruned
+  // on setRoute.
+  std::unordered_map<int32_t, int32_t> active_;
   std::vector<Command> cmdBatch_;
   std::vector<Event> outBatch_;
   std::vector<Conn*> ready_;

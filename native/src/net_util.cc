@@ -67,6 +67,9 @@ static int bindAndListen(const sockaddr_storage& addr, socklen_t len, int backlo
   if (fd < 0) return -errno;
   int one = 1, zero = 0;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  // Accepted sockets inherit TCP_NODELAY from the listener (Linux clones the
+  // listener's tcp_sock): one setsockopt here instead of one per client.
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   if (dualStack) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
   if (bind(fd, reinterpret_cast<const sockaddr*>(&addr), len) < 0 || listen(fd, backlog) < 0) {
     int err = errno;

@@ -20,7 +20,8 @@ int parseIpLiteral(const char* ip, int port, sockaddr_storage* out, socklen_t* o
 // as Node prints it) and returns the port. `ip` must hold kIpStrLen bytes.
 int formatIp(const sockaddr* sa, char* ip);
 
-// Creates a listening socket (non-blocking, CLOEXEC, SO_REUSEADDR). `host` ""
+// Creates a listening socket (non-blocking, CLOEXEC, SO_REUSEADDR,
+// TCP_NODELAY - which accepted sockets inherit). `host` ""
 // means all interfaces, dual stack ("::" with IPV6_V6ONLY=0, falling back to
 // 0.0.0.0 when the kernel has no IPv6). Returns the fd, or -errno; the bound
 // port goes to *boundPort.

@@ -42,6 +42,11 @@ export function parseEvents(a) {
         out.push({ type: 'ACCEPT_ERROR', listenerId: a[i + 1], errno: a[i + 2] });
         i += 3;
         break;
+      case 6:
+        out.push({ type: 'ACCEPT_ROUTED', connId: a[i + 1], listenerId: a[i + 2], clientIp: a[i + 3],
+          clientPort: a[i + 4], localIp: a[i + 5], localPort: a[i + 6], backendKey: a[i + 7] });
+        i += 8;
+        break;
       default:
         throw new Error(`bad event code ${a[i]} at ${i}`);
     }

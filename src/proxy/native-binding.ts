@@ -12,13 +12,41 @@ export interface NativeEngineHandle {
   listen(listenerId: number, host: string, port: number, backlog: number): { ok: true; port: number } | { ok: false; errno: number; code: string };
   activate(listenerId: number): void;
   closeListener(listenerId: number): void;
-  connect(connId: number, ip: string, port: number, timeoutMs: number, idleMs: number, preamble: Buffer | undefined): void;
+  /** `backendKey` (-1 = none): the connection counts against that backend in the routing fast path. */
+  connect(connId: number, ip: string, port: number, timeoutMs: number, idleMs: number, preamble: Buffer | undefined, backendKey?: number): void;
+  /** The routing fast path of one listener; null = every client comes to JS as ACCEPT. */
+  setRoute(listenerId: number, table: NativeRouteTable | null): void;
   reject(connId: number): void;
   kill(connId: number): void;
   closeAll(): void;
   stats(): Float64Array;
   counts(): { connections: number; listeners: number; fds: number };
   stop(): void;
+}
+
+/** A listener's routing fast-path table (native/API.md, setRoute). */
+export interface NativeRouteTable {
+  algo: 'round_robin' | 'least_conn' | 'ip_hash';
+  connectTimeoutMs: number;
+  idleMs: number;
+  /** 0 = none */
+  maxConnections: number;
+  backends: NativeRouteBackend[];
+}
+
+export interface NativeRouteBackend {
+  /** The engine's stable number for the BackendId (reported back in ACCEPT_ROUTED). */
+  key: number;
+  /** IP literal */
+  ip: string;
+  port: number;
+  weight: number;
+  /** 0 = none */
+  maxConns: number;
+  backup: boolean;
+  usable: boolean;
+  /** hashString32(backendId, 0x9747b28c), as IpHashBalancer hashes it. */
+  idHash: number;
 }
 
 export interface NativeBinding {

@@ -4,14 +4,23 @@
  * for it with the same code the JS engine uses (Admission for allow/deny and
  * limits, Router for balancing), and turns the addon's batched events into
  * the same EngineSink calls and SessionRecords. See native/API.md.
+ *
+ * Routing fast path: for a listener whose policy needs nothing but the
+ * routing table (no allow/deny, no per-client limit, no PROXY header, every
+ * backend an IP literal), the balancing inputs are pushed to the addon as a
+ * table (`setRoute`) whenever routes or listeners change; the relay thread
+ * then picks and dials by itself and reports ACCEPT_ROUTED. Everything after
+ * that (accounting, retries after a failed connect, the access log) is the
+ * same as for a client JS routed itself.
  */
 import dns from 'node:dns/promises';
 import net from 'node:net';
 import os from 'node:os';
 import type { ListenerConfig } from '../config/types.js';
 import type { BackendId, EndReason } from '../core/types.js';
+import { hashString32 } from '../balancers/ip-hash.js';
 import { AcceptErrorLog, Admission, listenError } from './admission.js';
-import { loadNative, type NativeEngineHandle } from './native-binding.js';
+import { loadNative, type NativeEngineHandle, type NativeRouteTable } from './native-binding.js';
 import { dec, inc, Router } from './router.js';
 import { describe } from './session.js';
 import type { BoundAddress, Engine, EngineSink, ListenerResult, PreparedListeners, RouteBackend, RoutingTable, SessionInfo, SessionRecord } from './types.js';
@@ -21,6 +30,10 @@ const EV_CONNECTED = 2;
 const EV_CONNECT_FAILED = 3;
 const EV_CLOSED = 4;
 const EV_ACCEPT_ERROR = 5;
+const EV_ACCEPT_ROUTED = 6;
+
+/** IpHashBalancer's seed for backend id hashes. */
+const ID_HASH_SEED = 0x9747b28c;
 
 const HOW_IDLE = 1;
 const HOW_KILLED = 2;
@@ -39,6 +52,10 @@ class NListener {
   readonly admission: Admission;
   readonly errors: AcceptErrorLog;
   port = 0;
+  /** The fast-path table last pushed (JSON), to skip pushing the same one again. */
+  routeSig: string | undefined;
+  /** False for one loop turn after the listener starts: see #pushRoutes. */
+  routable = false;
   constructor(
     readonly id: number,
     cfg: ListenerConfig,
@@ -86,6 +103,13 @@ export class NativeEngine implements Engine {
   readonly #active = new Map<BackendId, number>();
   readonly #perListener = new Map<string, number>();
   readonly #dns = new Map<string, { ip: string; at: number }>();
+  /**
+   * The addon's number for each BackendId ever routed (never reused, so the
+   * addon's per-key open counts stay right across tables), its ip_hash id
+   * hash, and the latest RouteBackend per key for ACCEPT_ROUTED.
+   */
+  readonly #keys = new Map<BackendId, { key: number; idHash: number }>();
+  readonly #byKey: RouteBackend[] = [];
   #drained: (() => void) | undefined;
   /** The relay runs on its own thread: this ref'd timer keeps the process up while anything is open. */
   #keepAlive: NodeJS.Timeout | undefined;
@@ -101,6 +125,17 @@ export class NativeEngine implements Engine {
 
   setRoutes(table: RoutingTable): void {
     this.#router.set(table);
+    for (const up of table.upstreams.values()) {
+      for (const b of up.backends) {
+        let k = this.#keys.get(b.id);
+        if (k === undefined) {
+          k = { key: this.#byKey.length, idHash: hashString32(b.id, ID_HASH_SEED) };
+          this.#keys.set(b.id, k);
+        }
+        this.#byKey[k.key] = b;
+      }
+    }
+    this.#pushRoutes();
   }
 
   async setListeners(listeners: readonly ListenerConfig[], beforeCommit?: () => void): Promise<ListenerResult[]> {
@@ -152,9 +187,16 @@ export class NativeEngine implements Engine {
           l.admission.update(cfg);
           this.#listeners.set(cfg.name, l);
         }
+        this.#pushRoutes();
         for (const l of fresh) {
           this.#byId.set(l.id, l);
           this.#h.activate(l.id);
+        }
+        if (fresh.length > 0) {
+          setImmediate(() => {
+            for (const l of fresh) l.routable = true;
+            this.#pushRoutes();
+          });
         }
         this.#holdProcess();
       },
@@ -243,6 +285,44 @@ export class NativeEngine implements Engine {
     return this.#h.counts();
   }
 
+  /* ---------- the routing fast path ---------- */
+
+  /**
+   * Give every listener its fast-path table, or null where JS must decide
+   * each client. A new listener serves its first loop turn on the slow path:
+   * the fast path would relay before JS gets a turn at all, and startup code
+   * that runs right after the listeners start (signal handlers) must not be
+   * outrun by a client; a listener losing its table loses it at once.
+   */
+  #pushRoutes(): void {
+    if (this.#disposed) return;
+    for (const l of this.#listeners.values()) {
+      const table = l.routable ? this.#fastTable(l) : null;
+      const sig = JSON.stringify(table);
+      if (sig === l.routeSig) continue;
+      l.routeSig = sig;
+      this.#h.setRoute(l.id, table);
+    }
+  }
+
+  #fastTable(l: NListener): NativeRouteTable | null {
+    const cfg = l.cfg;
+    // Policy the addon does not implement: such listeners keep the JS round trip.
+    if (cfg.allow.length > 0 || cfg.deny.length > 0 || cfg.maxConnectionsPerClient > 0 || cfg.proxyProtocol !== false) return null;
+    const up = this.#router.table.upstreams.get(cfg.upstream);
+    if (up === undefined || up.backends.some((b) => net.isIP(b.host) === 0)) return null;
+    return {
+      algo: up.balance,
+      connectTimeoutMs: cfg.connectTimeoutMs,
+      idleMs: cfg.idleTimeoutMs,
+      maxConnections: cfg.maxConnections,
+      backends: up.backends.map((b) => {
+        const k = this.#keys.get(b.id)!;
+        return { key: k.key, ip: b.host, port: b.port, weight: b.weight, maxConns: b.maxConns, backup: b.backup, usable: b.usable, idHash: k.idHash };
+      }),
+    };
+  }
+
   #closeListeners(): void {
     for (const l of this.#listeners.values()) this.#h.closeListener(l.id);
     this.#listeners.clear();
@@ -269,8 +349,16 @@ export class NativeEngine implements Engine {
     return out;
   }
 
+  /**
+   * Nothing open, here or in the addon: a routed client can be relaying
+   * before its ACCEPT_ROUTED reached us (the event is still queued).
+   */
+  #idle(): boolean {
+    return this.#conns.size === 0 && (this.#disposed || this.#h.counts().connections === 0);
+  }
+
   #drain(ms: number): Promise<void> {
-    if (this.#conns.size === 0) return Promise.resolve();
+    if (this.#idle()) return Promise.resolve();
     return new Promise<void>((resolve) => {
       const t = setTimeout(done, ms);
       this.#drained = done;
@@ -303,6 +391,10 @@ export class NativeEngine implements Engine {
         case EV_CLOSED:
           this.#onClosed(ev[i + 1] as number, ev[i + 2] as number, ev[i + 3] as number, ev[i + 4] as number, ev[i + 5] as number, ev[i + 6] as number);
           i += 7;
+          break;
+        case EV_ACCEPT_ROUTED:
+          this.#onAcceptRouted(ev[i + 1] as number, ev[i + 2] as number, ev[i + 3] as string, ev[i + 4] as number, ev[i + 5] as string, ev[i + 6] as number, ev[i + 7] as number);
+          i += 8;
           break;
         case EV_ACCEPT_ERROR: {
           const l = this.#byId.get(ev[i + 1] as number);
@@ -337,6 +429,29 @@ export class NativeEngine implements Engine {
     this.#dial(c);
   }
 
+  /** The relay thread picked `backendKey` by our table and is dialling it already. */
+  #onAcceptRouted(id: number, listenerId: number, clientIp: string, clientPort: number, localIp: string, localPort: number, backendKey: number): void {
+    const l = this.#byId.get(listenerId);
+    const b = this.#byKey[backendKey];
+    if (l === undefined || b === undefined) {
+      // Cannot happen (ids and keys are registered before they are pushed); never leave a client hanging.
+      this.#h.kill(id);
+      return;
+    }
+    const c: Conn = { id, l, acceptedOn: l.cfg.name, clientIp, clientPort, localIp, localPort, start: Date.now(), backend: b, tried: new Set([b.id]), reason: undefined, detail: '', connected: false };
+    this.#conns.set(id, c);
+    inc(this.#perListener, c.acceptedOn);
+    // Counts the client in; with a fast table there is no ACL or per-client
+    // limit, and the addon checked maxConnections, but its count can trail
+    // ours by the CLOSED events still in flight: then refuse as JS would.
+    const refused = l.admission.admit(clientIp);
+    if (refused !== undefined) {
+      c.reason = refused;
+      c.backend = undefined; // logged like any refused client: no backend
+      this.#h.kill(id);
+    }
+  }
+
   #dial(c: Conn): void {
     const b = this.#router.pick(c.l.cfg.upstream, c.clientIp, c.tried, this.#active);
     if (b === undefined) {
@@ -365,7 +480,7 @@ export class NativeEngine implements Engine {
   #connect(c: Conn, b: RouteBackend, ip: string): void {
     const cfg = c.l.cfg;
     const pre = cfg.proxyProtocol === false ? undefined : c.l.admission.preamble({ srcAddr: c.clientIp, srcPort: c.clientPort, dstAddr: c.localIp, dstPort: c.localPort });
-    this.#h.connect(c.id, ip, b.port, cfg.connectTimeoutMs, cfg.idleTimeoutMs, pre);
+    this.#h.connect(c.id, ip, b.port, cfg.connectTimeoutMs, cfg.idleTimeoutMs, pre, this.#keys.get(b.id)?.key ?? -1);
   }
 
   #onConnected(id: number): void {
@@ -427,6 +542,6 @@ export class NativeEngine implements Engine {
       detail: c.detail,
     };
     this.#sink.sessionClosed(rec);
-    if (this.#drained !== undefined && this.#conns.size === 0) this.#drained();
+    if (this.#drained !== undefined && this.#idle()) this.#drained();
   }
 }

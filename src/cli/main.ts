@@ -86,8 +86,6 @@ async function run(config: Config, label: string, useConsole: boolean): Promise<
       a.events.push({ time: Date.now(), kind: 'error', text: 'access log to stdout is off while the console owns the terminal; set log.access to a file' });
     }
   }
-  const addrs = [...app.engine.boundAddresses()].map(([n, a]) => `${n}=${a.address}:${a.port}`).join(' ');
-  app.logger.info(`tcplb ${version()} serving ${label}: ${addrs} (pid ${process.pid})`);
   const watcher = config.file === '' ? undefined : watchConfig(config.file, () => void app.actions.reload('watcher'));
   app.setWatching(watcher !== undefined);
   return new Promise<number>((resolve) => {
@@ -123,6 +121,10 @@ async function run(config: Config, label: string, useConsole: boolean): Promise<
       app.logger.info('SIGHUP: reloading the config');
       void app.actions.reload('signal');
     });
+    // Only now, with every signal handled, say we serve: a supervisor (or a
+    // test) may send SIGTERM the moment it reads this line.
+    const addrs = [...app.engine.boundAddresses()].map(([n, a]) => `${n}=${a.address}:${a.port}`).join(' ');
+    app.logger.info(`tcplb ${version()} serving ${label}: ${addrs} (pid ${process.pid})`);
     if (useConsole) {
       // The terminal went away (ssh dropped, tmux killed): writes fail with
       // EIO/EPIPE. Take the console down and keep serving headless rather

@@ -267,6 +267,7 @@ test('connect failure on the fast path hands over to JS: retry via connect() or 
     const got = collect(c.sock);
     c.sock.end('x');
     assert.equal((await got).data.toString(), 'A:x');
+    await h.closedFor(c.ev.connId); // the client can see the end before the engine reports it
     const failed = h.events.find((e) => e.type === 'CONNECT_FAILED' && e.connId === c.ev.connId);
     assert.equal(failed.errno, E.ECONNREFUSED);
     assert.deepEqual(h.events.filter((e) => e.connId === c.ev.connId).map((e) => e.type),

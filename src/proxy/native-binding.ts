@@ -57,7 +57,8 @@ export interface NativeBinding {
 export type NativeLoad = { ok: true; binding: NativeBinding; path: string } | { ok: false; reason: string };
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const ADDON = `${ROOT}native/build/Release/tcplb_native.node`;
+/** TCPLB_NATIVE_ADDON points at another build (native/asan.sh runs the suites on an ASan build). */
+const ADDON = process.env.TCPLB_NATIVE_ADDON || `${ROOT}native/build/Release/tcplb_native.node`;
 /** Written by scripts/build-native.mjs when the build fails: the reason, in one line. */
 const BUILD_LOG = `${ROOT}native/build-status.txt`;
 

@@ -7,6 +7,7 @@ import net from 'node:net';
 import type { ListenerConfig } from '../config/types.js';
 import type { BackendId, EndReason } from '../core/types.js';
 import { AcceptErrorLog, Admission, listenError } from './admission.js';
+import { DrainWait, prepareListenerSet } from './listener-set.js';
 import { dec, inc, Router } from './router.js';
 import { Session, type SessionHost } from './session.js';
 import type { BoundAddress, Engine, EngineSink, ListenerResult, PreparedListeners, RouteBackend, RoutingTable, SessionInfo, SessionRecord } from './types.js';
@@ -132,7 +133,7 @@ export class JsEngine implements Engine {
   #perListener = new Map<string, number>();
   #sweep: NodeJS.Timeout | undefined;
   #sweepEvery = 1000;
-  #drained: (() => void) | undefined;
+  readonly #drain = new DrainWait();
   readonly #log: (line: string) => void;
   readonly #onSession: ((s: Session) => void) | undefined;
   readonly #onSessionEnd: ((s: Session) => void) | undefined;
@@ -174,46 +175,21 @@ export class JsEngine implements Engine {
     return p.results;
   }
 
-  async prepareListeners(listeners: readonly ListenerConfig[]): Promise<PreparedListeners> {
-    const key = (c: ListenerConfig): string => `${c.listen.host}|${c.listen.port}`;
-    const byAddr = new Map([...this.#listeners.values()].map((l) => [key(l.cfg), l]));
-    const keep = new Map<string, Listener>(); // new name -> running listener with the same address
-    const fresh: Listener[] = [];
-    for (const cfg of listeners) {
-      const same = byAddr.get(key(cfg));
-      if (same !== undefined) keep.set(cfg.name, same);
-      else fresh.push(new Listener(this, cfg));
-    }
-    const started = await Promise.all(fresh.map((l) => l.start()));
-    const failed = started.filter((r) => !r.ok);
-    if (failed.length > 0) {
-      fresh.forEach((l) => l.stop());
-      return { ok: false, results: failed, commit() {}, abort() {} };
-    }
-    let settled = false;
-    return {
-      ok: true,
-      results: listeners.map((l) => ({ name: l.name, ok: true })),
-      commit: () => {
-        if (settled) return;
-        settled = true;
-        const kept = new Set(keep.values());
-        for (const l of this.#listeners.values()) if (!kept.has(l)) l.stop();
-        this.#listeners = new Map();
-        for (const cfg of listeners) {
-          const l = keep.get(cfg.name) ?? fresh.find((f) => f.cfg === cfg)!;
-          l.admission.update(cfg);
-          this.#listeners.set(cfg.name, l);
-        }
-        for (const l of fresh) l.activate();
+  prepareListeners(listeners: readonly ListenerConfig[]): Promise<PreparedListeners> {
+    return prepareListenerSet(
+      this.#listeners,
+      listeners,
+      {
+        create: (cfg) => new Listener(this, cfg),
+        start: (l) => l.start(),
+        stop: (l) => l.stop(),
+        activate: (l) => l.activate(),
+      },
+      (set) => {
+        this.#listeners = set;
         this.#retime();
       },
-      abort: () => {
-        if (settled) return;
-        settled = true;
-        fresh.forEach((l) => l.stop());
-      },
-    };
+    );
   }
 
   /** Addresses actually bound, by listener name (port 0 in tests resolves here). */
@@ -288,29 +264,16 @@ export class JsEngine implements Engine {
     if (rec.backend !== '' && rec.reason !== 'connect_failed') dec(this.#active, rec.backend);
     this.#onSessionEnd?.(s);
     this.sink.sessionClosed(rec);
-    if (this.#drained !== undefined && this.#sessions.size === 0) this.#drained();
+    this.#drain.settled(this.#sessions.size);
   }
 
   async shutdown(timeoutMs: number): Promise<void> {
     for (const l of this.#listeners.values()) l.stop();
     this.#listeners.clear();
-    await this.#drain(timeoutMs);
+    await this.#drain.wait(() => this.#sessions.size, timeoutMs);
     this.closeAllNow();
     // Let the aborted sessions report (access log lines with reason `shutdown`).
-    await this.#drain(1000);
-  }
-
-  /** Resolve once no session is open, or after `ms`. */
-  #drain(ms: number): Promise<void> {
-    if (this.#sessions.size === 0) return Promise.resolve();
-    return new Promise<void>((resolve) => {
-      const t = setTimeout(done, ms);
-      this.#drained = done;
-      function done(): void {
-        clearTimeout(t);
-        resolve();
-      }
-    }).finally(() => (this.#drained = undefined));
+    await this.#drain.wait(() => this.#sessions.size, 1000);
   }
 
   closeAllNow(): void {

@@ -18,7 +18,7 @@ const N = Number(process.argv[2] ?? 1000);
 const SECONDS = Number(process.argv[3] ?? 10);
 const TYPE = process.argv[4] ?? 'tcp';
 const ENGINE = process.argv[5] ?? 'js';
-const WORKERS = Number(process.argv[6] ?? 1);
+const WORKERS: number | 'auto' = process.argv[6] === 'auto' ? 'auto' : Number(process.argv[6] ?? 1);
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
 /** Backends: N listening sockets spread over 127.0.1.x, accepting and closing. */

@@ -16,7 +16,8 @@ export type TcplbPeer = Extract<PeerName, `tcplb-${string}`>;
 /** One tcplb column: which engine it runs and whether the features (access log + checks) are forced on. */
 export interface TcplbSpec {
   engine: 'js' | 'native';
-  workers: number;
+  /** Relay processes (js) or threads (native); "auto" = cores, as nginx's and HAProxy's settings here. */
+  workers: number | 'auto';
   /** Always on for the `+f` columns (--features-column); the others follow --features (Env.features). */
   features: boolean;
   /** Short name for ratio headers (`js`, `js2`, `native`, `native+f`). */
@@ -26,9 +27,9 @@ export interface TcplbSpec {
 export const TCPLB: Record<TcplbPeer, TcplbSpec> = {
   'tcplb-js': { engine: 'js', workers: 1, features: false, short: 'js' },
   'tcplb-js2': { engine: 'js', workers: 2, features: false, short: 'js2' },
-  'tcplb-native': { engine: 'native', workers: 1, features: false, short: 'native' },
+  'tcplb-native': { engine: 'native', workers: 'auto', features: false, short: 'native' },
   'tcplb-js2+f': { engine: 'js', workers: 2, features: true, short: 'js2+f' },
-  'tcplb-native+f': { engine: 'native', workers: 1, features: true, short: 'native+f' },
+  'tcplb-native+f': { engine: 'native', workers: 'auto', features: true, short: 'native+f' },
 };
 
 export function isTcplb(name: PeerName): name is TcplbPeer {
@@ -46,7 +47,7 @@ export function featuresOn(env: Pick<Env, 'features'>, name: TcplbPeer): boolean
 /** The `engine: ..., workers: N,` fragment of the tcplb template ({{ENGINE}}). */
 export function engineSetting(name: TcplbPeer): string {
   const t = TCPLB[name];
-  return `engine: "${t.engine}", workers: ${t.workers},`;
+  return `engine: "${t.engine}", workers: ${JSON.stringify(t.workers)},`;
 }
 
 /** Raised when tcplb says `native engine is not available`: the column reads `n/a (native engine not built: ...)`. */
@@ -387,7 +388,7 @@ export async function startPeer(env: Env, name: Exclude<PeerName, 'direct'>): Pr
       // the column must run the engine it is named after (TCPLB_ENGINE would override the config)
       engine = c.stdout.match(/^engine:\s+would run (.*)$/m)?.[1]?.trim();
       const t = TCPLB[name];
-      const want = t.engine === 'native' ? /^native\b/ : t.workers > 1 ? new RegExp(`^js x${t.workers} workers\\b`) : /^js \(/;
+      const want = t.engine === 'native' ? /^native\b/ : t.workers !== 1 ? new RegExp(`^js x${t.workers} workers\\b`) : /^js \(/;
       if (engine === undefined) throw new Error('tcplb --check printed no `engine:` line');
       if (!want.test(engine)) throw new Error(`would run ${engine}, not the column's engine`);
     }

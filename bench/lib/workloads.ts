@@ -176,7 +176,7 @@ export async function checkCost(
   backends: number,
   seconds: number,
   engine: 'js' | 'native',
-  workers: number,
+  workers: number | 'auto',
   onRetry: (reason: string) => void = () => {},
 ): Promise<number> {
   let last = '';

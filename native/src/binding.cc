@@ -23,7 +23,7 @@ namespace {
 using tcplb::Command;
 using tcplb::Event;
 
-constexpr const char* kVersion = "tcplb-native 2";
+constexpr const char* kVersion = "tcplb-native 3";
 
 // ---- small N-API helpers ---------------------------------------------------
 
@@ -131,6 +131,8 @@ class JsEngine {
  private:
   JsEngine(napi_env env, AsyncBox* box) : env_(env), box_(box), engine_(&notifyJs, &box->handle) {}
 
+  static constexpr int kMaxThreads = 64;
+
   static napi_value New(napi_env env, napi_callback_info info);
   static void Finalize(napi_env env, void* data, void* hint);
   static void AsyncCleanupHook(napi_async_cleanup_hook_handle handle, void* arg);
@@ -160,7 +162,7 @@ class JsEngine {
 
   napi_env env_;
   AsyncBox* box_;  // nullptr once closing; freed by OnClosed
-  tcplb::Engine engine_;
+  tcplb::EngineGroup engine_;
   napi_ref self_ = nullptr;      // strong while running: keeps `this` alive
   napi_ref onEvents_ = nullptr;  // strong while running
   napi_async_context asyncCtx_ = nullptr;
@@ -198,13 +200,34 @@ napi_value JsEngine::New(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, nullptr, "Engine must be called with new");
     return nullptr;
   }
-  size_t argc = 1;
-  napi_value argv[1], self;
+  size_t argc = 2;
+  napi_value argv[2], self;
   NAPI_OK_OR_RETURN(env, napi_get_cb_info(env, info, &argc, argv, &self, nullptr));
   napi_valuetype t = napi_undefined;
   if (argc >= 1) napi_typeof(env, argv[0], &t);
   if (t != napi_function) {
     napi_throw_type_error(env, nullptr, "new Engine(onEvents): onEvents must be a function");
+    return nullptr;
+  }
+  // new Engine(onEvents, { threads }) - threads: integer 1..kMaxThreads, default 1.
+  int threads = 1;
+  napi_valuetype ot = napi_undefined;
+  if (argc >= 2) napi_typeof(env, argv[1], &ot);
+  if (ot == napi_object) {
+    napi_value tv;
+    napi_valuetype tt = napi_undefined;
+    if (napi_get_named_property(env, argv[1], "threads", &tv) == napi_ok) napi_typeof(env, tv, &tt);
+    if (tt != napi_undefined) {
+      double d = 0;
+      if (tt != napi_number || napi_get_value_double(env, tv, &d) != napi_ok || !(d >= 1 && d <= kMaxThreads) ||
+          d != static_cast<double>(static_cast<int>(d))) {
+        napi_throw_type_error(env, nullptr, "new Engine(onEvents, opts): opts.threads must be an integer in 1..64");
+        return nullptr;
+      }
+      threads = static_cast<int>(d);
+    }
+  } else if (ot != napi_undefined && ot != napi_null) {
+    napi_throw_type_error(env, nullptr, "new Engine(onEvents, opts): opts must be an object");
     return nullptr;
   }
 
@@ -227,7 +250,7 @@ napi_value JsEngine::New(napi_env env, napi_callback_info info) {
     return nullptr;
   }
 
-  int err = je->engine_.start();
+  int err = je->engine_.start(threads);
   if (err != 0) {
     je->closeAsync();
     delete je;
@@ -477,9 +500,11 @@ napi_value JsEngine::Listen(napi_env env, napi_callback_info info) {
   if (!(backlog >= 0 && backlog <= 65535)) backlog = 511;
 
   int boundPort = 0;
-  int fd = tcplb::createListener(host, static_cast<int>(port), static_cast<int>(backlog), &boundPort);
-  if (fd < 0) return errResult(env, -fd);
-  je->engine_.addListener(id, fd);
+  std::vector<int> fds(static_cast<size_t>(je->engine_.threads()), -1);
+  int err = tcplb::createListenerGroup(host, static_cast<int>(port), static_cast<int>(backlog),
+                                       je->engine_.threads(), fds.data(), &boundPort);
+  if (err != 0) return errResult(env, err);
+  je->engine_.addListener(id, fds);
   je->listenerIds_.insert(id);
 
   napi_value obj, t;

@@ -46,7 +46,8 @@ bool isAcceptTransient(int err) {
 // JS-thread side
 // ============================================================================
 
-Engine::Engine(NotifyFn notify, void* notifyArg) : notify_(notify), notifyArg_(notifyArg) {}
+Engine::Engine(NotifyFn notify, void* notifyArg, int index, int stride, BackendCounters* counters)
+    : notify_(notify), notifyArg_(notifyArg), index_(index), stride_(stride), counters_(counters) {}
 
 Engine::~Engine() {
   stop();
@@ -123,7 +124,7 @@ void Engine::post(Command&& cmd) {
   }
 }
 
-void Engine::addListener(int64_t listenerId, int fd) {
+void Engine::addListener(int64_t listenerId, int fd, std::shared_ptr<ListenerShared> shared) {
   if (stopped_ || !started_) {
     close(fd);
     return;
@@ -134,6 +135,7 @@ void Engine::addListener(int64_t listenerId, int fd) {
   cmd.type = Command::ADD_LISTENER;
   cmd.id = listenerId;
   cmd.fd = fd;
+  cmd.lshared = std::move(shared);
   post(std::move(cmd));
 }
 
@@ -234,7 +236,7 @@ void Engine::drainCommands() {
 void Engine::execute(Command& cmd) {
   switch (cmd.type) {
     case Command::ADD_LISTENER:
-      cmdAddListener(cmd.id, cmd.fd);
+      cmdAddListener(cmd.id, cmd.fd, std::move(cmd.lshared));
       cmd.fd = -1;  // owned by the Listener now
       break;
     case Command::ACTIVATE:
@@ -267,13 +269,14 @@ void Engine::execute(Command& cmd) {
   }
 }
 
-void Engine::cmdAddListener(int64_t id, int fd) {
+void Engine::cmdAddListener(int64_t id, int fd, std::shared_ptr<ListenerShared> shared) {
   auto it = listeners_.find(id);
   if (it != listeners_.end()) closeListener(it->second);  // binding prevents this
   auto* l = new Listener();
   l->kind = Handle::LISTENER;
   l->id = id;
   l->fd = fd;
+  l->shared = shared != nullptr ? std::move(shared) : std::make_shared<ListenerShared>();
   sockaddr_storage local;
   socklen_t llen = sizeof local;
   if (getsockname(fd, reinterpret_cast<sockaddr*>(&local), &llen) == 0) {
@@ -326,17 +329,14 @@ void Engine::cmdConnect(Command& cmd) {
     c->up.pendingOff = 0;
     c->up.pendingLen = cmd.preambleLen;
   }
-  dial(c, cmd.addr, cmd.addrLen, cmd.backendKey >= 0 ? counterFor(cmd.backendKey) : nullptr);
+  dial(c, cmd.addr, cmd.addrLen, cmd.backendKey >= 0 ? counters_->acquire(cmd.backendKey) : nullptr);
 }
 
 // Starts a non-blocking connect for `c` (idleMs/connectTimeoutMs already set).
-// `slot` is the backend's open-connection counter: held from now until the
-// attempt fails or the connection finishes.
-void Engine::dial(Conn* c, const sockaddr_storage& addr, socklen_t addrLen, int32_t* slot) {
-  if (slot != nullptr) {
-    ++*slot;
-    c->activeSlot = slot;
-  }
+// `slot` is the backend's open-connection counter, already incremented by the
+// caller: held from now until the attempt fails or the connection finishes.
+void Engine::dial(Conn* c, const sockaddr_storage& addr, socklen_t addrLen, std::atomic<int32_t>* slot) {
+  c->activeSlot = slot;
   int fd = socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) {
     connectFailed(c, errno);
@@ -364,41 +364,29 @@ void Engine::dial(Conn* c, const sockaddr_storage& addr, socklen_t addrLen, int3
 
 void Engine::releaseSlot(Conn* c) {
   if (c->activeSlot == nullptr) return;
-  --*c->activeSlot;
+  c->activeSlot->fetch_sub(1, std::memory_order_relaxed);
   c->activeSlot = nullptr;
 }
 
-int32_t* Engine::counterFor(int32_t key) {
-  return &active_[key];  // created at 0
-}
-
-// Drops the counters that are zero and named by no route table, so keys of
-// backends long gone do not pile up across reloads.
-void Engine::pruneCounters() {
-  std::unordered_map<int32_t, bool> named;
-  for (auto& kv : listeners_) {
-    if (kv.second->route == nullptr) continue;
-    for (const RouteBackend& b : kv.second->route->backends) named[b.key] = true;
+// Replaces l's table (nullptr = none), pinning the counters the new one names
+// and unpinning the old one's.
+void Engine::installRoute(Listener* l, std::unique_ptr<RouteTable> route) {
+  if (route != nullptr) {
+    for (RouteBackend& b : route->backends) b.active = counters_->ref(b.key);
+    if (l->route != nullptr) inheritBalancerState(*route, *l->route);
   }
-  for (auto it = active_.begin(); it != active_.end();) {
-    if (it->second == 0 && named.count(it->first) == 0) {
-      it = active_.erase(it);
-    } else {
-      ++it;
-    }
+  if (l->route != nullptr) {
+    for (RouteBackend& b : l->route->backends) counters_->unref(b.key);
   }
+  l->route = std::move(route);
 }
 
 void Engine::cmdSetRoute(int64_t id, std::unique_ptr<RouteTable> route) {
   auto it = listeners_.find(id);
   if (it == listeners_.end()) return;
-  Listener* l = it->second;
-  if (route != nullptr) {
-    for (RouteBackend& b : route->backends) b.active = counterFor(b.key);
-    if (l->route != nullptr) inheritBalancerState(*route, *l->route);
-  }
-  l->route = std::move(route);
-  pruneCounters();
+  installRoute(it->second, std::move(route));
+  // Keys of backends long gone must not pile up across reloads.
+  counters_->prune();
 }
 
 void Engine::cmdReject(uint64_t id) {
@@ -445,6 +433,14 @@ void Engine::onListenerReady(Listener* l) {
     int err = errno;
     if (err == EAGAIN || err == EWOULDBLOCK) return;
     if (isAcceptTransient(err)) continue;
+    if (err == EINVAL) {
+      // No longer listening: closeListener()/closeAll() shut it down from the
+      // JS thread (EngineGroup::shutdownListeners) and the command that
+      // closes it is on its way. Stop polling it (it would poll HUP forever).
+      epoll_ctl(epfd_, EPOLL_CTL_DEL, l->fd, nullptr);
+      l->active = false;
+      return;
+    }
     // EMFILE & co (and anything unexpected): the backlog stays readable, so a
     // level-triggered listener would spin. Mask it for a while instead.
     pauseListener(l, err);
@@ -456,7 +452,7 @@ void Engine::adoptClient(Listener* l, int fd, const sockaddr_storage& peer) {
   nFds_.fetch_add(1, std::memory_order_relaxed);  // TCP_NODELAY: inherited from the listener
 
   auto* c = new Conn();
-  c->id = nextConnId_++;
+  c->id = nextConnId_++ * static_cast<uint64_t>(stride_) + static_cast<uint64_t>(index_);
   c->client.kind = Handle::CLIENT;
   c->client.fd = fd;
   c->client.conn = c;
@@ -485,6 +481,7 @@ void Engine::adoptClient(Listener* l, int fd, const sockaddr_storage& peer) {
   nConns_.fetch_add(1, std::memory_order_relaxed);
   c->listener = l;
   l->openConns++;
+  int64_t listenerOpen = l->shared->open.fetch_add(1, std::memory_order_relaxed) + 1;
 
   Event& e = emit(EV_ACCEPT);
   e.connId = c->id;
@@ -506,10 +503,18 @@ void Engine::adoptClient(Listener* l, int fd, const sockaddr_storage& peer) {
   // a plain ACCEPT, which refuses it with the right reason.
   RouteTable* r = l->route.get();
   if (r == nullptr) return;
-  if (r->maxConnections > 0 && l->openConns > static_cast<int64_t>(r->maxConnections)) return;
+  if (r->maxConnections > 0 && listenerOpen > static_cast<int64_t>(r->maxConnections)) return;
   int pick = pickBackend(*r, e.clientIp);
   if (pick < 0) return;
   const RouteBackend& b = r->backends[pick];
+  // The counts are shared with the other threads: take the slot atomically,
+  // and if another thread filled the backend since the pick, let JS decide
+  // (maxConns is never overshot; with one thread this cannot happen).
+  int32_t before = b.active->fetch_add(1, std::memory_order_relaxed);
+  if (b.maxConns > 0 && before >= static_cast<int32_t>(b.maxConns)) {
+    b.active->fetch_sub(1, std::memory_order_relaxed);
+    return;
+  }
   e.type = EV_ACCEPT_ROUTED;
   e.backendKey = b.key;
   c->idleMs = r->idleMs;
@@ -523,6 +528,7 @@ void Engine::releaseListener(Conn* c) {
   Listener* l = c->listener;
   if (l == nullptr) return;
   c->listener = nullptr;
+  l->shared->open.fetch_sub(1, std::memory_order_relaxed);
   if (--l->openConns == 0 && l->dead) deadListeners_.push_back(l);
 }
 
@@ -570,7 +576,7 @@ void Engine::closeListener(Listener* l) {
   nFds_.fetch_sub(1, std::memory_order_relaxed);
   nListeners_.fetch_sub(1, std::memory_order_relaxed);
   listeners_.erase(l->id);
-  l->route.reset();
+  installRoute(l, nullptr);
   if (l->openConns == 0) deadListeners_.push_back(l);  // else with its last connection
 }
 
@@ -941,6 +947,188 @@ void Engine::reapDead() {
   }
   for (Listener* l : deadListeners_) delete l;
   deadListeners_.clear();
+}
+
+// ============================================================================
+// BackendCounters (any engine thread)
+// ============================================================================
+
+std::atomic<int32_t>* BackendCounters::ref(int32_t key) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Entry& e = map_[key];  // created at 0
+  e.refs++;
+  return &e.open;
+}
+
+void BackendCounters::unref(int32_t key) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = map_.find(key);
+  if (it != map_.end()) it->second.refs--;  // pruned later, on a setRoute
+}
+
+std::atomic<int32_t>* BackendCounters::acquire(int32_t key) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Entry& e = map_[key];
+  e.open.fetch_add(1, std::memory_order_relaxed);
+  return &e.open;
+}
+
+void BackendCounters::prune() {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto it = map_.begin(); it != map_.end();) {
+    // open == 0 with no table naming the key: nothing holds its address (a
+    // counted connection holds it only while its increment is in).
+    if (it->second.refs == 0 && it->second.open.load(std::memory_order_relaxed) == 0) {
+      it = map_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+// ============================================================================
+// EngineGroup (JS thread)
+// ============================================================================
+
+int EngineGroup::start(int threads) {
+  if (threads < 1) threads = 1;
+  for (int i = 0; i < threads; i++) {
+    engines_.emplace_back(new Engine(notify_, notifyArg_, i, threads, &counters_));
+    int err = engines_.back()->start();
+    if (err != 0) {
+      stop();
+      engines_.clear();
+      return err;
+    }
+  }
+  return 0;
+}
+
+void EngineGroup::stop() {
+  listenerFds_.clear();  // the threads close them
+  // STOP to every thread first, so they wind down in parallel; then join.
+  for (auto& e : engines_) {
+    if (e->stopped()) continue;
+    Command cmd;
+    cmd.type = Command::STOP;
+    e->post(std::move(cmd));
+  }
+  for (auto& e : engines_) e->stop();
+}
+
+void EngineGroup::shutdownListeners(int64_t id) {
+  for (auto it = listenerFds_.begin(); it != listenerFds_.end();) {
+    if (id >= 0 && it->first != id) {
+      ++it;
+      continue;
+    }
+    for (int fd : it->second) shutdown(fd, SHUT_RD);
+    it = listenerFds_.erase(it);
+  }
+}
+
+void EngineGroup::post(Command&& cmd) {
+  const size_t n = engines_.size();
+  if (n == 0) {
+    if (cmd.fd >= 0) close(cmd.fd);
+    return;
+  }
+  // closeListener/closeAll take effect in the kernel before this returns, on
+  // every thread's socket: a listen() on the same port right after succeeds,
+  // and a client connecting right after is refused, whichever thread is slow
+  // to run the command.
+  if (cmd.type == Command::CLOSE_LISTENER) shutdownListeners(cmd.id);
+  if (cmd.type == Command::CLOSE_ALL || cmd.type == Command::STOP) shutdownListeners(-1);
+  if (n == 1) return engines_[0]->post(std::move(cmd));
+  switch (cmd.type) {
+    case Command::CONNECT:
+    case Command::REJECT:
+    case Command::KILL:
+      // The owner of the connection; ids that are not connIds (<= 0) go to
+      // thread 0, which ignores them like any unknown id.
+      engines_[cmd.id > 0 ? static_cast<uint64_t>(cmd.id) % n : 0]->post(std::move(cmd));
+      return;
+    case Command::SET_ROUTE:
+      // One copy per thread: each keeps its own rotation state; the open
+      // counts behind RouteBackend::active are shared (BackendCounters).
+      for (size_t i = 0; i + 1 < n; i++) {
+        Command c;
+        c.type = cmd.type;
+        c.id = cmd.id;
+        if (cmd.route != nullptr) c.route.reset(new RouteTable(*cmd.route));
+        engines_[i]->post(std::move(c));
+      }
+      engines_[n - 1]->post(std::move(cmd));
+      return;
+    case Command::ADD_LISTENER:  // addListener() only
+      if (cmd.fd >= 0) close(cmd.fd);
+      return;
+    default:  // ACTIVATE, CLOSE_LISTENER, CLOSE_ALL, STOP: every thread
+      for (size_t i = 0; i < n; i++) {
+        Command c;
+        c.type = cmd.type;
+        c.id = cmd.id;
+        engines_[i]->post(std::move(c));
+      }
+      return;
+  }
+}
+
+void EngineGroup::addListener(int64_t listenerId, const std::vector<int>& fds) {
+  if (engines_.empty() || engines_[0]->stopped()) {
+    for (int fd : fds) close(fd);
+    return;
+  }
+  listenerFds_[listenerId] = fds;
+  auto shared = std::make_shared<ListenerShared>();
+  for (size_t i = 0; i < fds.size(); i++) {
+    if (i < engines_.size()) {
+      engines_[i]->addListener(listenerId, fds[i], shared);
+    } else {
+      close(fds[i]);
+    }
+  }
+}
+
+void EngineGroup::takeEvents(std::vector<Event>& out) {
+  if (engines_.empty()) {
+    out.clear();
+    return;
+  }
+  engines_[0]->takeEvents(out);
+  for (size_t i = 1; i < engines_.size(); i++) {
+    engines_[i]->takeEvents(scratch_);
+    out.insert(out.end(), scratch_.begin(), scratch_.end());
+  }
+  if (scratch_.capacity() > 4096) std::vector<Event>().swap(scratch_);
+}
+
+void EngineGroup::snapshotStats(std::vector<double>& out) {
+  out.clear();
+  std::vector<double> part;
+  for (auto& e : engines_) {
+    e->snapshotStats(part);
+    out.insert(out.end(), part.begin(), part.end());
+  }
+}
+
+int64_t EngineGroup::connectionCount() const {
+  int64_t n = 0;
+  for (auto& e : engines_) n += e->connectionCount();
+  return n;
+}
+
+// A listener counts until every thread has closed its socket.
+int64_t EngineGroup::listenerCount() const {
+  int64_t n = 0;
+  for (auto& e : engines_) n = std::max(n, e->listenerCount());
+  return n;
+}
+
+int64_t EngineGroup::fdCount() const {
+  int64_t n = 0;
+  for (auto& e : engines_) n += e->fdCount();
+  return n;
 }
 
 }  // namespace tcplb

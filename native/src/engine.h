@@ -1,12 +1,16 @@
-// The I/O engine: one epoll thread that owns every listening socket and every
-// relayed connection. It knows nothing about N-API; the binding (binding.cc)
-// turns Commands into calls and Events into JS arrays.
+// The I/O engine: N epoll threads (EngineGroup, default 1). Each thread
+// (Engine) owns its own epoll set, eventfd, connection table, scratch buffer
+// and one SO_REUSEPORT socket of every listener; the kernel spreads accepted
+// clients over the threads and a connection lives on the thread that accepted
+// it. It knows nothing about N-API; the binding (binding.cc) turns Commands
+// into calls and Events into JS arrays.
 //
 // Threading contract:
 //   - post(), takeEvents(), snapshotStats(), counters and stop() are called
 //     from the JS thread; they only take short mutex holds.
-//   - Everything else runs on the engine thread and touches no shared state
-//     except through the two queues, the connection-map lock and atomics.
+//   - Everything else runs on an engine thread and touches no shared state
+//     except through the two queues, the connection-map lock, atomics and
+//     BackendCounters (shared by the threads of a group).
 #pragma once
 
 #include <pthread.h>
@@ -67,6 +71,41 @@ struct Event {
   char localIp[kIpStrLen];
 };
 
+// ---- state shared by the threads of a group ----------------------------------
+
+// Open connections (dialling or relaying) per backend key, slow and fast path
+// alike, summed over every thread so least_conn and maxConns stay global.
+// Keyed by the TS side's stable backend key, so the counts outlive any one
+// route table. `refs` = installed route tables (one per thread per listener)
+// naming the key: an entry is dropped only when no table names it and its
+// count is 0, so a pointer held by a table or by a counted connection is
+// always valid. Node addresses of the map are stable.
+class BackendCounters {
+ public:
+  // A table installed on a thread names `key`: its counter, pinned.
+  std::atomic<int32_t>* ref(int32_t key);
+  void unref(int32_t key);
+  // A slow-path connect(..., backendKey): counts one more open connection
+  // (under the lock, so a concurrent prune cannot drop the entry first).
+  std::atomic<int32_t>* acquire(int32_t key);
+  // Drops the entries no table names whose count is 0.
+  void prune();
+
+ private:
+  struct Entry {
+    std::atomic<int32_t> open{0};
+    int32_t refs = 0;
+  };
+  std::mutex mu_;
+  std::unordered_map<int32_t, Entry> map_;
+};
+
+// One per listener, shared by its per-thread sockets: connections accepted on
+// any of them and not yet finished (the listener's maxConnections).
+struct ListenerShared {
+  std::atomic<int64_t> open{0};
+};
+
 // ---- commands (JS -> engine thread) ----------------------------------------
 
 struct Command {
@@ -93,6 +132,7 @@ struct Command {
   uint32_t preambleLen = 0;
   int32_t backendKey = -1;            // CONNECT: counted against this key (-1 = none)
   std::unique_ptr<RouteTable> route;  // SET_ROUTE
+  std::shared_ptr<ListenerShared> lshared;  // ADD_LISTENER
 };
 
 // ---- engine-thread internals -----------------------------------------------
@@ -118,9 +158,11 @@ struct Listener : Handle {
   // address (no getsockname per accept); empty for a wildcard listener.
   char localIp[kIpStrLen] = "";
   int localPort = 0;
-  // Connections accepted here and not yet finished (maxConnections). They
+  // Connections accepted on this thread's socket and not yet finished. They
   // point at the Listener, so a closed one is freed only when this is 0.
   int64_t openConns = 0;
+  // The same over every thread's socket of this listener (maxConnections).
+  std::shared_ptr<ListenerShared> shared;
 };
 
 // One socket of a connection. `canRead`/`canWrite` remember edge-triggered
@@ -156,8 +198,8 @@ struct Conn {
   uint64_t id = 0;
   Listener* listener = nullptr;
   // The open-connection counter of the backend being dialled or relayed to
-  // (Engine::active_), nullptr when none was named.
-  int32_t* activeSlot = nullptr;
+  // (BackendCounters), already incremented; nullptr when none was named.
+  std::atomic<int32_t>* activeSlot = nullptr;
   State state = WAITING;
   bool dead = false;
   bool inReadyList = false;
@@ -180,7 +222,9 @@ class Engine {
   using NotifyFn = void (*)(void* arg);
 
   // `notify` is called on the engine thread whenever events were queued.
-  Engine(NotifyFn notify, void* notifyArg);
+  // Thread `index` of `stride` threads: its connIds are k*stride + index
+  // (k = 1, 2, ...), so connId % stride names the owning thread.
+  Engine(NotifyFn notify, void* notifyArg, int index, int stride, BackendCounters* counters);
   ~Engine();
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
@@ -193,7 +237,7 @@ class Engine {
 
   void post(Command&& cmd);
   // Hands a listening fd created on the JS thread to the engine.
-  void addListener(int64_t listenerId, int fd);
+  void addListener(int64_t listenerId, int fd, std::shared_ptr<ListenerShared> shared);
 
   // Swaps the queued events into `out` (cleared first).
   void takeEvents(std::vector<Event>& out);
@@ -211,7 +255,7 @@ class Engine {
   // commands
   void drainCommands();
   void execute(Command& cmd);
-  void cmdAddListener(int64_t id, int fd);
+  void cmdAddListener(int64_t id, int fd, std::shared_ptr<ListenerShared> shared);
   void cmdActivate(int64_t id);
   void cmdCloseListener(int64_t id);
   void cmdConnect(Command& cmd);
@@ -231,10 +275,9 @@ class Engine {
   Conn* findConn(uint64_t id);
   void onSideEvent(Side* s, uint32_t ev);
   void checkClientGone(Conn* c, uint32_t ev);
-  void dial(Conn* c, const sockaddr_storage& addr, socklen_t addrLen, int32_t* slot);
+  void dial(Conn* c, const sockaddr_storage& addr, socklen_t addrLen, std::atomic<int32_t>* slot);
   void releaseSlot(Conn* c);
-  int32_t* counterFor(int32_t key);
-  void pruneCounters();
+  void installRoute(Listener* l, std::unique_ptr<RouteTable> route);
   void onConnectDone(Conn* c, uint32_t ev);
   void connectFailed(Conn* c, int err);
   void startRelay(Conn* c);
@@ -264,6 +307,9 @@ class Engine {
 
   NotifyFn notify_;
   void* notifyArg_;
+  const int index_;
+  const int stride_;
+  BackendCounters* const counters_;
 
   int epfd_ = -1;
   int wakefd_ = -1;
@@ -294,12 +340,6 @@ class Engine {
   uint64_t nextConnId_ = 1;
   std::unique_ptr<char[]> scratch_;
   std::unordered_map<int64_t, Listener*> listeners_;
-  // Open connections (dialling or relaying) per backend key, slow and fast
-  // path alike. Keyed by the TS side's stable backend key, so the counts
-  // outlive any one route table; node addresses are stable, so tables and
-  // connections hold plain pointers. Zero entries no table names are pruned
-  // on setRoute.
-  std::unordered_map<int32_t, int32_t> active_;
   std::vector<Command> cmdBatch_;
   std::vector<Event> outBatch_;
   std::vector<Conn*> ready_;
@@ -310,6 +350,50 @@ class Engine {
   uint32_t sweepTick_ = 0;
   int pausedListeners_ = 0;
   int64_t nextResume_ = 0;
+};
+
+// N engine threads behind one JS-thread interface: commands go to the thread
+// that owns the connection (connId % N) or to every thread (listener
+// commands, closeAll, stop); events, stats and counts are gathered from all.
+class EngineGroup {
+ public:
+  EngineGroup(Engine::NotifyFn notify, void* notifyArg) : notify_(notify), notifyArg_(notifyArg) {}
+  ~EngineGroup() { stop(); }
+  EngineGroup(const EngineGroup&) = delete;
+  EngineGroup& operator=(const EngineGroup&) = delete;
+
+  // Starts `threads` engine threads. 0 or errno (nothing left running).
+  int start(int threads);
+  void stop();
+  int threads() const { return static_cast<int>(engines_.size()); }
+
+  void post(Command&& cmd);
+  // One listening socket per thread (fds.size() == threads()).
+  void addListener(int64_t listenerId, const std::vector<int>& fds);
+
+  // Appends every thread's queued events to `out` (cleared first).
+  void takeEvents(std::vector<Event>& out);
+  void snapshotStats(std::vector<double>& out);
+
+  int64_t connectionCount() const;
+  int64_t listenerCount() const;  // listeners (not sockets) some thread still has open
+  int64_t fdCount() const;        // every socket of every thread
+
+ private:
+  // Stops the listening sockets of `id` (all of them when id < 0) at once,
+  // on the calling thread: shutdown(SHUT_RD) takes a socket out of LISTEN
+  // (queued clients are reset, new ones refused, the port can be bound
+  // again), while the engine threads, which own the fds, close them later.
+  void shutdownListeners(int64_t id);
+
+  Engine::NotifyFn notify_;
+  void* notifyArg_;
+  BackendCounters counters_;
+  // JS thread: the listening fds of every listener not yet closed. Only JS
+  // commands make an engine thread close them, so they are valid here.
+  std::unordered_map<int64_t, std::vector<int>> listenerFds_;
+  std::vector<std::unique_ptr<Engine>> engines_;
+  std::vector<Event> scratch_;
 };
 
 }  // namespace tcplb

@@ -62,16 +62,24 @@ int formatIp(const sockaddr* sa, char* ip) {
 }
 
 // Binds and listens one socket of the family of `addr`; -errno on failure.
-static int bindAndListen(const sockaddr_storage& addr, socklen_t len, int backlog, bool dualStack) {
+// `reusePort`: SO_REUSEPORT (one socket per engine thread); `backlog` < 0:
+// bind only (the address-in-use probe).
+static int bindAndListen(const sockaddr_storage& addr, socklen_t len, int backlog, bool dualStack,
+                         bool reusePort = false) {
   int fd = socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return -errno;
   int one = 1, zero = 0;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (reusePort && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) {
+    int err = errno;
+    close(fd);
+    return -err;
+  }
   // Accepted sockets inherit TCP_NODELAY from the listener (Linux clones the
   // listener's tcp_sock): one setsockopt here instead of one per client.
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   if (dualStack) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
-  if (bind(fd, reinterpret_cast<const sockaddr*>(&addr), len) < 0 || listen(fd, backlog) < 0) {
+  if (bind(fd, reinterpret_cast<const sockaddr*>(&addr), len) < 0 || (backlog >= 0 && listen(fd, backlog) < 0)) {
     int err = errno;
     close(fd);
     return -err;
@@ -79,33 +87,88 @@ static int bindAndListen(const sockaddr_storage& addr, socklen_t len, int backlo
   return fd;
 }
 
-int createListener(const char* host, int port, int backlog, int* boundPort) {
-  if (port < 0 || port > 65535) return -EINVAL;
-  if (backlog <= 0) backlog = 511;  // Node's default
-
-  sockaddr_storage addr;
-  socklen_t len;
-  int fd;
-  if (host[0] == '\0') {
-    parseIpLiteral("::", port, &addr, &len);
-    fd = bindAndListen(addr, len, backlog, true);
-    if (fd == -EAFNOSUPPORT) {  // kernel without IPv6
-      parseIpLiteral("0.0.0.0", port, &addr, &len);
-      fd = bindAndListen(addr, len, backlog, false);
-    }
-  } else {
-    int err = parseIpLiteral(host, port, &addr, &len);
-    if (err != 0) return -err;
-    fd = bindAndListen(addr, len, backlog, addr.ss_family == AF_INET6);
-  }
-  if (fd < 0) return fd;
-
+static int boundPortOf(int fd) {
   sockaddr_storage bound;
   socklen_t blen = sizeof bound;
   getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &blen);
   char ignored[kIpStrLen];
-  *boundPort = formatIp(reinterpret_cast<sockaddr*>(&bound), ignored);
-  return fd;
+  return formatIp(reinterpret_cast<sockaddr*>(&bound), ignored);
+}
+
+// The address `host` names (see createListener); 0 or errno. *dualStack for "".
+static int listenAddress(const char* host, int port, bool v6, sockaddr_storage* addr, socklen_t* len,
+                         bool* dualStack) {
+  if (host[0] == '\0') {
+    parseIpLiteral(v6 ? "::" : "0.0.0.0", port, addr, len);
+    *dualStack = v6;
+    return 0;
+  }
+  int err = parseIpLiteral(host, port, addr, len);
+  *dualStack = addr->ss_family == AF_INET6;
+  return err;
+}
+
+int createListener(const char* host, int port, int backlog, int* boundPort) {
+  int fd;
+  int err = createListenerGroup(host, port, backlog, 1, &fd, boundPort);
+  return err != 0 ? -err : fd;
+}
+
+int createListenerGroup(const char* host, int port, int backlog, int n, int* fds, int* boundPort) {
+  if (port < 0 || port > 65535 || n < 1) return EINVAL;
+  if (backlog <= 0) backlog = 511;  // Node's default
+
+  sockaddr_storage addr;
+  socklen_t len;
+  bool dual;
+  bool v6 = true;
+  int err = listenAddress(host, port, v6, &addr, &len, &dual);
+  if (err != 0) return err;
+  // One socket: a plain bind, exactly as before threads existed.
+  // Several: SO_REUSEPORT on every one. A socket that someone else holds
+  // WITHOUT SO_REUSEPORT already makes that bind fail, but another process
+  // of this user with SO_REUSEPORT (a second tcplb!) would silently share
+  // the port. So first a probe: a plain bind (SO_REUSEADDR only, no listen)
+  // of the address, closed at once; EADDRINUSE there is the caller's answer.
+  // With port 0 the probe also picks the port the group then binds. (A
+  // third party binding between the probe and the group is a race we accept.)
+  const bool group = n > 1;
+  int first;
+  if (group) {
+    first = bindAndListen(addr, len, -1, dual);
+    if (first == -EAFNOSUPPORT && host[0] == '\0') {  // kernel without IPv6
+      v6 = false;
+      listenAddress(host, port, v6, &addr, &len, &dual);
+      first = bindAndListen(addr, len, -1, dual);
+    }
+    if (first < 0) return -first;
+    int probedPort = boundPortOf(first);
+    close(first);
+    if (addr.ss_family == AF_INET6) {
+      reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port = htons(static_cast<uint16_t>(probedPort));
+    } else {
+      reinterpret_cast<sockaddr_in*>(&addr)->sin_port = htons(static_cast<uint16_t>(probedPort));
+    }
+    first = bindAndListen(addr, len, backlog, dual, true);
+  } else {
+    first = bindAndListen(addr, len, backlog, dual);
+    if (first == -EAFNOSUPPORT && host[0] == '\0') {
+      listenAddress(host, port, false, &addr, &len, &dual);
+      first = bindAndListen(addr, len, backlog, dual);
+    }
+  }
+  if (first < 0) return -first;
+  fds[0] = first;
+  *boundPort = boundPortOf(first);
+  for (int i = 1; i < n; i++) {
+    int fd = bindAndListen(addr, len, backlog, dual, true);
+    if (fd < 0) {
+      for (int j = 0; j < i; j++) close(fds[j]);
+      return -fd;
+    }
+    fds[i] = fd;
+  }
+  return 0;
 }
 
 void setNoDelay(int fd) {

@@ -33,7 +33,9 @@ inline uint32_t mixBlock(uint32_t h, uint32_t k) {
   return h * 5u + 0xe6546b64u;
 }
 
-inline int64_t activeOf(const RouteBackend& b) { return b.active != nullptr ? *b.active : 0; }
+inline int64_t activeOf(const RouteBackend& b) {
+  return b.active != nullptr ? b.active->load(std::memory_order_relaxed) : 0;
+}
 
 // Smooth weighted round-robin over t.backends[cand[0..n)], exactly as
 // SmoothWeighted.pick in src/balancers/round-robin.ts: add each weight to its

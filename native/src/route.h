@@ -6,6 +6,7 @@
 
 #include <sys/socket.h>
 
+#include <atomic>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -23,8 +24,9 @@ struct RouteBackend {
   bool backup = false;
   bool usable = true;
   uint32_t idHash = 0;  // hashString32(backendId, 0x9747b28c), for ip_hash
-  // Engine thread: the open-connection counter of `key` (Engine::active_).
-  int32_t* active = nullptr;
+  // The open-connection counter of `key` (BackendCounters, shared by every
+  // engine thread); set when the table is installed on a thread.
+  std::atomic<int32_t>* active = nullptr;
   // Smooth weighted round-robin slot (nginx's current_weight), see swrrPick.
   int64_t current = 0;
   uint64_t seen = 0;  // the pick tick this backend was last a candidate

@@ -11,6 +11,8 @@ export const addonPath = process.env.TCPLB_NATIVE_ADDON
   || fileURLToPath(new URL('../build/Release/tcplb_native.node', import.meta.url));
 export const addon = require(addonPath);
 export const E = os.constants.errno;
+/** TCPLB_TEST_THREADS=2 runs every Harness with two relay threads (fd counts then differ). */
+export const TEST_THREADS = Number(process.env.TCPLB_TEST_THREADS || 1);
 
 export const HOW = { NORMAL: 0, IDLE: 1, KILLED: 2, RESET: 3, REJECTED: 4, CLIENT_GONE: 5, REJECTED_AFTER_FAIL: 6 };
 
@@ -59,13 +61,14 @@ export function parseEvents(a) {
  * policy code; the default leaves the connection waiting.
  */
 export class Harness {
-  constructor({ onAccept, onEvent } = {}) {
+  constructor({ onAccept, onEvent, threads } = {}) {
     this.events = [];
     this.closed = new Map();
     this.onAccept = onAccept;
     this.onEvent = onEvent;
     this.waiters = new Set();
-    this.engine = new addon.Engine((arr) => this.#onEvents(arr));
+    this.threads = threads ?? TEST_THREADS;
+    this.engine = new addon.Engine((arr) => this.#onEvents(arr), { threads: this.threads });
   }
 
   #onEvents(arr) {

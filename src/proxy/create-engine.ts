@@ -43,8 +43,8 @@ export function chooseEngine(config: Config): EngineChoice {
   if (config.engine === 'js') return js(`${source}: js`);
   const native = loadNative();
   if (native.ok) {
-    const extra = n > 1 ? `; workers: ${config.workers} does not apply, the native engine relays on its own thread` : '';
-    return { kind: 'native', workers: 1, label: 'native', why: `native (${config.engine === 'auto' ? 'auto: ' : ''}addon loaded${extra})` };
+    const threads = n > 1 ? `, ${n} relay threads` : '';
+    return { kind: 'native', workers: n, label: n > 1 ? `native x${n}` : 'native', why: `native (${config.engine === 'auto' ? 'auto: ' : ''}addon loaded${threads})` };
   }
   if (config.engine === 'native') throw new Error(`${source}: "native" is set but the native engine is not available: ${native.reason}; set engine to "auto" or "js"`);
   return js(`auto: native engine not available: ${native.reason}`, true);
@@ -57,7 +57,7 @@ export async function createEngine(config: Config, sink: EngineSink, log: (line:
       return { engine: await WorkerEngine.start(sink, { workers: choice.workers, log }), choice };
     case 'native': {
       const { NativeEngine } = await import('./native-engine.js');
-      return { engine: new NativeEngine(sink, { log }), choice };
+      return { engine: new NativeEngine(sink, { log, threads: choice.workers }), choice };
     }
     default:
       return { engine: new JsEngine(sink, { log }), choice };

@@ -95,6 +95,11 @@ export class DrainWait {
     }).finally(() => (this.#done = undefined));
   }
 
+  /** True while someone waits (so callers can skip counting otherwise). */
+  get waiting(): boolean {
+    return this.#done !== undefined;
+  }
+
   /** Call when a session ended and `open` sessions remain. */
   settled(open: number): void {
     if (this.#done !== undefined && open === 0) this.#done();

@@ -51,7 +51,8 @@ export interface NativeRouteBackend {
 
 export interface NativeBinding {
   readonly version: string;
-  readonly Engine: new (onEvents: (ev: unknown[]) => void) => NativeEngineHandle;
+  /** `threads`: relay threads (default 1), each with its own SO_REUSEPORT socket per listener. */
+  readonly Engine: new (onEvents: (ev: unknown[]) => void, opts?: { threads?: number }) => NativeEngineHandle;
 }
 
 export type NativeLoad = { ok: true; binding: NativeBinding; path: string } | { ok: false; reason: string };

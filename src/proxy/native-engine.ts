@@ -21,6 +21,7 @@ import type { BackendId, EndReason } from '../core/types.js';
 import { hashString32 } from '../balancers/ip-hash.js';
 import { AcceptErrorLog, Admission, listenError } from './admission.js';
 import { loadNative, type NativeEngineHandle, type NativeRouteTable } from './native-binding.js';
+import { DrainWait, prepareListenerSet } from './listener-set.js';
 import { dec, inc, Router } from './router.js';
 import { describe } from './session.js';
 import type { BoundAddress, Engine, EngineSink, ListenerResult, PreparedListeners, RouteBackend, RoutingTable, SessionInfo, SessionRecord } from './types.js';
@@ -88,6 +89,20 @@ interface Conn {
 
 export interface NativeEngineOptions {
   log?: (line: string) => void;
+  /**
+   * Relay threads in the addon (native/API.md, `threads`): the config's
+   * `workers`; 1 when not given; TCPLB_NATIVE_THREADS overrides.
+   */
+  threads?: number;
+}
+
+/**
+ * TCPLB_NATIVE_THREADS (1..64), when set, overrides the relay thread count
+ * the config asks for (`workers`): for measurements.
+ */
+export function nativeThreadsOverride(): number | undefined {
+  const env = Number(process.env.TCPLB_NATIVE_THREADS);
+  return Number.isInteger(env) && env >= 1 && env <= 64 ? env : undefined;
 }
 
 export class NativeEngine implements Engine {
@@ -110,7 +125,7 @@ export class NativeEngine implements Engine {
    */
   readonly #keys = new Map<BackendId, { key: number; idHash: number }>();
   readonly #byKey: RouteBackend[] = [];
-  #drained: (() => void) | undefined;
+  readonly #drain = new DrainWait();
   /** The relay runs on its own thread: this ref'd timer keeps the process up while anything is open. */
   #keepAlive: NodeJS.Timeout | undefined;
   #disposed = false;
@@ -120,7 +135,7 @@ export class NativeEngine implements Engine {
     if (!native.ok) throw new Error(`native engine not available: ${native.reason}`);
     this.#sink = sink;
     this.#log = opts.log ?? (() => {});
-    this.#h = new native.binding.Engine((ev) => this.#onEvents(ev));
+    this.#h = new native.binding.Engine((ev) => this.#onEvents(ev), { threads: nativeThreadsOverride() ?? Math.min(64, Math.max(1, opts.threads ?? 1)) });
   }
 
   setRoutes(table: RoutingTable): void {
@@ -147,65 +162,39 @@ export class NativeEngine implements Engine {
   }
 
   /** Bind every new or moved listener (not yet accepting: clients wait in the backlog), or none. */
-  async prepareListeners(listeners: readonly ListenerConfig[]): Promise<PreparedListeners> {
-    const key = (c: ListenerConfig): string => `${c.listen.host}|${c.listen.port}`;
-    const byAddr = new Map([...this.#listeners.values()].map((l) => [key(l.cfg), l]));
-    const keep = new Map<string, NListener>();
-    const fresh: NListener[] = [];
-    const failed: ListenerResult[] = [];
-    for (const cfg of listeners) {
-      const same = byAddr.get(key(cfg));
-      if (same !== undefined) {
-        keep.set(cfg.name, same);
-        continue;
-      }
-      const l = new NListener(this.#nextListener++, cfg, this.#log);
-      const r = this.#h.listen(l.id, cfg.listen.host, cfg.listen.port, 4096);
-      if (r.ok) {
-        l.port = r.port;
-        fresh.push(l);
-      } else {
-        failed.push({ name: cfg.name, ok: false, error: listenError(cfg, r.code, `${r.code} (${os.constants.errno[r.code as keyof typeof os.constants.errno] ?? r.errno})`) });
-      }
-    }
-    if (failed.length > 0) {
-      for (const l of fresh) this.#h.closeListener(l.id);
-      return { ok: false, results: failed, commit() {}, abort() {} };
-    }
-    let settled = false;
-    return {
-      ok: true,
-      results: listeners.map((l) => ({ name: l.name, ok: true })),
-      commit: () => {
-        if (settled) return;
-        settled = true;
-        const kept = new Set(keep.values());
-        for (const l of this.#listeners.values()) if (!kept.has(l)) this.#h.closeListener(l.id);
-        this.#listeners = new Map();
-        for (const cfg of listeners) {
-          const l = keep.get(cfg.name) ?? fresh.find((f) => f.cfg === cfg)!;
-          l.admission.update(cfg);
-          this.#listeners.set(cfg.name, l);
-        }
-        this.#pushRoutes();
-        for (const l of fresh) {
+  prepareListeners(listeners: readonly ListenerConfig[]): Promise<PreparedListeners> {
+    return prepareListenerSet(
+      this.#listeners,
+      listeners,
+      {
+        create: (cfg) => new NListener(this.#nextListener++, cfg, this.#log),
+        start: (l) => {
+          const r = this.#h.listen(l.id, l.cfg.listen.host, l.cfg.listen.port, 4096);
+          if (r.ok) {
+            l.port = r.port;
+            return { name: l.cfg.name, ok: true };
+          }
+          const text = `${r.code} (${os.constants.errno[r.code as keyof typeof os.constants.errno] ?? r.errno})`;
+          return { name: l.cfg.name, ok: false, error: listenError(l.cfg, r.code, text) };
+        },
+        stop: (l) => this.#h.closeListener(l.id),
+        activate: (l) => {
           this.#byId.set(l.id, l);
           this.#h.activate(l.id);
-        }
-        if (fresh.length > 0) {
+          // The first turn goes through TS (slow path), so the control plane
+          // has run once for a new listener before the relay thread routes alone.
           setImmediate(() => {
-            for (const l of fresh) l.routable = true;
+            l.routable = true;
             this.#pushRoutes();
           });
-        }
+        },
+      },
+      (set) => {
+        this.#listeners = set;
+        this.#pushRoutes();
         this.#holdProcess();
       },
-      abort: () => {
-        if (settled) return;
-        settled = true;
-        for (const l of fresh) this.#h.closeListener(l.id);
-      },
-    };
+    );
   }
 
   boundAddresses(): ReadonlyMap<string, BoundAddress> {
@@ -257,10 +246,10 @@ export class NativeEngine implements Engine {
 
   async shutdown(timeoutMs: number): Promise<void> {
     this.#closeListeners();
-    await this.#drain(timeoutMs);
+    await this.#drain.wait(() => (this.#idle() ? 0 : 1), timeoutMs);
     this.closeAllNow();
     // Let the killed connections report (access log lines with reason `shutdown`).
-    await this.#drain(1000);
+    await this.#drain.wait(() => (this.#idle() ? 0 : 1), 1000);
     this.dispose();
   }
 
@@ -355,18 +344,6 @@ export class NativeEngine implements Engine {
    */
   #idle(): boolean {
     return this.#conns.size === 0 && (this.#disposed || this.#h.counts().connections === 0);
-  }
-
-  #drain(ms: number): Promise<void> {
-    if (this.#idle()) return Promise.resolve();
-    return new Promise<void>((resolve) => {
-      const t = setTimeout(done, ms);
-      this.#drained = done;
-      function done(): void {
-        clearTimeout(t);
-        resolve();
-      }
-    }).finally(() => (this.#drained = undefined));
   }
 
   /* ---------- events from the relay thread ---------- */
@@ -542,6 +519,6 @@ export class NativeEngine implements Engine {
       detail: c.detail,
     };
     this.#sink.sessionClosed(rec);
-    if (this.#drained !== undefined && this.#idle()) this.#drained();
+    if (this.#drain.waiting) this.#drain.settled(this.#idle() ? 0 : 1);
   }
 }

@@ -82,7 +82,9 @@ interface Routed {
 class Rig {
   readonly h: NativeEngineHandle;
   readonly routed = new Map<number, Routed>(); // by client port
-  readonly plain = new Set<number>(); // client ports that came as plain ACCEPT
+  readonly plain = new Map<number, number>(); // client port -> connId, for clients that came as plain ACCEPT
+  /** The highest connId seen: client ports are reused, so open() only takes an accept newer than its start. */
+  lastConnId = 0;
   readonly connected = new Set<number>();
   readonly closed = new Set<number>();
   port = 0;
@@ -97,8 +99,9 @@ class Rig {
       const type = ev[i] as number;
       const size = [0, 7, 2, 3, 7, 3, 8][type]!;
       const connId = ev[i + 1] as number;
+      if (type === 1 || type === 6) this.lastConnId = Math.max(this.lastConnId, connId);
       if (type === 1) {
-        this.plain.add(ev[i + 4] as number);
+        this.plain.set(ev[i + 4] as number, connId);
         this.h.reject(connId);
       }
       if (type === 6) this.routed.set(ev[i + 4] as number, { connId, key: ev[i + 7] as number });
@@ -117,11 +120,14 @@ class Rig {
 
   /** Opens a client from `from`; resolves with the socket and its routed key (-1: came as ACCEPT). */
   async open(from = '127.0.0.1'): Promise<{ sock: net.Socket; key: number; connId: number }> {
+    const floor = this.lastConnId; // the engine has one thread here: connIds only grow
     const sock = await connect(this.port, '127.0.0.1', from);
     sock.on('error', () => {});
     const lp = sock.localPort!;
-    await waitFor(() => this.routed.has(lp) || this.plain.has(lp), 3000, 'accept event');
-    const r = this.routed.get(lp);
+    const fresh = (): 'routed' | 'plain' | undefined =>
+      (this.routed.get(lp)?.connId ?? 0) > floor ? 'routed' : (this.plain.get(lp) ?? 0) > floor ? 'plain' : undefined;
+    await waitFor(() => fresh() !== undefined, 3000, 'accept event');
+    const r = fresh() === 'routed' ? this.routed.get(lp) : undefined;
     if (r === undefined) return { sock, key: -1, connId: 0 };
     await waitFor(() => this.connected.has(r.connId) || this.closed.has(r.connId), 3000, 'CONNECTED');
     return { sock, key: r.key, connId: r.connId };

@@ -7,7 +7,7 @@ import net from 'node:net';
 import type { ListenerConfig } from '../config/types.js';
 import type { BackendId, EndReason } from '../core/types.js';
 import { AcceptErrorLog, Admission, listenError } from './admission.js';
-import { DrainWait, prepareListenerSet } from './listener-set.js';
+import { applyListeners, DrainWait, prepareListenerSet } from './listener-set.js';
 import { dec, inc, Router } from './router.js';
 import { Session, type SessionHost } from './session.js';
 import type { BoundAddress, Engine, EngineSink, ListenerResult, PreparedListeners, RouteBackend, RoutingTable, SessionInfo, SessionRecord } from './types.js';
@@ -167,12 +167,8 @@ export class JsEngine implements Engine {
    * socket. `setListeners` runs both, with `beforeCommit` (the control plane
    * installs the new routes) in between.
    */
-  async setListeners(listeners: readonly ListenerConfig[], beforeCommit?: () => void): Promise<ListenerResult[]> {
-    const p = await this.prepareListeners(listeners);
-    if (!p.ok) return p.results;
-    beforeCommit?.();
-    p.commit();
-    return p.results;
+  setListeners(listeners: readonly ListenerConfig[], beforeCommit?: () => void): Promise<ListenerResult[]> {
+    return applyListeners(this, listeners, beforeCommit);
   }
 
   prepareListeners(listeners: readonly ListenerConfig[]): Promise<PreparedListeners> {

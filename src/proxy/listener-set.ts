@@ -78,6 +78,23 @@ export async function prepareListenerSet<L extends EngineListener>(
   };
 }
 
+/**
+ * `Engine.setListeners` for an engine with two-phase `prepareListeners`:
+ * bind, run `beforeCommit` (the control plane installs the new routes),
+ * commit. All or nothing.
+ */
+export async function applyListeners(
+  engine: { prepareListeners(l: readonly ListenerConfig[]): Promise<PreparedListeners> },
+  listeners: readonly ListenerConfig[],
+  beforeCommit?: () => void,
+): Promise<ListenerResult[]> {
+  const p = await engine.prepareListeners(listeners);
+  if (!p.ok) return p.results;
+  beforeCommit?.();
+  p.commit();
+  return p.results;
+}
+
 /** Resolves waits once the open-session count reaches zero, or at their time limit. */
 export class DrainWait {
   #done: (() => void) | undefined;

@@ -21,7 +21,7 @@ import type { BackendId, EndReason } from '../core/types.js';
 import { hashString32 } from '../balancers/ip-hash.js';
 import { AcceptErrorLog, Admission, listenError } from './admission.js';
 import { loadNative, type NativeEngineHandle, type NativeRouteTable } from './native-binding.js';
-import { DrainWait, prepareListenerSet } from './listener-set.js';
+import { applyListeners, DrainWait, prepareListenerSet } from './listener-set.js';
 import { dec, inc, Router } from './router.js';
 import { describe } from './session.js';
 import type { BoundAddress, Engine, EngineSink, ListenerResult, PreparedListeners, RouteBackend, RoutingTable, SessionInfo, SessionRecord } from './types.js';
@@ -153,12 +153,8 @@ export class NativeEngine implements Engine {
     this.#pushRoutes();
   }
 
-  async setListeners(listeners: readonly ListenerConfig[], beforeCommit?: () => void): Promise<ListenerResult[]> {
-    const p = await this.prepareListeners(listeners);
-    if (!p.ok) return p.results;
-    beforeCommit?.();
-    p.commit();
-    return p.results;
+  setListeners(listeners: readonly ListenerConfig[], beforeCommit?: () => void): Promise<ListenerResult[]> {
+    return applyListeners(this, listeners, beforeCommit);
   }
 
   /** Bind every new or moved listener (not yet accepting: clients wait in the backlog), or none. */

@@ -158,14 +158,16 @@ async function main(cmd: Command): Promise<number> {
     case 'check': {
       const config = await load(cmd.config);
       if (config === undefined) return 1;
-      process.stdout.write(summarize(config) + '\n');
+      // The engine is part of the verdict: `engine: "native"` without the addon would not start.
       const { chooseEngine } = await import('../proxy/create-engine.js');
+      let engine: string;
       try {
-        process.stdout.write(`engine:   would run ${chooseEngine(config).why}\n`);
+        engine = chooseEngine(config).why;
       } catch (err) {
         process.stderr.write(`${path.relative(process.cwd(), config.file) || config.file}: ${(err as Error).message}\n`);
         return 1;
       }
+      process.stdout.write(`${summarize(config)}\nengine:   would run ${engine}\n`);
       return 0;
     }
     case 'run': {

@@ -261,3 +261,20 @@ test('SIGUSR1 reopens the access log file after logrotate moved it', async (t) =
   run.child.kill('SIGTERM');
   assert.equal(await run.exited, 0);
 });
+
+test('--check names the engine that would run; engine "native" without the addon is refused with the reason', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tcplb-engine-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'config.json5');
+  const text = (engine: string): string => `{ engine: "${engine}", listeners: [{ listen: "127.0.0.1:1", upstream: "u" }], upstreams: { u: { servers: ["127.0.0.1:2"] } } }`;
+  const env = { ...process.env, TCPLB_NO_NATIVE: '1', TCPLB_ENGINE: '' };
+  fs.writeFileSync(file, text('auto'));
+  const auto = await runCli(['--check', '-c', file], { env });
+  assert.equal(auto.code, 0);
+  assert.match(auto.stdout, /^engine: +would run js \(auto: native engine not available: disabled by TCPLB_NO_NATIVE=1\)$/m);
+  fs.writeFileSync(file, text('native'));
+  const native = await runCli(['--check', '-c', file], { env });
+  assert.equal(native.code, 1);
+  assert.equal(native.stdout, '', 'no summary for a config that would not start');
+  assert.match(native.stderr, /engine: "native" is set but the native engine is not available: disabled by TCPLB_NO_NATIVE=1; set engine to "auto" or "js"/);
+});

@@ -22,7 +22,12 @@ cat >"$dir/config.json5" <<CFG
 CFG
 nginx -c "$dir/nginx.conf" -p "$dir" & ngx=$!
 tsock="tcplb-overhead-$$"
-cleanup() { kill "$ngx" 2>/dev/null || true; tmux -L "$tsock" kill-server 2>/dev/null || true; [ -n "${lb:-}" ] && kill "$lb" 2>/dev/null || true; rm -rf "$dir"; }
+cleanup() {
+  kill "$ngx" 2>/dev/null || true
+  # The console keeps serving headless when its terminal goes away (by design),
+  # so the pane's tcplb is stopped by its PID before the tmux server goes.
+  [ -n "${pane:-}" ] && kill "$pane" 2>/dev/null || true
+  tmux -L "$tsock" kill-server 2>/dev/null || true; [ -n "${lb:-}" ] && kill "$lb" 2>/dev/null || true; rm -rf "$dir"; }
 trap cleanup EXIT
 sleep 1
 median() {
@@ -32,7 +37,8 @@ median() {
 }
 node dist/src/cli/main.js --headless -c "$dir/config.json5" 2>/dev/null & lb=$!
 sleep 1.5; headless=$(median); kill "$lb"; wait "$lb" 2>/dev/null || true; lb=
-tmux -L "$tsock" new-session -d -s c -x 80 -y 24 "node $PWD/dist/src/cli/main.js -c $dir/config.json5"
+tmux -L "$tsock" new-session -d -s c -x 80 -y 24 "exec node $PWD/dist/src/cli/main.js -c $dir/config.json5"
+pane=$(tmux -L "$tsock" display-message -p -t c '#{pane_pid}')
 sleep 2.5; console=$(median)
 tmux -L "$tsock" capture-pane -p -t c | head -3
 echo "connection rate, median of $runs x ${secs}s: headless $headless req/s, with console $console req/s, ratio $(awk -v a="$console" -v b="$headless" 'BEGIN {printf "%.2f", a/b}')"

@@ -23,7 +23,7 @@ import { AcceptErrorLog, Admission, listenError } from './admission.js';
 import { loadNative, type NativeEngineHandle, type NativeRouteTable } from './native-binding.js';
 import { applyListeners, DrainWait, prepareListenerSet } from './listener-set.js';
 import { dec, inc, Router } from './router.js';
-import { describe } from './session.js';
+import { describe, LOCAL_ERRORS } from './session.js';
 import type { BoundAddress, Engine, EngineSink, ListenerResult, PreparedListeners, RouteBackend, RoutingTable, SessionInfo, SessionRecord } from './types.js';
 
 const EV_ACCEPT = 1;
@@ -40,8 +40,6 @@ const HOW_IDLE = 1;
 const HOW_KILLED = 2;
 const HOW_ERROR = 3;
 
-/** Connect errors that are about this host, not the backend (as in session.ts). */
-const LOCAL_ERRORS = new Set(['EMFILE', 'ENFILE', 'ENOBUFS', 'ENOMEM']);
 
 const ERRNO_NAMES = new Map<number, string>(Object.entries(os.constants.errno).map(([name, n]) => [n, name]));
 const errnoName = (n: number): string => ERRNO_NAMES.get(n) ?? `errno ${n}`;

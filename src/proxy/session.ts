@@ -26,7 +26,7 @@ export interface SessionHost {
 let nextId = 1;
 
 /** Connect errors that are about this host, not the backend. */
-const LOCAL_ERRORS = new Set(['EMFILE', 'ENFILE', 'ENOBUFS', 'ENOMEM']);
+export const LOCAL_ERRORS: ReadonlySet<string> = new Set(['EMFILE', 'ENFILE', 'ENOBUFS', 'ENOMEM']);
 
 export class Session {
   readonly id = nextId++;

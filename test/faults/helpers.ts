@@ -408,32 +408,39 @@ export interface NodeChild {
   stderr(): string;
 }
 
-export function nodeChild(script: string, args: string[]): NodeChild {
-  const child = spawn(process.execPath, ['--input-type=module', '-e', script, '--', ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
-  const queue: Record<string, unknown>[] = [];
-  const waiters: { pred: (m: Record<string, unknown>) => boolean; resolve: (m: Record<string, unknown>) => void }[] = [];
+/** Calls `onMessage` for every line of `stream` that parses as a JSON object (other lines are ignored). */
+export function onJsonLines(stream: NodeJS.ReadableStream, onMessage: (m: Record<string, unknown>) => void): void {
   let buf = '';
-  let err = '';
-  child.stderr!.on('data', (d: Buffer) => {
-    if (err.length < 65536) err += d.toString();
-  });
-  child.stdin!.on('error', () => {});
-  child.stdout!.on('data', (d: Buffer) => {
+  stream.on('data', (d: Buffer) => {
     buf += d.toString();
     let i: number;
     while ((i = buf.indexOf('\n')) >= 0) {
       const line = buf.slice(0, i);
       buf = buf.slice(i + 1);
-      let m: Record<string, unknown>;
+      let m: unknown;
       try {
-        m = JSON.parse(line) as Record<string, unknown>;
+        m = JSON.parse(line);
       } catch {
         continue;
       }
-      const w = waiters.findIndex((x) => x.pred(m));
-      if (w >= 0) waiters.splice(w, 1)[0]!.resolve(m);
-      else queue.push(m);
+      if (m !== null && typeof m === 'object') onMessage(m as Record<string, unknown>);
     }
+  });
+}
+
+export function nodeChild(script: string, args: string[]): NodeChild {
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script, '--', ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const queue: Record<string, unknown>[] = [];
+  const waiters: { pred: (m: Record<string, unknown>) => boolean; resolve: (m: Record<string, unknown>) => void }[] = [];
+  let err = '';
+  child.stderr!.on('data', (d: Buffer) => {
+    if (err.length < 65536) err += d.toString();
+  });
+  child.stdin!.on('error', () => {});
+  onJsonLines(child.stdout!, (m) => {
+    const w = waiters.findIndex((x) => x.pred(m));
+    if (w >= 0) waiters.splice(w, 1)[0]!.resolve(m);
+    else queue.push(m);
   });
   const exited = new Promise<void>((r) => child.on('close', () => r()));
   return {

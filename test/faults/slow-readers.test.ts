@@ -38,7 +38,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { ROOT } from '../helpers/cli.js';
 import { freePort } from '../helpers/net.js';
-import { tcpMemMB, tcpMemLimitsMB, backendReport, lo, matchesPattern, mb, patternBlock, PATTERN_SIZE, RssSampler, sleep, startBackend, startProxy, tmpDir, writeConfig } from './helpers.js';
+import { onJsonLines, tcpMemMB, tcpMemLimitsMB, backendReport, lo, matchesPattern, mb, patternBlock, PATTERN_SIZE, RssSampler, sleep, startBackend, startProxy, tmpDir, writeConfig } from './helpers.js';
 
 const HOST = lo(52);
 const OFFER = 20 * 1024 * 1024;
@@ -86,24 +86,11 @@ function slowCrowd(port: number): {
   });
   const waiting = new Map<string, (m: Record<string, unknown>) => void>();
   const seen = new Map<string, Record<string, unknown>>();
-  let buf = '';
-  child.stdout.on('data', (d: Buffer) => {
-    buf += d.toString();
-    let i: number;
-    while ((i = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, i);
-      buf = buf.slice(i + 1);
-      let m: Record<string, unknown>;
-      try {
-        m = JSON.parse(line) as Record<string, unknown>;
-      } catch {
-        continue;
-      }
-      for (const k of ['ready', 'started', 'done']) {
-        if (m[k] !== true) continue;
-        seen.set(k, m);
-        waiting.get(k)?.(m);
-      }
+  onJsonLines(child.stdout, (m) => {
+    for (const k of ['ready', 'started', 'done']) {
+      if (m[k] !== true) continue;
+      seen.set(k, m);
+      waiting.get(k)?.(m);
     }
   });
   const exited = new Promise<string>((r) => {

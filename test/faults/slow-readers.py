@@ -9,7 +9,7 @@ Usage: python3 slow-readers.py HOST PORT LOCALS COUNT RATE FOR_MS RCVBUF SEED BL
 
 Opens COUNT connections, 20 every 100 ms (as the Node readers did). Each one
 sends "S" (names it a slow reader in the backend's report), then reads at
-most 2 KiB, waits as long as RATE takes for that many bytes, reads again...
+most 8 KiB, waits as long as RATE takes for that many bytes, reads again...
 and checks every byte against the backend's pattern stream
 (stream[i] = block[i % BLOCK_SIZE], block from the LCG of patternBlock in
 helpers.ts). After FOR_MS the connection is closed (with unread data: a reset,
@@ -32,7 +32,7 @@ import time
 
 BATCH = 20
 BATCH_GAP = 0.1
-READ_MAX = 2048
+READ_MAX = 8192
 
 
 def pattern_block(seed, size):
@@ -62,7 +62,7 @@ def main():
     for_s = int(for_ms) / 1000
     local_addrs = locals_.split(",")
     block = pattern_block(seed, size)
-    block2 = block + block  # a read (<= 2 KiB) starting anywhere in the block is one slice of this
+    block2 = block + block  # a read (<= 8 KiB) starting anywhere in the block is one slice of this
 
     sel = selectors.DefaultSelector()
     conns = []  # per connection: dict(sock, off, ok, error, done, stop_at, state)

@@ -28,6 +28,23 @@ let nextId = 1;
 /** Connect errors that are about this host, not the backend. */
 export const LOCAL_ERRORS: ReadonlySet<string> = new Set(['EMFILE', 'ENFILE', 'ENOBUFS', 'ENOMEM']);
 
+/** The session a socket belongs to (set on both sockets, so event handlers can be shared functions). */
+const SESSION = Symbol('tcplb.session');
+type Tagged = net.Socket & { [SESSION]?: Session };
+
+/*
+ * Reads from backends land in one shared buffer (net's `onread`), skipping
+ * the stream machinery and the 64 KiB allocation a 'data' event costs per
+ * read. The bytes are copied out before socket.write(): a write the kernel
+ * does not take at once keeps a reference to what it was given, and every
+ * socket reads into the buffer it was handed after its previous read, so a
+ * shared buffer cannot be handed over to a queued write. (Measured: handing
+ * the buffer to the write and swapping in a fresh one when the write queued
+ * corrupted streams: other sockets still held the old one for their next read.)
+ */
+const READ_SIZE = 64 * 1024;
+const readBuffer = Buffer.allocUnsafe(READ_SIZE);
+
 export class Session {
   readonly id = nextId++;
   readonly start = Date.now();
@@ -40,28 +57,27 @@ export class Session {
   bytesOut = 0;
   lastActive = Date.now();
   #host: SessionHost;
-  #client: net.Socket;
-  #upstream: net.Socket | undefined;
+  #client: Tagged;
+  #upstream: Tagged | undefined;
   #tried = new Set<BackendId>();
   #reason: EndReason | undefined;
   #detail = '';
   #done = false;
   #clientClosed = false;
   #upstreamClosed = true;
+  #connected = false;
   #connectTimer: NodeJS.Timeout | undefined;
 
   constructor(host: SessionHost, client: net.Socket) {
     this.#host = host;
     this.acceptedOn = host.listenerName;
     this.#client = client;
+    (client as Tagged)[SESSION] = this;
     this.clientIp = client.remoteAddress ?? '';
     this.clientPort = client.remotePort ?? 0;
     client.setNoDelay(true);
-    client.on('error', (err: NodeJS.ErrnoException) => this.#onError('client', err));
-    client.on('close', () => {
-      this.#clientClosed = true;
-      this.#onClose('client');
-    });
+    client.on('error', Session.#onClientError);
+    client.on('close', Session.#onClientClose);
   }
 
   /** True once the session has finished (its record was reported). */
@@ -93,6 +109,107 @@ export class Session {
     this.#client.destroy();
   }
 
+  /*
+   * Event handlers are shared by every session (`this` is the socket, its
+   * session hangs off it): no closures per connection.
+   */
+
+  static #onClientError(this: Tagged, err: NodeJS.ErrnoException): void {
+    this[SESSION]!.#onError('client', err);
+  }
+
+  static #onClientClose(this: Tagged): void {
+    const s = this[SESSION]!;
+    s.#clientClosed = true;
+    s.#onClose('client');
+  }
+
+  static #onClientData(this: Tagged, chunk: Buffer): void {
+    const s = this[SESSION]!;
+    s.bytesIn += chunk.length;
+    s.lastActive = Date.now();
+    if (!s.#upstream!.write(chunk)) this.pause();
+  }
+
+  static #onClientDrain(this: Tagged): void {
+    this[SESSION]!.#upstream!.resume();
+  }
+
+  /** Half-close: a FIN from one side becomes a FIN to the other; the other direction keeps flowing. */
+  static #onClientEnd(this: Tagged): void {
+    this[SESSION]!.#upstream!.end();
+  }
+
+  /** `onread` callback of the backend socket; returning false pauses it until the client drains. */
+  static #onUpstreamRead(this: Tagged, nread: number, buf: Buffer): boolean {
+    const s = this[SESSION]!;
+    s.bytesOut += nread;
+    s.lastActive = Date.now();
+    const chunk = Buffer.allocUnsafe(nread);
+    buf.copy(chunk, 0, 0, nread);
+    return s.#client.write(chunk);
+  }
+
+  static #onUpstreamDrain(this: Tagged): void {
+    this[SESSION]!.#client.resume();
+  }
+
+  static #onUpstreamEnd(this: Tagged): void {
+    this[SESSION]!.#client.end();
+  }
+
+  static #onUpstreamConnect(this: Tagged): void {
+    const s = this[SESSION]!;
+    if (this !== s.#upstream) return;
+    s.#connected = true;
+    clearTimeout(s.#connectTimer);
+    s.#connectTimer = undefined;
+    s.#host.connectOk(s.backend!);
+    if (s.#clientClosed) {
+      this.destroy();
+      return;
+    }
+    s.#relay(this);
+  }
+
+  static #onUpstreamError(this: Tagged, err: NodeJS.ErrnoException): void {
+    const s = this[SESSION]!;
+    if (this !== s.#upstream) return;
+    if (!s.#connected) {
+      clearTimeout(s.#connectTimer);
+      s.#connectTimer = undefined;
+      if (LOCAL_ERRORS.has(err.code ?? '')) {
+        // Out of descriptors here: every backend would fail the same way, and
+        // none of them should be blamed (passive health) for it.
+        s.#reason = 'connect_failed';
+        s.#detail = `${err.code} (local)`;
+        s.#host.localError(err);
+        return;
+      }
+      s.#host.connectFailed(s.backend!, describe(err));
+      return; // 'close' follows and moves on to the next backend
+    }
+    s.#onError('backend', err);
+  }
+
+  static #onUpstreamClose(this: Tagged): void {
+    const s = this[SESSION]!;
+    if (this !== s.#upstream) return;
+    s.#upstreamClosed = true;
+    if (!s.#connected) {
+      if (s.#clientClosed) s.#finish();
+      else if (s.#reason === undefined) s.#dial();
+      else s.#client.destroy();
+      return;
+    }
+    s.#onClose('backend');
+  }
+
+  static #onConnectTimeout(s: Session): void {
+    s.#connectTimer = undefined;
+    s.#upstream?.destroy(Object.assign(new Error(`connect timeout after ${s.#host.connectTimeoutMs} ms`), { code: 'ETIMEDOUT' }));
+  }
+
   #dial(): void {
     const b = this.#host.next(this.clientIp, this.#tried);
     if (b === undefined) {
@@ -103,74 +220,32 @@ export class Session {
     }
     this.#tried.add(b.id);
     this.backend = b;
-    const up = net.connect({ host: b.host, port: b.port, allowHalfOpen: true, noDelay: true });
+    this.#connected = false;
+    const up: Tagged = net.connect({
+      host: b.host,
+      port: b.port,
+      allowHalfOpen: true,
+      noDelay: true,
+      onread: { buffer: readBuffer, callback: Session.#onUpstreamRead as (n: number, buf: Uint8Array) => boolean },
+    });
+    up[SESSION] = this;
     this.#upstream = up;
     this.#upstreamClosed = false;
-    let connected = false;
-    this.#connectTimer = setTimeout(() => {
-      this.#connectTimer = undefined;
-      up.destroy(Object.assign(new Error(`connect timeout after ${this.#host.connectTimeoutMs} ms`), { code: 'ETIMEDOUT' }));
-    }, this.#host.connectTimeoutMs);
-    up.once('connect', () => {
-      connected = true;
-      clearTimeout(this.#connectTimer);
-      this.#connectTimer = undefined;
-      this.#host.connectOk(b);
-      if (this.#clientClosed) {
-        up.destroy();
-        return;
-      }
-      this.#relay(up);
-    });
-    up.on('error', (err: NodeJS.ErrnoException) => {
-      if (!connected) {
-        clearTimeout(this.#connectTimer);
-        this.#connectTimer = undefined;
-        if (LOCAL_ERRORS.has(err.code ?? '')) {
-          // Out of descriptors here: every backend would fail the same way, and
-          // none of them should be blamed (passive health) for it.
-          this.#reason = 'connect_failed';
-          this.#detail = `${err.code} (local)`;
-          this.#host.localError(err);
-          return;
-        }
-        this.#host.connectFailed(b, describe(err));
-        return; // 'close' follows and moves on to the next backend
-      }
-      this.#onError('backend', err);
-    });
-    up.on('close', () => {
-      this.#upstreamClosed = true;
-      if (!connected) {
-        if (this.#clientClosed) this.#finish();
-        else if (this.#reason === undefined) this.#dial();
-        else this.#client.destroy();
-        return;
-      }
-      this.#onClose('backend');
-    });
+    this.#connectTimer = setTimeout(Session.#onConnectTimeout, this.#host.connectTimeoutMs, this);
+    up.once('connect', Session.#onUpstreamConnect);
+    up.on('error', Session.#onUpstreamError);
+    up.on('close', Session.#onUpstreamClose);
   }
 
-  #relay(up: net.Socket): void {
+  #relay(up: Tagged): void {
     const client = this.#client;
     const pre = this.#host.preamble(client);
     if (pre !== undefined) up.write(pre);
-    client.on('data', (chunk: Buffer) => {
-      this.bytesIn += chunk.length;
-      this.lastActive = Date.now();
-      if (!up.write(chunk)) client.pause();
-    });
-    up.on('data', (chunk: Buffer) => {
-      this.bytesOut += chunk.length;
-      this.lastActive = Date.now();
-      if (!client.write(chunk)) up.pause();
-    });
-    up.on('drain', () => client.resume());
-    client.on('drain', () => up.resume());
-    // Half-close: a FIN from one side becomes a FIN to the other; the other
-    // direction keeps flowing until its own end.
-    client.on('end', () => up.end());
-    up.on('end', () => client.end());
+    client.on('data', Session.#onClientData);
+    up.on('drain', Session.#onUpstreamDrain);
+    client.on('drain', Session.#onClientDrain);
+    client.on('end', Session.#onClientEnd);
+    up.on('end', Session.#onUpstreamEnd);
     client.resume();
   }
 

@@ -6,7 +6,10 @@
 # the proxy's CPU (utime+stime of the process and its children, from /proc)
 # over the run is divided by the requests wrk completed. Median of RUNS.
 # Peers: HAProxy (nbthread 2), nginx stream (2 workers), tcplb native, js,
-# js with 2 workers. Needs nginx + libnginx-mod-stream, haproxy, wrk
+# js with 2 workers, and the floor of a Node relay with no policy at all
+# (bench/node-floor.mjs: `pipe`, socket.pipe() both ways; `tuned`, the
+# JavaScript engine's relay technique alone). KEEPALIVE=1: persistent
+# connections instead, so the figure is CPU per request relayed. Needs nginx + libnginx-mod-stream, haproxy, wrk
 # (bash .ci/install-deps.sh). Loopback only; stops what it started, by PID.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -61,6 +64,8 @@ ticks() { # CPU ticks of a process and its children
   echo "$t"
 }
 hz=$(getconf CLK_TCK)
+close_hdr=(-H 'Connection: close') unit=connection
+if [ "${KEEPALIVE:-0}" = 1 ]; then close_hdr=() unit=request; fi
 
 measure() { # name, command...
   local name=$1; shift
@@ -69,13 +74,13 @@ measure() { # name, command...
   local vals=()
   for _ in $(seq "$runs"); do
     local c0; c0=$(ticks "$pid")
-    local reqs; reqs=$(wrk -t1 -c50 -d"${secs}s" -H 'Connection: close' "http://127.0.0.1:$lb/" 2>/dev/null | awk '/requests in/ {print $1}')
+    local reqs; reqs=$(wrk -t1 -c50 -d"${secs}s" "${close_hdr[@]}" "http://127.0.0.1:$lb/" 2>/dev/null | awk '/requests in/ {print $1}')
     local c1; c1=$(ticks "$pid")
     vals+=("$(awk -v c=$((c1 - c0)) -v r="$reqs" -v hz="$hz" 'BEGIN { printf "%.0f", c / hz * 1e6 / r }')")
   done
   kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
   sleep 0.5
-  printf '%-14s %s us of CPU per connection (runs: %s)\n' "$name" "$(printf '%s\n' "${vals[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')" "${vals[*]}"
+  printf "%-14s %s us of CPU per $unit (runs: %s)\n" "$name" "$(printf '%s\n' "${vals[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')" "${vals[*]}"
 }
 
 sleep 1
@@ -84,3 +89,5 @@ command -v haproxy >/dev/null && measure haproxy haproxy -db -f "$dir/haproxy.cf
 TCPLB_ENGINE= measure tcplb-native node dist/src/cli/main.js --headless -c "$(tcplb_cfg native 1)"
 TCPLB_ENGINE= measure tcplb-js node dist/src/cli/main.js --headless -c "$(tcplb_cfg js 1)"
 TCPLB_ENGINE= measure tcplb-js2 node dist/src/cli/main.js --headless -c "$(tcplb_cfg js 2)"
+measure node-pipe node bench/node-floor.mjs pipe "127.0.0.1:$lb" "127.0.0.2:$be"
+measure node-tuned node bench/node-floor.mjs tuned "127.0.0.1:$lb" "127.0.0.2:$be"

@@ -38,6 +38,8 @@ class Listener implements SessionHost {
   }
 
   preamble(client: net.Socket): Buffer | undefined {
+    // Only a listener that sends PROXY headers needs the addresses (getsockname/getpeername).
+    if (this.admission.cfg.proxyProtocol === false) return undefined;
     return this.admission.preamble({
       srcAddr: client.remoteAddress ?? '',
       srcPort: client.remotePort ?? 0,

@@ -4,7 +4,8 @@
 # busy host than req/s. wrk (1 thread, 50 connections, `Connection: close`,
 # 100-byte answers from a private nginx) runs against each proxy for SECS;
 # the proxy's CPU (utime+stime of the process and its children, from /proc)
-# over the run is divided by the requests wrk completed. Median of RUNS.
+# over the run is divided by the requests wrk completed. Median of RUNS,
+# with the median request rate beside it.
 # Peers: HAProxy (nbthread 2), nginx stream (2 workers), tcplb native, js,
 # js with 2 workers, and the floor of a Node relay with no policy at all
 # (bench/node-floor.mjs: `pipe`, socket.pipe() both ways; `tuned`, the
@@ -71,16 +72,19 @@ measure() { # name, command...
   local name=$1; shift
   "$@" >"$dir/$name.out" 2>&1 & local pid=$!
   sleep 1.5
-  local vals=()
+  local vals=() rates=()
   for _ in $(seq "$runs"); do
     local c0; c0=$(ticks "$pid")
-    local reqs; reqs=$(wrk -t1 -c50 -d"${secs}s" "${close_hdr[@]}" "http://127.0.0.1:$lb/" 2>/dev/null | awk '/requests in/ {print $1}')
+    local out; out=$(wrk -t1 -c50 -d"${secs}s" "${close_hdr[@]}" "http://127.0.0.1:$lb/" 2>/dev/null)
     local c1; c1=$(ticks "$pid")
+    local reqs; reqs=$(awk '/requests in/ {print $1}' <<<"$out")
     vals+=("$(awk -v c=$((c1 - c0)) -v r="$reqs" -v hz="$hz" 'BEGIN { printf "%.0f", c / hz * 1e6 / r }')")
+    rates+=("$(awk '/Requests\/sec/ {printf "%.0f", $2}' <<<"$out")")
   done
   kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
   sleep 0.5
-  printf "%-14s %s us of CPU per $unit (runs: %s)\n" "$name" "$(printf '%s\n' "${vals[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')" "${vals[*]}"
+  med() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+  printf "%-14s %4s us of CPU per $unit (runs: %s); %6s req/s\n" "$name" "$(med "${vals[@]}")" "${vals[*]}" "$(med "${rates[@]}")"
 }
 
 sleep 1

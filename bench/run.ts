@@ -48,7 +48,9 @@ const USAGE = `Usage: npm run bench -- [options]      (or: node dist/bench/run.j
   --peers LIST       columns to run, comma-separated, from:
                      direct,nginx,haproxy,tcplb-js,tcplb-js2,tcplb-native (tcplb = tcplb-js)
                      tcplb-js: engine "js", workers 1; tcplb-js2: engine "js", workers 2;
-                     tcplb-native: engine "native" (n/a with the reason when it is not built)
+                     tcplb-native: engine "native" (n/a with the reason when it is not built);
+                     and their features-on twins tcplb-js+f, tcplb-js2+f, tcplb-native+f
+                     (a with/without pair in one run gives what the features cost per engine)
   --out FILE         write the Markdown report there (default: docs/benchmarks.md for a full run;
                      --quick writes nothing unless --out is given)
   --no-write         print the table only
@@ -112,7 +114,7 @@ function options(argv: string[]): Options {
       .map((s) => s.trim())
       .filter(Boolean)
       .map((s) => (s === 'tcplb' ? 'tcplb-js' : s)); // the old single column
-    const choosable: readonly string[] = ['direct', 'nginx', 'haproxy', ...TCPLB_ENGINES];
+    const choosable: readonly string[] = PEERS;
     const bad = names.filter((p) => !choosable.includes(p));
     if (bad.length > 0 || names.length === 0) {
       process.stderr.write(`--peers: unknown ${bad.join(', ') || '(empty)'} (choose from ${choosable.join(',')}; tcplb = tcplb-js; --features-column adds a +f column)\n`);

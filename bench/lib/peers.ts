@@ -9,7 +9,7 @@ import path from 'node:path';
 import { httpGet, freePort, waitListening } from './net.js';
 import { processTree, run, sleep, start, stop, type Proc } from './proc.js';
 
-export const PEERS = ['direct', 'nginx', 'haproxy', 'tcplb-js', 'tcplb-js2', 'tcplb-native', 'tcplb-js2+f', 'tcplb-native+f'] as const;
+export const PEERS = ['direct', 'nginx', 'haproxy', 'tcplb-js', 'tcplb-js2', 'tcplb-native', 'tcplb-js+f', 'tcplb-js2+f', 'tcplb-native+f'] as const;
 export type PeerName = (typeof PEERS)[number];
 export type TcplbPeer = Extract<PeerName, `tcplb-${string}`>;
 
@@ -28,6 +28,7 @@ export const TCPLB: Record<TcplbPeer, TcplbSpec> = {
   'tcplb-js': { engine: 'js', workers: 1, features: false, short: 'js' },
   'tcplb-js2': { engine: 'js', workers: 2, features: false, short: 'js2' },
   'tcplb-native': { engine: 'native', workers: 'auto', features: false, short: 'native' },
+  'tcplb-js+f': { engine: 'js', workers: 1, features: true, short: 'js+f' },
   'tcplb-js2+f': { engine: 'js', workers: 2, features: true, short: 'js2+f' },
   'tcplb-native+f': { engine: 'native', workers: 'auto', features: true, short: 'native+f' },
 };
@@ -110,6 +111,7 @@ export const PEER_TEMPLATES: Record<Exclude<PeerName, 'direct'>, string> = {
   'tcplb-js': 'tcplb.json5',
   'tcplb-js2': 'tcplb.json5',
   'tcplb-native': 'tcplb.json5',
+  'tcplb-js+f': 'tcplb.json5',
   'tcplb-js2+f': 'tcplb.json5',
   'tcplb-native+f': 'tcplb.json5',
 };

@@ -74,7 +74,9 @@ tcplb-native (tcplb-js2 when the native engine is not built) only, one
 second on every upstream on in *every* tcplb column (the table's header line
 says so), \`--features-column\` instead adds one extra column with them on
 (\`tcplb-native+f\`, or \`tcplb-js2+f\` without the native engine), \`--peers\`
-picks columns, \`--help\` lists the rest.
+picks columns (each engine column has a features-on twin, \`tcplb-js+f\`,
+\`tcplb-js2+f\`, \`tcplb-native+f\`: a pair in one run is what the features
+cost), \`--help\` lists the rest.
 
 **Read the numbers as ratios, not as capacity.** The load generator, the proxy
 and the backends share the same ${d.machine.cores?.replace(/ \(nproc\)/, '') ?? '?'} cores, so a proxy

@@ -1,12 +1,20 @@
 /**
  * Watch the config file with chokidar and call `onChange` once per settled
- * change. The file itself is watched: chokidar follows a save by rename (vim,
- * sed -i: a new inode) and a delete-then-create. Not its folder: a folder
- * watch re-reads the whole folder on every event in it, and an access log or
- * state file written next to the config then cost the proxy more CPU than
- * the connections it logged (measured: 2.2x the CPU per connection with the
- * access log beside the config, 1.0x with a file watch; bench/optimisations.md).
+ * change. chokidar polls the path (a stat every half second) rather than
+ * using inotify:
+ * - an inotify watch on the file sits on one inode: a symlinked config that
+ *   is re-pointed (`ln -sfn`, deploy tools) was never seen again, and after
+ *   any save that left the path missing for a moment chokidar fell back to
+ *   watching the folder for good;
+ * - an inotify watch on the folder re-reads the whole folder on every event
+ *   in it: an access log or state file written beside the config cost the
+ *   proxy more CPU than the connections it logged (2.2x the CPU per
+ *   connection, bench/optimisations.md).
+ * A stat of the path follows every way a file gets replaced (in place, by
+ * rename as vim and sed -i save, delete then create, a re-pointed link) and
+ * costs the same however busy the folder is.
  */
+import type { Stats } from 'node:fs';
 import path from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
 
@@ -14,10 +22,12 @@ export interface ConfigWatcher {
   close(): Promise<void>;
 }
 
+const POLL_MS = 500;
+
 export function watchConfig(file: string, onChange: () => void, debounceMs = 200): ConfigWatcher {
   const abs = path.resolve(file);
   let timer: NodeJS.Timeout | undefined;
-  const w: FSWatcher = watch(abs, { ignoreInitial: true });
+  const w: FSWatcher = watch(abs, { ignoreInitial: true, usePolling: true, interval: POLL_MS, binaryInterval: POLL_MS });
   const fire = (p: string): void => {
     if (path.resolve(p) !== abs) return;
     clearTimeout(timer);
@@ -25,6 +35,15 @@ export function watchConfig(file: string, onChange: () => void, debounceMs = 200
     timer = setTimeout(onChange, debounceMs);
   };
   w.on('add', fire).on('change', fire);
+  // chokidar's 'change' wants a newer mtime or another size; a link re-pointed
+  // at an older file of the same size (a rollback) only shows in the raw
+  // stats as another inode.
+  w.on('raw', (_event: string, p: string, details: unknown) => {
+    const d = details as { curr?: Stats; prev?: Stats } | undefined;
+    const { curr, prev } = d ?? {};
+    if (curr === undefined || prev === undefined || curr.mtimeMs === 0) return; // gone: the next 'add' reloads
+    if (curr.ino !== prev.ino || curr.mtimeMs !== prev.mtimeMs || curr.size !== prev.size) fire(p);
+  });
   // A deleted config is not a change to apply; the next save is.
   w.on('error', () => {});
   return {

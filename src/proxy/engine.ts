@@ -38,7 +38,7 @@ class Listener implements SessionHost {
   }
 
   preamble(client: net.Socket): Buffer | undefined {
-    // Only a listener that sends PROXY headers needs the addresses (getsockname/getpeername).
+    // Only a listener that sends PROXY headers needs its own address (a getsockname per connection).
     if (this.admission.cfg.proxyProtocol === false) return undefined;
     return this.admission.preamble({
       srcAddr: client.remoteAddress ?? '',

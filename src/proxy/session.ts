@@ -221,6 +221,7 @@ export class Session {
     this.#tried.add(b.id);
     this.backend = b;
     this.#connected = false;
+    clearTimeout(this.#connectTimer); // the timer always belongs to the socket being dialled
     const up: Tagged = net.connect({
       host: b.host,
       port: b.port,

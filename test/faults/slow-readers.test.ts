@@ -1,6 +1,6 @@
 /**
  * Fault 3: slow readers. 200 clients read at ~10 KB/s (one read of at most
- * 8 KiB, then a pause as long as that many bytes take) for ~20 s while the
+ * 8 KiB, then a pause as long as that many bytes take) for ~28 s while the
  * backend offers each 20 MB: the proxy (a real child process) must hold back
  * the backend instead of buffering, so its RSS stays under 200 MB, and every
  * byte a client got is the backend's stream in order. Five fast clients
@@ -59,7 +59,7 @@ const HOST = lo(52);
 const OFFER = 20 * 1024 * 1024;
 const SLOW_CLIENTS = 200;
 const SLOW_RATE = 10 * 1024; // bytes per second
-const SLOW_FOR_MS = 20_000;
+const SLOW_FOR_MS = 28_000;
 const SLOW_RCVBUF = 16 * 1024; // SO_RCVBUF of a slow reader (the kernel doubles it): a ~16 KB window
 const SLOW_MSS = 1460; // TCP_MAXSEG of a slow reader: an Ethernet path, not loopback's 64 KB
 const SLOW_SCRIPT = path.join(ROOT, 'test/faults/slow-readers.py');
@@ -67,10 +67,10 @@ const PATTERN_SEED = 0x5eed;
 const FAST_CLIENTS = 5;
 // A round (5 x 20 MB) takes ~0.2 s; single rounds vary by +-20% on a shared
 // 2-core host, so each figure is the median of many.
-const ROUNDS = 20;
-const CROWDED_ROUNDS = 50;
+const ROUNDS = 25;
+const CROWDED_ROUNDS = 100;
 /** The crowd's start (200 backend streams filling their buffers) is not steady state. */
-const SETTLE_MS = 5000;
+const SETTLE_MS = 3000;
 const block = patternBlock(PATTERN_SEED, PATTERN_SIZE);
 
 interface SlowResult {

@@ -58,3 +58,31 @@ test('the config watcher fires once per save: in place, by rename (vim), after d
   await sleep(500);
   assert.equal(fired, before, 'writes to other files in the folder fired the config watcher');
 });
+
+test('a symlinked config is followed when the link is re-pointed, also to an older file of the same size (a rollback)', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tcplb-watch-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const older = path.join(dir, 'release-1.json5');
+  const newer = path.join(dir, 'release-2.json5');
+  fs.writeFileSync(older, '{ port: 8081 }');
+  await sleep(50);
+  fs.writeFileSync(newer, '{ port: 8080 }'); // same size, newer mtime
+  const link = path.join(dir, 'config.json5');
+  fs.symlinkSync('release-2.json5', link);
+  let fired = 0;
+  const w = watchConfig(link, () => fired++, 50);
+  t.after(() => w.close());
+  await sleep(700);
+
+  fs.unlinkSync(link);
+  fs.symlinkSync('release-1.json5', link);
+  await waitFor(() => fired, 1, 3000, 'link re-pointed to the older release');
+
+  fs.writeFileSync(older, '{ port: 8083 }'); // the watch follows the link's new target
+  await waitFor(() => fired, 2, 3000, 'edit of the new target');
+
+  const before = fired;
+  fs.writeFileSync(newer, '{ port: 9999 }'); // no longer the config
+  await sleep(1200);
+  assert.equal(fired, before, 'an edit of the old target fired the watcher');
+});

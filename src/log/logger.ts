@@ -1,7 +1,8 @@
 /**
  * Operational log (stderr by default) and the access log. Disabled levels are
- * no-ops, and access lines are batched per event-loop turn so a connection
- * flood costs one write per turn, not one per connection.
+ * no-ops, and access lines are written in batches (every 100 ms, or at
+ * 64 KiB) so a connection flood costs a few writes a second, not one per
+ * connection or per event-loop turn.
  */
 import fs from 'node:fs';
 import type { TransitionEvent } from '../core/events.js';
@@ -38,9 +39,27 @@ export function formatTransition(e: TransitionEvent): string {
   return `${e.backend} ${e.from} -> ${e.to} (${e.cause}: ${e.reason})`;
 }
 
+let isoSecond = Number.NaN;
+let isoPrefix = '';
+
+/**
+ * `new Date(ms).toISOString()`, with the part up to the second made once per
+ * second: an access-log line is written per connection.
+ */
+export function isoTime(ms: number): string {
+  const whole = Math.floor(ms);
+  const sec = Math.floor(whole / 1000);
+  if (sec !== isoSecond) {
+    isoSecond = sec;
+    isoPrefix = new Date(sec * 1000).toISOString().slice(0, -4); // "YYYY-MM-DDTHH:MM:SS."
+  }
+  const milli = whole - sec * 1000;
+  return `${isoPrefix}${milli < 10 ? '00' : milli < 100 ? '0' : ''}${milli}Z`;
+}
+
 /** One access-log line, without the trailing newline. */
 export function formatAccess(r: SessionRecord, format: 'text' | 'json'): string {
-  const time = new Date(r.start + r.durationMs).toISOString();
+  const time = isoTime(r.start + r.durationMs);
   if (format === 'json') {
     return JSON.stringify({
       time,
@@ -63,12 +82,17 @@ export function formatAccess(r: SessionRecord, format: 'text' | 'json'): string 
  * The access log: '-' = stdout, else a file opened for append. `reopen()`
  * (on SIGUSR1) reopens the file so logrotate can move the old one away.
  */
+/** An access-log batch is written after this long, or once it holds FLUSH_BYTES. */
+const FLUSH_MS = 100;
+const FLUSH_BYTES = 64 * 1024;
+
 export class AccessLog {
   #dest: string;
   #format: 'text' | 'json';
   #fd: number | undefined;
   #pending: string[] = [];
-  #scheduled = false;
+  #pendingBytes = 0;
+  #timer: NodeJS.Timeout | undefined;
   #onError: (msg: string) => void;
 
   constructor(dest: string, format: 'text' | 'json', onError: (msg: string) => void) {
@@ -83,18 +107,23 @@ export class AccessLog {
   }
 
   write(r: SessionRecord): void {
-    this.#pending.push(formatAccess(r, this.#format));
-    if (!this.#scheduled) {
-      this.#scheduled = true;
-      setImmediate(() => this.flush());
+    const line = formatAccess(r, this.#format);
+    this.#pending.push(line);
+    this.#pendingBytes += line.length + 1;
+    if (this.#pendingBytes >= FLUSH_BYTES) this.flush();
+    else if (this.#timer === undefined) {
+      this.#timer = setTimeout(() => this.flush(), FLUSH_MS);
+      this.#timer.unref(); // close() flushes what is left
     }
   }
 
   flush(): void {
-    this.#scheduled = false;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
     if (this.#pending.length === 0) return;
     const text = this.#pending.join('\n') + '\n';
     this.#pending = [];
+    this.#pendingBytes = 0;
     try {
       if (this.#dest === '-') process.stdout.write(text);
       else if (this.#fd !== undefined) fs.writeSync(this.#fd, text);

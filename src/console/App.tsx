@@ -27,7 +27,13 @@ export interface AppProps {
   readonly onQuit: () => void;
   /** Shown in the header instead of `snapshot.version`. */
   readonly version?: string;
-  /** Snapshot poll period in ms: 2 frames a second keep the data plane's share of the CPU (measured: bench/console-overhead.sh). @default 500 */
+  /**
+   * Snapshot poll (and redraw) period in ms: 2 frames a second keep the data
+   * plane's share of the CPU when it relays on threads of its own; the caller
+   * passes 1000 when the relay shares this thread (engine js, one process),
+   * where a frame's rendering is taken from relaying (bench/console-overhead.sh:
+   * 0.86x the headless connection rate at 2 frames/s, 0.97x at 1). @default 500
+   */
   readonly intervalMs?: number;
   /** Most open connections fetched per snapshot. @default 200 */
   readonly connLimit?: number;

@@ -13,6 +13,8 @@ export interface RunConsoleOptions {
   readonly onQuit: () => void;
   /** Shown in the header instead of the snapshot's version. */
   readonly version?: string;
+  /** Redraw period in ms (see App's intervalMs). */
+  readonly intervalMs?: number;
   /** Terminal streams; default the process's (another tty, or fakes in tests). */
   readonly stdout?: NodeJS.WriteStream;
   readonly stdin?: NodeJS.ReadStream;
@@ -28,12 +30,15 @@ export interface ConsoleHandle {
 
 /** Render the console on stdout/stdin with Ctrl-C handled by the app and console.* left alone (the logger owns it). */
 export function runConsole(actions: Actions, opts: RunConsoleOptions): ConsoleHandle {
-  const instance = render(<App actions={actions} onQuit={opts.onQuit} {...(opts.version !== undefined ? { version: opts.version } : {})} />, {
-    exitOnCtrlC: false,
-    patchConsole: false,
-    ...(opts.stdout !== undefined ? { stdout: opts.stdout } : {}),
-    ...(opts.stdin !== undefined ? { stdin: opts.stdin } : {}),
-  });
+  const instance = render(
+    <App actions={actions} onQuit={opts.onQuit} {...(opts.version !== undefined ? { version: opts.version } : {})} {...(opts.intervalMs !== undefined ? { intervalMs: opts.intervalMs } : {})} />,
+    {
+      exitOnCtrlC: false,
+      patchConsole: false,
+      ...(opts.stdout !== undefined ? { stdout: opts.stdout } : {}),
+      ...(opts.stdin !== undefined ? { stdin: opts.stdin } : {}),
+    },
+  );
   return {
     unmount: () => instance.unmount(),
     waitUntilExit: async () => {

@@ -53,7 +53,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { ROOT } from '../helpers/cli.js';
 import { freePort } from '../helpers/net.js';
-import { cpuSeconds, onJsonLines, tcpMemMB, tcpMemLimitsMB, backendReport, lo, matchesPattern, mb, patternBlock, PATTERN_SIZE, RssSampler, sleep, startBackend, startProxy, tmpDir, writeConfig } from './helpers.js';
+import { cpuSeconds, onJsonLines, rng, tcpMemMB, tcpMemLimitsMB, backendReport, lo, matchesPattern, mb, patternBlock, PATTERN_SIZE, RssSampler, sleep, startBackend, startProxy, tmpDir, writeConfig } from './helpers.js';
 
 const HOST = lo(52);
 const OFFER = 20 * 1024 * 1024;
@@ -199,14 +199,8 @@ const shareOf = (ps: Pair[]): number => median(ps.map((p) => p.proxied / p.direc
  * from its printed rounds).
  */
 function keptShare(alone: Pair[], crowded: Pair[]): { kept: number; lower: number; upper: number } {
-  let x = 0x2545f491;
-  const rnd = (n: number): number => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) % n;
-  };
-  const resample = (ps: Pair[]): Pair[] => ps.map(() => ps[rnd(ps.length)]!);
+  const random = rng(0x2545f491);
+  const resample = (ps: Pair[]): Pair[] => ps.map(() => ps[Math.floor(random() * ps.length)]!);
   const ratios: number[] = [];
   for (let i = 0; i < 2000; i++) ratios.push(shareOf(resample(crowded)) / shareOf(resample(alone)));
   ratios.sort((a, b) => a - b);

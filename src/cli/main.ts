@@ -137,8 +137,8 @@ async function run(config: Config, label: string, useConsole: boolean): Promise<
         // `q` (confirmed with the count of open connections): close them and exit.
         ui = runConsole(app.actions, {
           version: version(),
-          // The single-process js engine relays on this thread: a frame a second leaves it more of it.
-          intervalMs: app.engine.name === 'js' ? 1000 : 500,
+          // An engine relaying on this thread gets more of it with a frame a second.
+          intervalMs: app.engine.relaysOnMainThread ? 1000 : 500,
           onQuit: () => {
             app.stopNow();
             done();

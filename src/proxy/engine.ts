@@ -126,6 +126,7 @@ export interface JsEngineOptions {
 
 export class JsEngine implements Engine {
   readonly name = 'js';
+  readonly relaysOnMainThread = true;
   readonly sink: EngineSink;
   readonly #router = new Router();
   #listeners = new Map<string, Listener>();

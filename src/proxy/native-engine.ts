@@ -105,6 +105,7 @@ export function nativeThreadsOverride(): number | undefined {
 
 export class NativeEngine implements Engine {
   readonly name = 'native';
+  readonly relaysOnMainThread = false;
   readonly #h: NativeEngineHandle;
   readonly #sink: EngineSink;
   readonly #log: (line: string) => void;

@@ -102,6 +102,8 @@ export interface BoundAddress {
 export interface Engine {
   /** `js`, `js x2 workers`, `native`: shown in the console header and `ctl status`. */
   readonly name: string;
+  /** True when bytes are relayed on the main thread, which the console's rendering then shares. */
+  readonly relaysOnMainThread: boolean;
   /** Replace the routing table; takes effect for the next connection. */
   setRoutes(table: RoutingTable): void;
   /**

@@ -46,6 +46,7 @@ const WORKER_MAIN = fileURLToPath(new URL('./worker-main.js', import.meta.url));
 
 export class WorkerEngine implements Engine {
   readonly name: string;
+  readonly relaysOnMainThread = false;
   readonly #sink: EngineSink;
   readonly #n: number;
   readonly #log: (line: string) => void;

@@ -110,7 +110,7 @@ export async function startApp(config: Config, opts: AppOptions = {}): Promise<A
   const events = new EventLog();
   events.follow(runtime);
   runtime.bus.onError = (err) => logger.error(`internal: ${(err as Error).stack ?? String(err)}`);
-  runtime.bus.on('routes', (t) => engine.setRoutes(t));
+  runtime.bus.on('routes', (e) => engine.setRoutes(e.table, e.changed));
   runtime.bus.on('transition', (e) => (e.to === 'UP' ? logger.info : logger.warn)(formatTransition(e)));
   runtime.bus.on('log', (e) => logger[e.level](e.msg));
   engine.setRoutes(runtime.routes);

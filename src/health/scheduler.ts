@@ -46,6 +46,7 @@ class Loop {
 
   /** Probe now (the decisive first probe), then follow the interval from a random phase. */
   start(firstAtOnce: boolean): void {
+    if (this.#stopped || this.#paused) return;
     if (firstAtOnce) void this.#run(false, true);
     else this.#schedule(this.#phase());
   }
@@ -127,9 +128,19 @@ function sameCheck(a: CheckTarget, b: CheckTarget): boolean {
   return a.host === b.host && a.port === b.port && JSON.stringify(a.check) === JSON.stringify(b.check);
 }
 
+/**
+ * First probes started per event-loop turn. Starting 10,000 at once held the
+ * loop for seconds (a connect each), so clients and `ctl` waited; in slices
+ * the loop answers them between slices and the round still starts at once.
+ */
+export const START_SLICE = 256;
+
 export class HealthScheduler {
   #loops = new Map<BackendId, Loop>();
   #opts: SchedulerOptions;
+  /** Loops waiting for their first probe (started a slice per turn). */
+  #starting: Loop[] = [];
+  #startTimer: NodeJS.Immediate | undefined;
 
   constructor(opts: SchedulerOptions) {
     this.#opts = opts;
@@ -161,8 +172,17 @@ export class HealthScheduler {
       const loop = new Loop(t, this.#opts);
       this.#loops.set(t.id, loop);
       if (paused.has(t.id)) loop.setPaused(true);
-      else loop.start(true);
+      else this.#starting.push(loop);
     }
+    this.#startSlice();
+  }
+
+  /** Start the first probes of up to START_SLICE waiting loops; the rest on the next turn. */
+  #startSlice(): void {
+    this.#startTimer = undefined;
+    const slice = this.#starting.splice(0, START_SLICE);
+    for (const loop of slice) if (this.#loops.get(loop.target.id) === loop) loop.start(true);
+    if (this.#starting.length > 0) this.#startTimer = setImmediate(() => this.#startSlice());
   }
 
   has(id: BackendId): boolean {
@@ -180,6 +200,9 @@ export class HealthScheduler {
   }
 
   close(): void {
+    if (this.#startTimer !== undefined) clearImmediate(this.#startTimer);
+    this.#startTimer = undefined;
+    this.#starting = [];
     for (const l of this.#loops.values()) l.stop();
     this.#loops.clear();
   }

@@ -152,8 +152,13 @@ export class JsEngine implements Engine {
     this.#log(line);
   }
 
-  setRoutes(table: RoutingTable): void {
-    this.#router.set(table);
+  /** The routing table in use. */
+  get routes(): RoutingTable {
+    return this.#router.table;
+  }
+
+  setRoutes(table: RoutingTable, changed?: ReadonlySet<string>): void {
+    this.#router.set(table, changed);
   }
 
   pick(upstream: string, clientIp: string, tried: Set<BackendId>): RouteBackend | undefined {

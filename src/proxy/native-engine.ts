@@ -137,10 +137,10 @@ export class NativeEngine implements Engine {
     this.#h = new native.binding.Engine((ev) => this.#onEvents(ev), { threads: nativeThreadsOverride() ?? Math.min(64, Math.max(1, opts.threads ?? 1)) });
   }
 
-  setRoutes(table: RoutingTable): void {
-    this.#router.set(table);
-    for (const up of table.upstreams.values()) {
-      for (const b of up.backends) {
+  setRoutes(table: RoutingTable, changed?: ReadonlySet<string>): void {
+    this.#router.set(table, changed);
+    for (const name of changed ?? table.upstreams.keys()) {
+      for (const b of table.upstreams.get(name)?.backends ?? []) {
         let k = this.#keys.get(b.id);
         if (k === undefined) {
           k = { key: this.#byKey.length, idHash: hashString32(b.id, ID_HASH_SEED) };
@@ -149,7 +149,7 @@ export class NativeEngine implements Engine {
         this.#byKey[k.key] = b;
       }
     }
-    this.#pushRoutes();
+    this.#pushRoutes(changed);
   }
 
   setListeners(listeners: readonly ListenerConfig[], beforeCommit?: () => void): Promise<ListenerResult[]> {
@@ -278,9 +278,10 @@ export class NativeEngine implements Engine {
    * that runs right after the listeners start (signal handlers) must not be
    * outrun by a client; a listener losing its table loses it at once.
    */
-  #pushRoutes(): void {
+  #pushRoutes(changed?: ReadonlySet<string>): void {
     if (this.#disposed) return;
     for (const l of this.#listeners.values()) {
+      if (changed !== undefined && !changed.has(l.cfg.upstream)) continue;
       const table = l.routable ? this.#fastTable(l) : null;
       const sig = JSON.stringify(table);
       if (sig === l.routeSig) continue;

@@ -19,16 +19,21 @@ export class Router {
     return this.#table;
   }
 
-  /** Replace the table; balancers keep their rotation state unless the algorithm changed. */
-  set(table: RoutingTable): void {
+  /**
+   * Replace the table; balancers keep their rotation state unless the
+   * algorithm changed. With `changed`, only those upstreams are looked at.
+   */
+  set(table: RoutingTable, changed?: ReadonlySet<string>): void {
     this.#table = table;
-    for (const [name, up] of table.upstreams) {
+    for (const name of changed ?? table.upstreams.keys()) {
+      const up = table.upstreams.get(name);
       const cur = this.#balancers.get(name);
-      if (cur === undefined || cur.algo !== up.balance) {
+      if (up === undefined) this.#balancers.delete(name);
+      else if (cur === undefined || cur.algo !== up.balance) {
         this.#balancers.set(name, { algo: up.balance, balancer: createBalancer(up.balance) });
       }
     }
-    for (const name of this.#balancers.keys()) if (!table.upstreams.has(name)) this.#balancers.delete(name);
+    if (changed === undefined) for (const name of this.#balancers.keys()) if (!table.upstreams.has(name)) this.#balancers.delete(name);
   }
 
   /** Next backend of `upstream` for `clientIp`, skipping `tried`; undefined when none is usable. */

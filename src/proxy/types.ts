@@ -104,8 +104,12 @@ export interface Engine {
   readonly name: string;
   /** True when bytes are relayed on the main thread, which the console's rendering then shares. */
   readonly relaysOnMainThread: boolean;
-  /** Replace the routing table; takes effect for the next connection. */
-  setRoutes(table: RoutingTable): void;
+  /**
+   * Replace the routing table; takes effect for the next connection.
+   * `changed` names the upstreams whose entries differ from the previous
+   * table (undefined: any may), so an engine can limit its work to them.
+   */
+  setRoutes(table: RoutingTable, changed?: ReadonlySet<string>): void;
   /**
    * Make the set of listeners equal to `listeners`: start new ones, stop
    * removed ones (their sessions continue), restart those whose address

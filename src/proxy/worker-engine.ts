@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 import type { ListenerConfig } from '../config/types.js';
 import type { BackendId, EndReason } from '../core/types.js';
 import type { BoundAddress, Engine, EngineSink, ListenerResult, PreparedListeners, RoutingTable, SessionInfo } from './types.js';
-import { toWire, type FromWorker, type ToWorker, type WireTable } from './worker-protocol.js';
+import { toWire, type FromWorker, type ToWorker } from './worker-protocol.js';
 
 interface Mirror {
   listener: string;
@@ -51,7 +51,7 @@ export class WorkerEngine implements Engine {
   readonly #n: number;
   readonly #log: (line: string) => void;
   readonly #workers = new Map<number, WorkerState>();
-  #table: WireTable = { version: 0, upstreams: [] };
+  #table: RoutingTable = { version: 0, upstreams: new Map() };
   #listeners: readonly ListenerConfig[] = [];
   #bound = new Map<string, BoundAddress>();
   #seq = 0;
@@ -166,7 +166,7 @@ export class WorkerEngine implements Engine {
     }
     void this.#fork()
       .then(async (fresh) => {
-        this.#send(fresh, { t: 'routes', table: this.#table });
+        this.#send(fresh, { t: 'routes', table: toWire(this.#table) });
         const seq = ++this.#seq;
         const r = await this.#ask(fresh, { t: 'prepare', seq, listeners: [...this.#listeners] }, 'p');
         if (r.ok) await this.#ask(fresh, { t: 'commit', seq }, 'c');
@@ -190,9 +190,9 @@ export class WorkerEngine implements Engine {
     });
   }
 
-  setRoutes(table: RoutingTable): void {
-    this.#table = toWire(table);
-    this.#broadcast({ t: 'routes', table: this.#table });
+  setRoutes(table: RoutingTable, changed?: ReadonlySet<string>): void {
+    this.#table = table;
+    this.#broadcast({ t: 'routes', table: toWire(table, changed) });
   }
 
   async setListeners(listeners: readonly ListenerConfig[], beforeCommit?: () => void): Promise<ListenerResult[]> {

@@ -108,7 +108,7 @@ const prepared = new Map<number, PreparedListeners>();
 async function onMessage(m: ToWorker): Promise<void> {
   switch (m.t) {
     case 'routes':
-      engine.setRoutes(fromWire(m.table, workers));
+      engine.setRoutes(fromWire(m.table, workers, engine.routes), m.table.partial === true ? new Set(m.table.upstreams.map(([n]) => n).concat(m.table.removed ?? [])) : undefined);
       return;
     case 'prepare': {
       const p = await engine.prepareListeners(m.listeners);

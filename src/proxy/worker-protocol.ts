@@ -9,13 +9,29 @@ import type { ListenerConfig } from '../config/types.js';
 import type { BackendId, EndReason } from '../core/types.js';
 import type { BoundAddress, ListenerResult, RouteUpstream, RoutingTable, SessionRecord } from './types.js';
 
+/**
+ * A routing table on the wire: whole, or (`partial`) only the upstreams that
+ * changed, with `removed` naming those that are gone — so a state change of
+ * one backend among 10,000 upstreams sends one upstream, not all of them.
+ */
 export interface WireTable {
   readonly version: number;
   readonly upstreams: [string, RouteUpstream][];
+  readonly partial?: true;
+  readonly removed?: string[];
 }
 
-export function toWire(t: RoutingTable): WireTable {
-  return { version: t.version, upstreams: [...t.upstreams] };
+/** The whole table, or with `changed` only those upstreams. */
+export function toWire(t: RoutingTable, changed?: ReadonlySet<string>): WireTable {
+  if (changed === undefined) return { version: t.version, upstreams: [...t.upstreams] };
+  const upstreams: [string, RouteUpstream][] = [];
+  const removed: string[] = [];
+  for (const name of changed) {
+    const up = t.upstreams.get(name);
+    if (up === undefined) removed.push(name);
+    else upstreams.push([name, up]);
+  }
+  return { version: t.version, upstreams, partial: true, removed };
 }
 
 /**
@@ -23,8 +39,9 @@ export function toWire(t: RoutingTable): WireTable {
  * (each worker only sees its own connections; rounded up so a limit never
  * becomes 0 = unlimited).
  */
-export function fromWire(w: WireTable, workers: number): RoutingTable {
-  const upstreams = new Map<string, RouteUpstream>();
+export function fromWire(w: WireTable, workers: number, prev?: RoutingTable): RoutingTable {
+  const upstreams = new Map<string, RouteUpstream>(w.partial === true && prev !== undefined ? prev.upstreams : []);
+  for (const name of w.removed ?? []) upstreams.delete(name);
   for (const [name, up] of w.upstreams) {
     const backends = workers <= 1 ? up.backends : up.backends.map((b) => (b.maxConns > 0 ? { ...b, maxConns: Math.ceil(b.maxConns / workers) } : b));
     upstreams.set(name, { ...up, backends });

@@ -123,8 +123,7 @@ export function createActions(d: ActionDeps): Actions {
           balance: u.balance,
           check: u.check === undefined ? '' : `${u.check.type}${u.check.tls ? '+tls' : ''} every ${u.check.intervalMs / 1000}s rise ${u.check.rise} fall ${u.check.fall}`,
           backends: runtime
-            .backends()
-            .filter((b) => b.upstream === u.name)
+            .backendsOf(u.name)
             .map((b): BackendView => ({
               id: b.id,
               address: b.server.address,

@@ -7,7 +7,7 @@
 import { Bus, type TransitionEvent } from '../core/events.js';
 import { backendId, type BackendId, type ChangeCause } from '../core/types.js';
 import { formatDuration } from '../config/duration.js';
-import type { Config } from '../config/types.js';
+import type { Config, UpstreamConfig } from '../config/types.js';
 import type { ProbeResult } from '../core/types.js';
 import type { CheckTarget } from '../health/scheduler.js';
 import { step, type Transition } from '../health/threshold.js';
@@ -29,9 +29,17 @@ export interface RuntimeEvents {
   transition: TransitionEvent;
   probe: ProbeEvent;
   session: SessionRecord;
-  routes: RoutingTable;
+  /** A new routing table; `changed` names the upstreams that differ from the last one (undefined: any may). */
+  routes: RoutesEvent;
   /** Free-form operational messages for the log (level, text). */
   log: { level: 'debug' | 'info' | 'warn' | 'error'; msg: string };
+}
+
+/** A routing-table update: the table, and which upstreams changed since the previous one. */
+export interface RoutesEvent {
+  readonly table: RoutingTable;
+  /** Upstream names whose entry is new, changed or removed; undefined after a config change (compare everything). */
+  readonly changed: ReadonlySet<string> | undefined;
 }
 
 export class Runtime implements EngineSink {
@@ -42,20 +50,29 @@ export class Runtime implements EngineSink {
   #table: RoutingTable = { version: 0, upstreams: new Map() };
   #passiveTimers = new Map<BackendId, NodeJS.Timeout>();
   #now: () => number;
+  /**
+   * Upstreams whose routing entry must be rebuilt. State changes that arrive
+   * in one event-loop turn (the first round of probes, a reload) are applied
+   * as one table: a change costs work proportional to its own upstream, and
+   * the engines see one update per turn, not one per backend.
+   */
+  #dirty = new Set<string>();
+  #flush: NodeJS.Immediate | undefined;
 
   constructor(config: Config, opts: { now?: () => number } = {}) {
     this.#config = config;
     this.#now = opts.now ?? Date.now;
     this.#syncBackends(config);
-    this.#rebuild();
+    this.#rebuildAll();
   }
 
   get config(): Config {
     return this.#config;
   }
 
-  /** The current routing table (immutable; replaced on every change). */
+  /** The current routing table (immutable; replaced on every change; pending changes are applied first). */
   get routes(): RoutingTable {
+    this.flushRoutes();
     return this.#table;
   }
 
@@ -66,6 +83,11 @@ export class Runtime implements EngineSink {
   /** Backends in config order. */
   backends(): BackendState[] {
     return this.#order.map((id) => this.#backends.get(id)!);
+  }
+
+  /** One upstream's backends in config order (empty for an unknown name). */
+  backendsOf(upstream: string): BackendState[] {
+    return (this.#config.upstreams[upstream]?.servers ?? []).map((s) => this.#backends.get(backendId(upstream, s.address))!);
   }
 
   /**
@@ -102,7 +124,7 @@ export class Runtime implements EngineSink {
         b.fails = 0;
       });
     }
-    this.#rebuild();
+    this.#rebuildAll();
   }
 
   /** Operator state: `ready` (enable), `drain`, `disabled`. Returns false for an unknown backend. */
@@ -113,6 +135,8 @@ export class Runtime implements EngineSink {
     this.#change(b, cause, reason, () => {
       b.admin = admin;
     });
+    // An operator's action reaches the data plane before the reply does.
+    this.flushRoutes();
     return true;
   }
 
@@ -220,7 +244,7 @@ export class Runtime implements EngineSink {
 
   /**
    * Run `mutate` on `b`, then emit a transition if its shown state changed and
-   * rebuild the routing table if its usability may have changed.
+   * mark its upstream for the next routing-table update.
    */
   #change(b: BackendState, cause: ChangeCause, reason: string, mutate: () => void): void {
     const now = this.#now();
@@ -231,7 +255,7 @@ export class Runtime implements EngineSink {
       b.since = now;
       this.bus.emit('transition', { time: now, backend: b.id, from: before, to: after, reason, cause });
     }
-    this.#rebuild();
+    this.#markDirty(b.upstream);
   }
 
   /** Create states for new backends, keep states of surviving ones, drop removed ones. */
@@ -258,35 +282,73 @@ export class Runtime implements EngineSink {
     this.#order = order;
   }
 
-  /** Recompute the routing table from the backends' states. */
-  #rebuild(): void {
-    const upstreams = new Map<string, RouteUpstream>();
-    for (const up of Object.values(this.#config.upstreams)) {
-      const states = up.servers.map((s) => this.#backends.get(backendId(up.name, s.address))!);
-      // Until any backend of the upstream has answered a probe, try them all
-      // as if there were no checks: better than refusing every client at start.
-      const anyKnown = states.some((b) => b.op !== 'unknown');
-      const backends: RouteBackend[] = states.map((b) => ({
-        id: b.id,
-        host: b.server.host,
-        port: b.server.port,
-        weight: b.server.weight,
-        maxConns: b.server.maxConns,
-        backup: b.server.backup,
-        usable:
-          !b.server.down &&
-          b.admin === 'ready' &&
-          b.passiveUntil === 0 &&
-          (b.op === 'up' || (b.op === 'unknown' && !anyKnown)),
-      }));
-      upstreams.set(up.name, { name: up.name, balance: up.balance, backends });
+  #markDirty(upstream: string): void {
+    this.#dirty.add(upstream);
+    if (this.#flush === undefined) this.#flush = setImmediate(() => this.flushRoutes());
+  }
+
+  /**
+   * Apply pending changes now: rebuild the dirty upstreams' entries (the
+   * others are shared with the previous table) and publish one table.
+   */
+  flushRoutes(): void {
+    if (this.#flush !== undefined) {
+      clearImmediate(this.#flush);
+      this.#flush = undefined;
     }
+    if (this.#dirty.size === 0) return;
+    const changed = this.#dirty;
+    this.#dirty = new Set();
+    const upstreams = new Map(this.#table.upstreams);
+    for (const name of changed) {
+      const up = this.#config.upstreams[name];
+      if (up === undefined) upstreams.delete(name);
+      else upstreams.set(name, this.#routeUpstream(up));
+    }
+    this.#publish(upstreams, changed);
+  }
+
+  /** Recompute the whole routing table (a new config); pending changes are part of it. */
+  #rebuildAll(): void {
+    if (this.#flush !== undefined) clearImmediate(this.#flush);
+    this.#flush = undefined;
+    this.#dirty.clear();
+    const upstreams = new Map<string, RouteUpstream>();
+    for (const up of Object.values(this.#config.upstreams)) upstreams.set(up.name, this.#routeUpstream(up));
+    this.#publish(upstreams, undefined);
+  }
+
+  #publish(upstreams: Map<string, RouteUpstream>, changed: ReadonlySet<string> | undefined): void {
     this.#table = { version: this.#table.version + 1, upstreams };
-    this.bus.emit('routes', this.#table);
+    this.bus.emit('routes', { table: this.#table, changed });
+  }
+
+  /** One upstream's routing entry from its backends' states. */
+  #routeUpstream(up: UpstreamConfig): RouteUpstream {
+    const states = up.servers.map((s) => this.#backends.get(backendId(up.name, s.address))!);
+    // Until any backend of the upstream has answered a probe, try them all
+    // as if there were no checks: better than refusing every client at start.
+    const anyKnown = states.some((b) => b.op !== 'unknown');
+    const backends: RouteBackend[] = states.map((b) => ({
+      id: b.id,
+      host: b.server.host,
+      port: b.server.port,
+      weight: b.server.weight,
+      maxConns: b.server.maxConns,
+      backup: b.server.backup,
+      usable:
+        !b.server.down &&
+        b.admin === 'ready' &&
+        b.passiveUntil === 0 &&
+        (b.op === 'up' || (b.op === 'unknown' && !anyKnown)),
+    }));
+    return { name: up.name, balance: up.balance, backends };
   }
 
   /** Stop timers; the store is unusable afterwards. */
   close(): void {
+    if (this.#flush !== undefined) clearImmediate(this.#flush);
+    this.#flush = undefined;
     for (const t of this.#passiveTimers.values()) clearTimeout(t);
     this.#passiveTimers.clear();
   }

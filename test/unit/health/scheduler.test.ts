@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { CheckConfig } from '../../../src/config/types.js';
 import type { ProbeResult } from '../../../src/core/types.js';
-import { HealthScheduler, type CheckTarget } from '../../../src/health/scheduler.js';
+import { HealthScheduler, START_SLICE, type CheckTarget } from '../../../src/health/scheduler.js';
 import type { Probe } from '../../../src/health/types.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -91,6 +91,7 @@ test('500 backends: after the first round, probes are spread over the interval',
   const s = new HealthScheduler({ onResult: () => {}, probeFor: () => f.probe });
   t.after(() => s.close());
   s.sync(Array.from({ length: 500 }, (_, i) => ({ id: `u/h${i}`, host: `h${i}`, port: 1, check: check({ intervalMs: 400 }) })));
+  await new Promise((r) => setImmediate(r));
   assert.equal(f.calls.length, 500, 'every backend probes at once at start');
   await sleep(400);
   const second = f.calls.slice(500).map((c) => c.at);
@@ -100,6 +101,21 @@ test('500 backends: after the first round, probes are spread over the interval',
   for (const at of second) buckets.set(Math.floor(at / 40), (buckets.get(Math.floor(at / 40)) ?? 0) + 1);
   const max = Math.max(...buckets.values());
   assert.ok(max < second.length / 4, `${max} of ${second.length} probes in one 40 ms slot`);
+});
+
+test('10,000 backends: the first round starts in slices, and the event loop runs between them', async (t) => {
+  const f = fakeProbe(0);
+  const s = new HealthScheduler({ onResult: () => {}, probeFor: () => f.probe });
+  t.after(() => s.close());
+  s.sync(Array.from({ length: 10_000 }, (_, i) => ({ id: `u/h${i}`, host: `h${i}`, port: 1, check: check({ intervalMs: 60_000 }) })));
+  assert.equal(f.calls.length, START_SLICE, 'the first slice starts at once');
+  // A client or a ctl request waiting meanwhile gets its turn long before the round has started.
+  let seenAt = -1;
+  setImmediate(() => (seenAt = f.calls.length));
+  const distinct = (): number => new Set(f.calls.map((c) => c.id)).size;
+  for (let turns = 0; distinct() < 10_000 && turns < 1000; turns++) await new Promise((r) => setImmediate(r));
+  assert.equal(distinct(), 10_000, 'every backend probed');
+  assert.ok(seenAt > 0 && seenAt < 10_000, `other work ran after ${seenAt} of 10,000 first probes had started`);
 });
 
 test('sync keeps unchanged loops, restarts changed ones, stops removed ones; paused backends are not probed', async (t) => {

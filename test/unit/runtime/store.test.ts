@@ -66,3 +66,49 @@ test('passive failures and probe results combine into one state', () => {
   assert.deepEqual(usable(r), [false, true], 'passive failure takes it out although the probe said up');
   r.close();
 });
+
+/** A config of `n` upstreams u0..u(n-1), one checked server each. */
+function many(n: number): Runtime {
+  const ups = Array.from({ length: n }, (_, i) => `u${i}: { check: { type: "tcp" }, servers: ["127.0.2.${1 + (i % 200)}:${1000 + i}"] }`).join(',\n');
+  const res = loadConfigText(`{ listeners: [{ listen: "127.0.0.1:7000", upstream: "u0" }], upstreams: { ${ups} } }`, '/tmp/x.json5');
+  assert.ok(res.ok);
+  return new Runtime(res.config);
+}
+const nextTurn = (): Promise<void> => new Promise((r) => setImmediate(r));
+
+test('a state change rebuilds only its own upstream; the others are shared with the last table', async () => {
+  const r = many(3);
+  const before = r.routes;
+  const events: (string[] | 'all')[] = [];
+  r.bus.on('routes', (e) => events.push(e.changed === undefined ? 'all' : [...e.changed]));
+  r.applyProbe(`u1/127.0.2.2:1001`, fail);
+  await nextTurn();
+  const after = r.routes;
+  assert.notEqual(after, before, 'a new table');
+  assert.equal(after.upstreams.get('u0'), before.upstreams.get('u0'), 'u0 untouched');
+  assert.equal(after.upstreams.get('u2'), before.upstreams.get('u2'), 'u2 untouched');
+  assert.deepEqual(after.upstreams.get('u1')!.backends.map((b) => b.usable), [false]);
+  assert.deepEqual(events, [['u1']], 'the engines are told which upstream changed');
+});
+
+test('10,000 upstreams: the first round of probes is published as one table, and a probe result costs its own upstream only', async () => {
+  const r = many(10_000);
+  const tables: number[] = [];
+  r.bus.on('routes', (e) => tables.push(e.changed?.size ?? -1));
+  const t0 = performance.now();
+  for (const b of r.backends()) r.applyProbe(b.id, pass);
+  await nextTurn();
+  const ms = performance.now() - t0;
+  assert.deepEqual(tables, [10_000], 'one table naming every upstream, not 10,000 tables');
+  assert.ok(r.backends().every((b) => b.op === 'up'));
+  // Quadratic rebuilding took tens of seconds here; linear work is well under one.
+  assert.ok(ms < 5000, `${ms.toFixed(0)} ms for 10,000 transitions`);
+});
+
+test('an operator action reaches the routing table before the call returns', () => {
+  const r = runtime('');
+  const seen: boolean[][] = [];
+  r.bus.on('routes', (e) => seen.push(e.table.upstreams.get('u')!.backends.map((b) => b.usable)));
+  r.setAdmin('u/127.0.0.2:1', 'drain', 'operator', 'drain by test');
+  assert.deepEqual(seen, [[false, true]], 'published synchronously');
+});

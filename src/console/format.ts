@@ -3,6 +3,7 @@
  * cell widths and truncation. No React here, so all of it is unit-tested
  * without rendering (STYLE habit 13).
  */
+import type { ProbeStatus } from '../core/types.js';
 import type { DisplayState } from '../runtime/backend.js';
 
 /** An Ink colour name (chalk's foreground names). */
@@ -31,6 +32,15 @@ export function stateColor(state: DisplayState): ColorName {
     case 'UNKNOWN':
       return 'blue';
   }
+}
+
+/**
+ * The colour of a last-probe status: passed green, failed red; LOCAL_ERROR yellow,
+ * since there tcplb itself (out of descriptors...) is the problem, not the backend.
+ */
+export function probeColor(p: { readonly ok: boolean; readonly status: ProbeStatus }): ColorName {
+  if (p.status === 'LOCAL_ERROR') return 'yellow';
+  return p.ok ? 'green' : 'red';
 }
 
 /**

@@ -15,6 +15,7 @@ import {
   formatPerSec,
   formatRate,
   pad,
+  probeColor,
   shortListen,
   stateColor,
   textWidth,
@@ -87,7 +88,7 @@ function cell(b: BackendView, col: Column, checking: boolean): { text: string; c
       {
         // The status says more than the latency: when both don't fit, keep the status whole.
         const full = `${b.lastProbe.status} ${formatLatency(b.lastProbe.latencyMs)}`;
-        return { text: full.length <= col.width ? full : b.lastProbe.status, color: b.lastProbe.ok ? 'green' : 'red' };
+        return { text: full.length <= col.width ? full : b.lastProbe.status, color: probeColor(b.lastProbe) };
       }
     case 'check':
       return { text: b.progress === '' ? '-' : b.progress, ...(b.progress.startsWith('fail') ? { color: 'yellow' as const } : {}) };

@@ -61,7 +61,8 @@ export type ProbeStatus =
   | 'L7_TIMEOUT' // protocol answer did not come in time
   | 'L7_BAD_STATUS' // protocol answered with a failure status (HTTP 503, -ERR, 554, * BYE)
   | 'L7_BAD_RESPONSE' // protocol answer is not that protocol
-  | 'SOCK_ERROR' // anything else (local error)
+  | 'SOCK_ERROR' // anything else (DNS failure, unexpected socket error): counts as a failure
+  | 'LOCAL_ERROR' // the probe could not run for tcplb's own lack of resources (EMFILE...): counts as nothing
   | 'ABORTED'; // the probe was cancelled (reload, shutdown)
 
 /** Certificate facts recorded by TLS probes. */

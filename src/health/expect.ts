@@ -7,6 +7,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import { performance } from 'node:perf_hooks';
+import { LOCAL_ERRORS, localErrorText } from '../core/local-errors.js';
 import type { CertInfo, ProbeResult, ProbeStatus } from '../core/types.js';
 import type { ProbeOptions, ProbeTarget } from './types.js';
 
@@ -264,11 +265,15 @@ function until(sock: net.Socket, event: string): Promise<void> {
   });
 }
 
-/** Map a thrown error to an outcome: refused/reset are L4, TLS trouble L6, the rest a local error. */
+/**
+ * Map a thrown error to an outcome: tcplb's own resource shortage is LOCAL_ERROR (no verdict
+ * either way), refused/reset are L4, TLS trouble L6, the rest a socket error.
+ */
 function classify(err: unknown, session: Session): Outcome {
   if (err instanceof ProbeFailure) return { status: err.status, detail: err.detail };
   const e = err as NodeJS.ErrnoException & { reason?: string };
   const code = e?.code ?? '';
+  if (LOCAL_ERRORS.has(code)) return { status: 'LOCAL_ERROR', detail: localErrorText(code) };
   if (code === 'ECONNREFUSED') return { status: 'L4_REFUSED', detail: 'connection refused' };
   if (code === 'EHOSTUNREACH' || code === 'ENETUNREACH') return { status: 'L4_REFUSED', detail: 'host unreachable' };
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return { status: 'SOCK_ERROR', detail: `cannot resolve ${session.target.host}` };

@@ -2,6 +2,7 @@
  * The rise/fall verdict: a pure state machine fed one probe result at a time
  * (Envoy's HealthTransition, gobetween's worker `process()`). No clocks, no I/O.
  */
+import type { ProbeResult } from '../core/types.js';
 
 /**
  * A backend's check verdict. The counters measure progress toward a change only:
@@ -29,8 +30,20 @@ export const UNKNOWN: Verdict = Object.freeze({ state: 'unknown', passes: 0, fai
 const UP: Verdict = Object.freeze({ state: 'up', passes: 0, fails: 0 });
 const DOWN: Verdict = Object.freeze({ state: 'down', passes: 0, fails: 0 });
 
-/** Feed one probe result (`ok`) into verdict `v`. */
-export function step(v: Verdict, ok: boolean, { rise, fall }: Thresholds): { next: Verdict; transition: Transition } {
+/**
+ * What one probe result says about the backend: `true` it passed, `false` it failed,
+ * `null` nothing at all. A LOCAL_ERROR probe never reached the backend: tcplb itself was
+ * out of descriptors, ports or socket memory, and every backend would "fail" alike.
+ */
+export function evidence(r: Pick<ProbeResult, 'ok' | 'status'>): boolean | null {
+  return r.status === 'LOCAL_ERROR' ? null : r.ok;
+}
+
+/** Feed one probe's evidence (see `evidence`) into verdict `v`. */
+export function step(v: Verdict, ok: boolean | null, { rise, fall }: Thresholds): { next: Verdict; transition: Transition } {
+  // No evidence moves nothing, not even the counters: a balancer short of descriptors
+  // must not take its backends down (nor break a run of real results in two).
+  if (ok === null) return { next: v, transition: 'unchanged' };
   // The first answer decides at once: waiting for `rise` passes at start-up would mean
   // seconds without service (DESIGN.md, "Health checks").
   if (v.state === 'unknown') return { next: ok ? UP : DOWN, transition: 'changed' };

@@ -17,13 +17,14 @@ import dns from 'node:dns/promises';
 import net from 'node:net';
 import os from 'node:os';
 import type { ListenerConfig } from '../config/types.js';
+import { LOCAL_ERRORS } from '../core/local-errors.js';
 import type { BackendId, EndReason } from '../core/types.js';
 import { hashString32 } from '../balancers/ip-hash.js';
 import { AcceptErrorLog, Admission, listenError } from './admission.js';
 import { loadNative, type NativeEngineHandle, type NativeRouteTable } from './native-binding.js';
 import { applyListeners, DrainWait, prepareListenerSet } from './listener-set.js';
 import { dec, inc, Router } from './router.js';
-import { describe, LOCAL_ERRORS } from './session.js';
+import { describe } from './session.js';
 import type { BoundAddress, Engine, EngineSink, ListenerResult, PreparedListeners, RouteBackend, RoutingTable, SessionInfo, SessionRecord } from './types.js';
 
 const EV_ACCEPT = 1;

@@ -5,6 +5,7 @@
  * coarse sweep reading `lastActive`, not by a timer per session.
  */
 import net from 'node:net';
+import { LOCAL_ERRORS } from '../core/local-errors.js';
 import type { BackendId, EndReason } from '../core/types.js';
 import type { RouteBackend, SessionRecord } from './types.js';
 
@@ -24,9 +25,6 @@ export interface SessionHost {
 }
 
 let nextId = 1;
-
-/** Connect errors that are about this host, not the backend. */
-export const LOCAL_ERRORS: ReadonlySet<string> = new Set(['EMFILE', 'ENFILE', 'ENOBUFS', 'ENOMEM']);
 
 /** The session a socket belongs to (set on both sockets, so event handlers can be shared functions). */
 const SESSION = Symbol('tcplb.session');

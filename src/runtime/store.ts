@@ -10,7 +10,8 @@ import { formatDuration } from '../config/duration.js';
 import type { Config, UpstreamConfig } from '../config/types.js';
 import type { ProbeResult } from '../core/types.js';
 import type { CheckTarget } from '../health/scheduler.js';
-import { step, type Transition } from '../health/threshold.js';
+import { LocalErrorLog } from '../health/local-error-log.js';
+import { evidence, step, type Transition } from '../health/threshold.js';
 import type { EngineSink, RouteBackend, RouteUpstream, RoutingTable, SessionRecord } from '../proxy/types.js';
 import { displayState, newBackendState, type BackendState } from './backend.js';
 
@@ -58,6 +59,8 @@ export class Runtime implements EngineSink {
    */
   #dirty = new Set<string>();
   #flush: NodeJS.Immediate | undefined;
+  /** Probes that could not run for tcplb's own shortage (EMFILE...): logged as such, rate-limited. */
+  #localErrors = new LocalErrorLog((msg) => this.bus.emit('log', { level: 'error', msg }));
 
   constructor(config: Config, opts: { now?: () => number } = {}) {
     this.#config = config;
@@ -163,8 +166,11 @@ export class Runtime implements EngineSink {
     const check = this.#config.upstreams[b?.upstream ?? '']?.check;
     if (b === undefined || check === undefined) return;
     const now = this.#now();
+    // Kept as the last probe even when it says nothing of the backend: the console and
+    // `ctl status` then show that tcplb itself is the problem (LOCAL_ERROR).
     b.lastProbe = { ...result, at: now };
-    const { next, transition } = step({ state: b.op, passes: b.passes, fails: b.fails }, result.ok, check);
+    if (result.status === 'LOCAL_ERROR') this.#localErrors.report(id, result.detail);
+    const { next, transition } = step({ state: b.op, passes: b.passes, fails: b.fails }, evidence(result), check);
     if (transition === 'changed') {
       const reason = result.ok
         ? b.op === 'unknown'

@@ -40,6 +40,12 @@ test('backend row: state colour, probe, progress, cert; selected row is inverse 
   // A long probe status keeps the status and drops the latency.
   const slow = backend('u', 'h:1', { lastProbe: { at: 0, ok: false, status: 'L7_BAD_RESPONSE', latencyMs: 1500, detail: '' } });
   assert.match(segmentsText(backendLine(slow, cols, 80, false, false)), / L7_BAD_RESPON… /);
+  // Probe colour: passed green, failed red, LOCAL_ERROR (tcplb itself short of descriptors) yellow.
+  const probeCell = (ok: boolean, status: 'L4_OK' | 'L4_REFUSED' | 'LOCAL_ERROR') =>
+    backendLine(backend('u', 'h:1', { lastProbe: { at: 0, ok, status, latencyMs: 0, detail: '' } }), cols, 80, false, false).find((s) => s.text.trim().startsWith(status))!;
+  assert.equal(probeCell(true, 'L4_OK').color, 'green');
+  assert.equal(probeCell(false, 'L4_REFUSED').color, 'red');
+  assert.equal(probeCell(false, 'LOCAL_ERROR').color, 'yellow');
   assert.match(segmentsText(upstreamLine(fakeSnapshot().upstreams[1]!, 80)), /^smtp {2}round_robin · smtp every 5s rise 2 fall 3 · 1\/2 up$/);
 });
 

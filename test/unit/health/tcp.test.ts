@@ -1,3 +1,4 @@
+import net from 'node:net';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { probe } from '../../../src/health/probes/tcp.js';
@@ -53,4 +54,21 @@ test('tcp + tls: a server closing during the handshake fails (L6_BAD)', async (t
   const r = await run(probe, server, { tls: true });
   assert.equal(r.status, 'L6_BAD');
   assert.equal(r.detail, 'TLS handshake failed: connection closed by server');
+});
+
+test('tcp: a connect failing with EMFILE (tcplb out of descriptors) is LOCAL_ERROR, not a backend failure', async (t) => {
+  // The probe's own process is out of descriptors: stand in for it with a socket that fails as
+  // net.connect does then (the error comes asynchronously, code EMFILE, syscall connect).
+  const real = net.connect;
+  t.after(() => void (net.connect = real));
+  for (const code of ['EMFILE', 'ENFILE', 'ENOBUFS', 'EADDRNOTAVAIL']) {
+    net.connect = ((): net.Socket => {
+      const s = new net.Socket();
+      setImmediate(() => s.destroy(Object.assign(new Error(`connect ${code} 127.0.0.1:1 - Local (undefined:undefined)`), { code, syscall: 'connect' })));
+      return s;
+    }) as typeof net.connect;
+    const r = await run(probe, { host: '127.0.0.1', port: 1 });
+    assert.deepEqual([r.ok, r.status], [false, 'LOCAL_ERROR'], `${code}: ${r.detail}`);
+    assert.match(r.detail, new RegExp(`^${code}: .*tcplb|^${code}: the host`));
+  }
 });

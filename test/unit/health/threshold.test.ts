@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { step, UNKNOWN, type Transition, type Verdict } from '../../../src/health/threshold.js';
+import { evidence, step, UNKNOWN, type Transition, type Verdict } from '../../../src/health/threshold.js';
 
 const v = (state: Verdict['state'], passes = 0, fails = 0): Verdict => ({ state, passes, fails });
 
@@ -81,4 +81,28 @@ test('threshold: step() does not mutate its input', () => {
   const from = Object.freeze(v('up', 0, 1));
   step(from, false, { rise: 2, fall: 3 });
   assert.deepEqual(from, v('up', 0, 1));
+});
+
+test('threshold: a LOCAL_ERROR probe is no evidence: pass and fail map to true/false, LOCAL_ERROR to null', () => {
+  assert.equal(evidence({ ok: true, status: 'L4_OK' }), true);
+  assert.equal(evidence({ ok: false, status: 'L4_REFUSED' }), false);
+  assert.equal(evidence({ ok: false, status: 'SOCK_ERROR' }), false);
+  assert.equal(evidence({ ok: false, status: 'LOCAL_ERROR' }), null);
+});
+
+test('threshold: no evidence (tcplb out of descriptors) leaves state and rise/fall counters exactly as they were', () => {
+  for (const from of [UNKNOWN, v('up'), v('up', 0, 2), v('down'), v('down', 2, 0)]) {
+    for (const [rise, fall] of [[1, 1], [3, 3]] as const) {
+      assert.deepEqual(step(from, null, { rise, fall }), { next: from, transition: 'unchanged' }, `${from.state} p${from.passes} f${from.fails}`);
+    }
+  }
+  // A run of failures interrupted by local errors still takes an UP backend down at `fall`,
+  // and a crowd of local errors alone never does.
+  let verdict: Verdict = v('up');
+  for (const ok of [false, null, null, false, null]) verdict = step(verdict, ok, { rise: 2, fall: 3 }).next;
+  assert.deepEqual(verdict, v('up', 0, 2));
+  assert.deepEqual(step(verdict, false, { rise: 2, fall: 3 }), { next: v('down'), transition: 'changed' });
+  verdict = v('up');
+  for (let i = 0; i < 1000; i++) verdict = step(verdict, null, { rise: 1, fall: 1 }).next;
+  assert.deepEqual(verdict, v('up'));
 });

@@ -112,3 +112,47 @@ test('an operator action reaches the routing table before the call returns', () 
   r.setAdmin('u/127.0.0.2:1', 'drain', 'operator', 'drain by test');
   assert.deepEqual(seen, [[false, true]], 'published synchronously');
 });
+
+
+test('a probe that could not run for tcplb\'s own shortage (LOCAL_ERROR) changes no verdict, shows as the last probe, and is logged once a second as tcplb\'s problem', async () => {
+  const r = runtime('check: { type: "tcp", rise: 2, fall: 2 },');
+  const local: ProbeResult = { ok: false, status: 'LOCAL_ERROR', latencyMs: 0, detail: 'EMFILE: tcplb is out of file descriptors (raise LimitNOFILE / ulimit -n)' };
+  const [a, b] = ['u/127.0.0.2:1', 'u/127.0.0.3:1'];
+  const transitions: string[] = [];
+  const probes: string[] = [];
+  const logs: { level: string; msg: string }[] = [];
+  r.bus.on('transition', (e) => transitions.push(`${e.backend} ${e.from}->${e.to}`));
+  r.bus.on('probe', (e) => probes.push(e.transition));
+  r.bus.on('log', (e) => logs.push(e));
+
+  // Before any answer: still UNKNOWN, still "try them all".
+  r.applyProbe(a, local);
+  assert.equal(r.backend(a)!.op, 'unknown');
+  assert.deepEqual(usable(r), [true, true]);
+
+  r.applyProbe(a, pass);
+  r.applyProbe(b, pass);
+  r.applyProbe(a, fail); // one real failure: 1 of fall 2
+  for (let i = 0; i < 50; i++) {
+    r.applyProbe(a, local);
+    r.applyProbe(b, local);
+  }
+  assert.deepEqual(transitions, [`${a} UNKNOWN->UP`, `${b} UNKNOWN->UP`], 'no transition for local errors');
+  assert.deepEqual([r.backend(a)!.op, r.backend(a)!.fails, r.backend(a)!.passes], ['up', 1, 0], 'the failure count is kept, not raised nor wiped');
+  assert.deepEqual([r.backend(b)!.op, r.backend(b)!.fails], ['up', 0]);
+  assert.deepEqual(usable(r), [true, true]);
+  assert.equal(r.backend(a)!.lastProbe?.status, 'LOCAL_ERROR', 'the console and ctl status show the balancer is the problem');
+  assert.deepEqual(new Set(probes.slice(4)), new Set(['unchanged']));
+
+  assert.equal(logs.length, 1, `one line at once, not one per probe: ${JSON.stringify(logs)}`);
+  assert.equal(logs[0]!.level, 'error');
+  assert.match(logs[0]!.msg, /^health checks: probe of u\/127\.0\.0\.2:1 could not run: EMFILE: tcplb is out of file descriptors.*not the backend's fault/);
+  await new Promise((res) => setTimeout(res, 1100));
+  assert.equal(logs.length, 2);
+  assert.match(logs[1]!.msg, /^health checks: 100 more probes could not run in the last second \(EMFILE: tcplb is out of file descriptors/);
+
+  // The next real failure completes the run of 2 that the local errors did not break.
+  r.applyProbe(a, fail);
+  assert.equal(r.backend(a)!.op, 'down');
+  r.close();
+});

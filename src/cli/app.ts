@@ -133,7 +133,7 @@ export async function startApp(config: Config, opts: AppOptions = {}): Promise<A
   let accessLog: AccessLog | undefined;
   const openAccessLog = (c: Config): void => {
     accessLog?.close();
-    accessLog = c.log.access === null ? undefined : new AccessLog(c.log.access, c.log.format, (m) => logger.error(m));
+    accessLog = c.log.access === null ? undefined : new AccessLog(c.log.access, c.log.format, (m) => logger.error(m), { onInfo: (m) => logger.info(m) });
   };
   openAccessLog(config);
   runtime.bus.on('session', (r) => accessLog?.write(r));

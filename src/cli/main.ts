@@ -114,8 +114,10 @@ async function run(config: Config, label: string, useConsole: boolean): Promise<
     process.on('SIGTERM', () => onStop('SIGTERM'));
     process.on('SIGINT', () => onStop('SIGINT'));
     process.on('SIGUSR1', () => {
-      app.accessLog()?.reopen();
-      app.logger.info('SIGUSR1: access log reopened');
+      const log = app.accessLog();
+      // A failed reopen is reported by the access log itself (it keeps the old file and retries).
+      if (log === undefined) app.logger.info('SIGUSR1: no access log to reopen');
+      else if (log.reopen()) app.logger.info('SIGUSR1: access log reopened');
     });
     process.on('SIGHUP', () => {
       app.logger.info('SIGHUP: reloading the config');

@@ -1,7 +1,8 @@
 /**
  * Addresses in the config: `host:port`, `[v6]:port`, a bare port or `*:port`
  * for "all interfaces" (listeners only), and CIDR lists for allow/deny.
- * Nothing here resolves names: validation must stay pure and instant.
+ * Nothing here resolves names: validation must stay pure and instant (the
+ * file loader resolves listen host names once, in ./resolve.ts).
  */
 import { isIP, isIPv4, isIPv6 } from 'node:net';
 import { formatHostPort } from '../core/types.js';
@@ -118,6 +119,21 @@ export function canonicalHost(host: string): string {
     }
   }
   return host.toLowerCase();
+}
+
+/**
+ * The host two listen addresses are compared by: canonical, and an
+ * IPv4-mapped IPv6 address (`::ffff:127.0.0.1`) as the IPv4 address it is
+ * (on Linux binding either takes the same IPv4 port).
+ */
+export function clashKey(host: string): string {
+  const h = canonicalHost(host);
+  // RFC 5952 form of a mapped address is "::ffff:" and two hex groups (WHATWG URL writes it so).
+  const m = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(h);
+  if (m === null) return h;
+  const hi = parseInt(m[1]!, 16);
+  const lo = parseInt(m[2]!, 16);
+  return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
 }
 
 /** `host:port` for display, `*:port` for all interfaces, IPv6 bracketed. */

@@ -43,7 +43,11 @@ export function diffConfigs(a: Config, b: Config): string[] {
   for (const [name, l] of lb) {
     const old = la.get(name);
     if (old === undefined) out.push(`+listener ${name} ${l.listenText} -> ${l.upstream}`);
-    else for (const f of fields(old, l, LISTENER_KEYS)) out.push(`~listener ${name} ${f}`);
+    else {
+      for (const f of fields(old, l, LISTENER_KEYS)) out.push(`~listener ${name} ${f}`);
+      // Same spelling, another address: a listen host name now resolves elsewhere (the listener is re-bound).
+      if (old.listenText === l.listenText && old.listen.host !== l.listen.host) out.push(`~listener ${name} listen ${l.listenText} ${old.listen.host}->${l.listen.host}`);
+    }
   }
   for (const [name, u] of Object.entries(a.upstreams)) if (!(name in b.upstreams)) out.push(`-upstream ${name} (${plural(u.servers.length, 'server')})`);
   for (const [name, u] of Object.entries(b.upstreams)) {

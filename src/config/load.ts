@@ -3,13 +3,15 @@
  * the file; never throws; nothing is returned as `ok` unless the whole
  * document is valid.
  */
-import { open } from 'node:fs/promises';
+import { constants, type Stats } from 'node:fs';
+import { open, stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import type { Config, ConfigIssue, LoadResult } from './types.js';
 import { parseJson5 } from './parse.js';
 import { Ctx, readObject } from './readers.js';
-import { ROOT_SPEC } from './schema.js';
-import { build, crossCheck } from './validate.js';
+import { ROOT_SPEC, type RootObj } from './schema.js';
+import { resolveListenHosts } from './resolve.js';
+import { build, crossCheck, listenEndpoints, type Resolved } from './validate.js';
 import { describe } from './suggest.js';
 
 /**
@@ -19,7 +21,7 @@ import { describe } from './suggest.js';
  */
 export const MAX_ISSUES = 1000;
 
-/** Files larger than this are refused before reading: a config is kilobytes. */
+/** Files larger than this are refused (at most one byte more is read): a config is kilobytes. */
 export const MAX_FILE_BYTES = 64 * 1024 * 1024;
 
 /** Freeze an object graph (the Config is a tree: no cycles to worry about). */
@@ -45,23 +47,36 @@ function one(file: string, message: string, line = 1, column = 1): LoadResult {
   return failure([{ file, line, column, message }]);
 }
 
-function load(text: string, file: string): LoadResult {
+/** Parsed and read document (per-key rules checked), or the result that ends the load. */
+type Analysed = { ok: true; root: RootObj; ctx: Ctx } | { ok: false; result: LoadResult };
+
+function analyse(text: string, file: string): Analysed {
   const parsed = parseJson5(text);
-  if (!parsed.ok) return one(file, parsed.message, parsed.pos.line, parsed.pos.column);
+  if (!parsed.ok) return { ok: false, result: one(file, parsed.message, parsed.pos.line, parsed.pos.column) };
   const body = parsed.body;
   if (body.type !== 'Object') {
-    return one(file, `the config must be an object { listeners: [...], upstreams: {...} } (got ${describe(body)})`, body.loc.start.line, body.loc.start.column);
+    return { ok: false, result: one(file, `the config must be an object { listeners: [...], upstreams: {...} } (got ${describe(body)})`, body.loc.start.line, body.loc.start.column) };
   }
   const ctx = new Ctx(file, file === '' ? process.cwd() : dirname(resolve(file)));
-  const root = readObject(body, '', ctx, ROOT_SPEC)!;
-  const names = crossCheck(root, ctx);
+  return { ok: true, root: readObject(body, '', ctx, ROOT_SPEC)!, ctx };
+}
+
+function finish(root: RootObj, ctx: Ctx, file: string, resolved?: Resolved): LoadResult {
+  const names = crossCheck(root, ctx, resolved);
   if (ctx.issues.length > 0) return failure(ctx.issues);
-  const config: Config = build(root, names, file);
+  const config: Config = build(root, names, file, resolved);
   return deepFreeze({ ok: true, config });
 }
 
+/** A bug of ours must still come out as an issue: --check and reload rely on never throwing. */
+function internal(file: string, e: unknown): LoadResult {
+  return one(String(file), `internal error while validating: ${e instanceof Error ? e.message : String(e)}`);
+}
+
 /**
- * Parse and validate config text.
+ * Parse and validate config text. Pure: listen host names are checked for
+ * form but not resolved (the native engine binds numeric addresses only);
+ * a config to run comes from `loadConfigFile`, which resolves them.
  *
  * @param text JSON5 source.
  * @param file Name used in issues (as given) and whose folder relative paths
@@ -74,30 +89,82 @@ function load(text: string, file: string): LoadResult {
 export function loadConfigText(text: string, file: string): LoadResult {
   try {
     if (typeof text !== 'string') return one(String(file), 'config text is not a string');
-    return load(text, file);
+    const a = analyse(text, file);
+    return a.ok ? finish(a.root, a.ctx, file) : a.result;
   } catch (e) {
-    // A bug of ours must still come out as an issue: --check and reload rely on never throwing.
-    return one(String(file), `internal error while validating: ${e instanceof Error ? e.message : String(e)}`);
+    return internal(file, e);
+  }
+}
+
+/** What a non-regular file is, for the refusal. */
+function kind(st: Stats): string {
+  if (st.isFIFO()) return 'a named pipe (FIFO)';
+  if (st.isCharacterDevice()) return 'a character device';
+  if (st.isBlockDevice()) return 'a block device';
+  if (st.isSocket()) return 'a socket';
+  if (st.isDirectory()) return 'a directory';
+  return 'of another kind';
+}
+
+/**
+ * The file's text, or why it cannot be a config. Only a regular file (a
+ * symlink is followed) is read: a FIFO would block the open and the read
+ * until a writer came (a reload then wedged every later one), and a device
+ * such as /dev/zero reports size 0 and never ends. The type is checked
+ * before opening (opening a device can have effects of its own), and again
+ * on the descriptor (opened non-blocking, so a file swapped for a FIFO in
+ * between cannot block); at most MAX_FILE_BYTES + 1 bytes are read, so a
+ * file that grows while read is refused without holding more.
+ */
+async function readConfig(path: string): Promise<{ text: string } | { error: string }> {
+  const notRegular = (st: Stats): string => `not a regular file: it is ${kind(st)}; the config must be a regular file (or a symlink to one)`;
+  const before = await stat(path);
+  if (!before.isFile()) return { error: notRegular(before) };
+  const fh = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  try {
+    const st = await fh.stat();
+    if (!st.isFile()) return { error: notRegular(st) };
+    if (st.size > MAX_FILE_BYTES) return { error: `config file too large (${st.size} bytes, at most ${MAX_FILE_BYTES})` };
+    let buf = Buffer.alloc(Math.min(st.size, MAX_FILE_BYTES) + 1);
+    let len = 0;
+    for (;;) {
+      if (len === buf.length) {
+        if (len > MAX_FILE_BYTES) return { error: `config file too large (more than ${MAX_FILE_BYTES} bytes)` };
+        // It grew since the stat: read on, still bounded by the cap.
+        const bigger = Buffer.alloc(Math.min(buf.length * 2, MAX_FILE_BYTES + 1));
+        buf.copy(bigger);
+        buf = bigger;
+      }
+      const { bytesRead } = await fh.read(buf, len, buf.length - len, null);
+      if (bytesRead === 0) break;
+      len += bytesRead;
+    }
+    return { text: buf.toString('utf8', 0, len) };
+  } finally {
+    await fh.close();
   }
 }
 
 /**
- * Read and validate a config file. A read error (missing file, permissions,
- * a directory) is one issue at 1:1 carrying the OS message. Never rejects.
+ * Read and validate a config file, resolving listen host names (see
+ * ./resolve.ts). A read error (missing file, permissions, a directory, a
+ * FIFO or device) is one issue at 1:1 carrying the reason. Never rejects.
  */
 export async function loadConfigFile(path: string): Promise<LoadResult> {
   let text: string;
   try {
-    const fh = await open(path, 'r');
-    try {
-      const { size } = await fh.stat();
-      if (size > MAX_FILE_BYTES) return one(path, `config file too large (${size} bytes, at most ${MAX_FILE_BYTES})`);
-      text = await fh.readFile('utf8');
-    } finally {
-      await fh.close();
-    }
+    const r = await readConfig(path);
+    if ('error' in r) return one(path, `cannot read config: ${r.error}`);
+    text = r.text;
   } catch (e) {
     return one(path, `cannot read config: ${e instanceof Error ? e.message : String(e)}`);
   }
-  return loadConfigText(text, path);
+  try {
+    const a = analyse(text, path);
+    if (!a.ok) return a.result;
+    const resolved = await resolveListenHosts(listenEndpoints(a.root), a.ctx);
+    return finish(a.root, a.ctx, path, resolved);
+  } catch (e) {
+    return internal(path, e);
+  }
 }

@@ -67,6 +67,8 @@ export interface Address {
   readonly port: number;
   /** `host:port`, `[v6]:port` or `*:port`, canonical (lower-case names, compressed IPv6). */
   readonly text: string;
+  /** As the operator wrote it (trimmed); `*:port` for a bare port. Used in messages. */
+  readonly written: string;
   readonly pos: Pos;
 }
 
@@ -83,7 +85,8 @@ function address(allowAll: boolean, example: string): Reader<Address> {
     }
     const host = canonicalHost(r.host);
     const text = host === '' ? formatListen({ host, port: r.port }) : formatHostPort(host, r.port);
-    return { host, port: r.port, text, pos: posOf(node) };
+    const written = host === '' || typeof node.value !== 'string' ? text : node.value.trim();
+    return { host, port: r.port, text, written, pos: posOf(node) };
   };
 }
 

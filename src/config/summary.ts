@@ -3,8 +3,9 @@
  * About 15 lines for a config like DESIGN.md's; long lists are cut with
  * "… and N more" so it always fits a terminal.
  */
-import type { CheckConfig, Config, ServerConfig, UpstreamConfig } from './types.js';
-import { formatListen } from './address.js';
+import { isIP } from 'node:net';
+import type { CheckConfig, Config, ListenerConfig, ServerConfig, UpstreamConfig } from './types.js';
+import { formatListen, parseHostPort } from './address.js';
 import { formatDuration as d } from './duration.js';
 
 /** How many listeners / upstreams / servers per upstream are listed before "… and N more". */
@@ -67,6 +68,12 @@ function upstreamLines(u: UpstreamConfig, maxServers: number): string[] {
   ];
 }
 
+/** ` (127.0.0.1)` when the listener was written with a host name (resolved at load), else ''. */
+function resolvedTo(l: ListenerConfig): string {
+  const written = parseHostPort(l.listenText)?.host ?? '';
+  return written !== '' && isIP(written) === 0 && written !== l.listen.host ? ` (${l.listen.host})` : '';
+}
+
 function render(config: Config, max: Limits): string[] {
   const ups = Object.values(config.upstreams);
   const servers = ups.reduce((n, u) => n + u.servers.length, 0);
@@ -80,7 +87,7 @@ function render(config: Config, max: Limits): string[] {
       if (l.maxConnectionsPerClient > 0) extra.push(`${l.maxConnectionsPerClient}/client`);
       if (l.proxyProtocol) extra.push(`proxy ${l.proxyProtocol}`);
       if (l.allow.length + l.deny.length > 0) extra.push(`allow ${l.allow.length}/deny ${l.deny.length}`);
-      return `  ${pad(l.name, nameWidth)}  ${l.listenText} -> ${l.upstream}  (${extra.join(', ')})`;
+      return `  ${pad(l.name, nameWidth)}  ${l.listenText}${resolvedTo(l)} -> ${l.upstream}  (${extra.join(', ')})`;
     }),
     ...more(config.listeners.length, max.listeners, '  '),
     'upstreams:',

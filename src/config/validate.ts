@@ -5,7 +5,7 @@
  */
 import { resolve } from 'node:path';
 import type { CheckConfig, Config, ListenerConfig, ServerConfig, UpstreamConfig } from './types.js';
-import { isWildcardHost } from './address.js';
+import { clashKey, isWildcardHost } from './address.js';
 import { childPath, type Ctx, type Item, type ValuesOf } from './readers.js';
 import {
   LISTENER_SPEC, ROOT_SPEC, SERVER_SPEC, CHECK_SPEC, UPSTREAM_SPEC,
@@ -91,43 +91,75 @@ function listenerNames(items: ReadonlyArray<Item<ListenerObj>>, upstreams: Reado
   return names;
 }
 
-/** Listener and metrics addresses must not clash: same port on the same host, or on a wildcard and anything. */
-function checkAddresses(endpoints: Array<{ label: string; path: string; addr: Address }>, ctx: Ctx): void {
+/** A listen address and where it is in the document. */
+export interface Endpoint {
+  readonly label: string;
+  readonly path: string;
+  readonly addr: Address;
+}
+
+/** Host names of listen addresses -> the IP each was resolved to (filled by ./resolve.ts; empty for pure validation). */
+export type Resolved = ReadonlyMap<Address, string>;
+
+/** Every listen address of the document: the listeners' and metrics.listen. */
+export function listenEndpoints(root: RootObj): Endpoint[] {
+  const out: Endpoint[] = [];
+  for (const { value: l, index } of root.values.listeners ?? []) {
+    if (l.values.listen !== undefined) out.push({ label: `listeners[${index}]`, path: childPath(l.path, 'listen'), addr: l.values.listen });
+  }
+  const metrics = root.values.metrics?.listen;
+  if (metrics) out.push({ label: 'metrics.listen', path: 'metrics.listen', addr: metrics });
+  return out;
+}
+
+/**
+ * Listener and metrics addresses must not clash: same port on the same host,
+ * or on a wildcard and anything. Hosts are compared as bound (resolved,
+ * IPv4-mapped IPv6 as IPv4); messages show each address as written, with
+ * what it became when that differs.
+ */
+function checkAddresses(endpoints: Endpoint[], resolved: Resolved, ctx: Ctx): void {
   endpoints.sort((a, b) => a.addr.pos.line - b.addr.pos.line || a.addr.pos.column - b.addr.pos.column);
-  const byPort = new Map<number, { wildcard?: (typeof endpoints)[number]; hosts: Map<string, (typeof endpoints)[number]> }>();
+  const byPort = new Map<number, { wildcard?: Endpoint; hosts: Map<string, Endpoint> }>();
+  const keyOf = (e: Endpoint): string => clashKey(resolved.get(e.addr) ?? e.addr.host);
+  const shown = (e: Endpoint): string => {
+    const bound = resolved.get(e.addr);
+    return quote(e.addr.written) + (bound === undefined ? '' : ` (${e.addr.host} is ${bound})`);
+  };
   for (const e of endpoints) {
     let slot = byPort.get(e.addr.port);
     if (slot === undefined) byPort.set(e.addr.port, (slot = { hosts: new Map() }));
-    const wild = isWildcardHost(e.addr.host);
-    const clash = slot.wildcard ?? (wild ? slot.hosts.values().next().value : slot.hosts.get(e.addr.host));
+    const key = keyOf(e);
+    const wild = isWildcardHost(key);
+    const clash = slot.wildcard ?? (wild ? slot.hosts.values().next().value : slot.hosts.get(key));
     if (clash !== undefined) {
-      const how = clash.addr.text === e.addr.text ? 'already used by' : 'conflicts with';
-      ctx.error(e.addr.pos, e.path, `address ${quote(e.addr.text)} ${how} ${clash.label} (${quote(clash.addr.text)})`);
+      const same = keyOf(clash) === key;
+      const how = !same ? 'conflicts with' : clash.addr.written === e.addr.written ? 'already used by' : 'is the same address as';
+      ctx.error(e.addr.pos, e.path, `address ${shown(e)} ${how} ${clash.label} (${shown(clash)})`);
       continue;
     }
     if (wild) slot.wildcard = e;
-    else slot.hosts.set(e.addr.host, e);
+    else slot.hosts.set(key, e);
   }
 }
 
-/** Run the cross-reference rules; report problems to ctx. */
-export function crossCheck(root: RootObj, ctx: Ctx): Map<number, string> {
+/**
+ * Run the cross-reference rules; report problems to ctx. `resolved` holds
+ * the addresses listen host names were resolved to (for the clash check).
+ */
+export function crossCheck(root: RootObj, ctx: Ctx, resolved: Resolved = new Map()): Map<number, string> {
   const entries = root.values.upstreams ?? [];
   const upstreams = new Map(entries.map((e) => [e.name, e]));
   const upstreamNames = [...upstreams.keys()];
   checkUpstreams(entries, ctx);
   const items = root.values.listeners ?? [];
-  const endpoints: Array<{ label: string; path: string; addr: Address }> = [];
-  for (const { value: l, index } of items) {
+  for (const { value: l } of items) {
     const u = l.values.upstream;
     if (u !== undefined && !upstreams.has(u)) {
       ctx.error(l.at.upstream!, childPath(l.path, 'upstream'), `no upstream named ${quote(u)}${ctx.suggest(u, upstreamNames)}`);
     }
-    if (l.values.listen !== undefined) endpoints.push({ label: `listeners[${index}]`, path: childPath(l.path, 'listen'), addr: l.values.listen });
   }
-  const metrics = root.values.metrics?.listen;
-  if (metrics) endpoints.push({ label: 'metrics.listen', path: 'metrics.listen', addr: metrics });
-  checkAddresses(endpoints, ctx);
+  checkAddresses(listenEndpoints(root), resolved, ctx);
   return listenerNames(items, upstreams, ctx);
 }
 
@@ -158,12 +190,14 @@ function buildUpstream(e: UpstreamEntry): UpstreamConfig {
  * Build the Config from a document that produced no issues (every required
  * value is then present, so the casts below hold).
  */
-export function build(root: RootObj, names: ReadonlyMap<number, string>, file: string): Config {
+export function build(root: RootObj, names: ReadonlyMap<number, string>, file: string, resolved: Resolved = new Map()): Config {
   const v = root.values as ValuesOf<typeof ROOT_SPEC>;
+  // Engines bind the resolved address; listenText keeps the operator's spelling for messages.
+  const bound = (a: Address): { host: string; port: number } => ({ host: resolved.get(a) ?? a.host, port: a.port });
   const listeners = v.listeners.map(({ value, index }): ListenerConfig => {
     const l = value.values as ValuesOf<typeof LISTENER_SPEC>;
     return {
-      name: names.get(index)!, listen: { host: l.listen.host, port: l.listen.port }, listenText: l.listen.text, upstream: l.upstream,
+      name: names.get(index)!, listen: bound(l.listen), listenText: l.listen.written, upstream: l.upstream,
       connectTimeoutMs: l.connectTimeout, idleTimeoutMs: l.idleTimeout, proxyProtocol: l.proxyProtocol,
       maxConnections: l.maxConnections, maxConnectionsPerClient: l.maxConnectionsPerClient, allow: [...l.allow], deny: [...l.deny],
     };
@@ -176,7 +210,7 @@ export function build(root: RootObj, names: ReadonlyMap<number, string>, file: s
     upstreams: Object.fromEntries(v.upstreams.map((e) => [e.name, buildUpstream(e)])),
     log: { ...v.log },
     control: { socket: v.control?.socket ?? null },
-    metrics: { listen: metrics ? { host: metrics.host, port: metrics.port } : null },
+    metrics: { listen: metrics ? bound(metrics) : null },
     stateFile: v.stateFile,
     shutdownTimeoutMs: v.shutdownTimeout,
     workers: v.workers,

@@ -78,14 +78,26 @@ export function formatAccess(r: SessionRecord, format: 'text' | 'json'): string 
   return `${time} ${r.listener} ${formatHostPort(r.client, r.clientPort)} ${r.backend || '-'} ${r.bytesIn} ${r.bytesOut} ${(r.durationMs / 1000).toFixed(3)}s ${r.reason}${detail}`;
 }
 
-/**
- * The access log: '-' = stdout, else a file opened for append. `reopen()`
- * (on SIGUSR1) reopens the file so logrotate can move the old one away.
- */
 /** An access-log batch is written after this long, or once it holds FLUSH_BYTES. */
 const FLUSH_MS = 100;
 const FLUSH_BYTES = 64 * 1024;
+/** How often a failed open of the access log is tried again. */
+export const ACCESS_RETRY_MS = 2000;
 
+export interface AccessLogOptions {
+  /** Told when the file opens after a failure ("logging resumes"). */
+  onInfo?: (msg: string) => void;
+  retryMs?: number;
+}
+
+/**
+ * The access log: '-' = stdout, else a file opened for append. `reopen()`
+ * (on SIGUSR1) reopens the file so logrotate can move the old one away.
+ * When the file cannot be opened (its folder is gone, permissions), the
+ * failure is reported once, the old descriptor is kept (lines go on to the
+ * moved file rather than nowhere) and the open is tried again every
+ * `retryMs` and at the next reopen(); `onInfo` says when it succeeds.
+ */
 export class AccessLog {
   #dest: string;
   #format: 'text' | 'json';
@@ -94,16 +106,29 @@ export class AccessLog {
   #pendingBytes = 0;
   #timer: NodeJS.Timeout | undefined;
   #onError: (msg: string) => void;
+  #onInfo: (msg: string) => void;
+  #retryMs: number;
+  #retry: NodeJS.Timeout | undefined;
+  /** When the current run of failed opens began (undefined: none failing). */
+  #failingSince: number | undefined;
+  #closed = false;
 
-  constructor(dest: string, format: 'text' | 'json', onError: (msg: string) => void) {
+  constructor(dest: string, format: 'text' | 'json', onError: (msg: string) => void, opts: AccessLogOptions = {}) {
     this.#dest = dest;
     this.#format = format;
     this.#onError = onError;
+    this.#onInfo = opts.onInfo ?? noop;
+    this.#retryMs = opts.retryMs ?? ACCESS_RETRY_MS;
     this.#open();
   }
 
   get destination(): string {
     return this.#dest;
+  }
+
+  /** True while the file is open (always for stdout). */
+  get isOpen(): boolean {
+    return this.#dest === '-' || (this.#fd !== undefined && this.#failingSince === undefined);
   }
 
   write(r: SessionRecord): void {
@@ -132,28 +157,49 @@ export class AccessLog {
     }
   }
 
-  reopen(): void {
+  /**
+   * Open the file anew (logrotate moved it). True when the new file is open;
+   * false when the open failed: that is reported, the old file stays in
+   * use, and the open is retried.
+   */
+  reopen(): boolean {
     this.flush();
-    this.#close();
-    this.#open();
+    return this.#open();
   }
 
   close(): void {
     this.flush();
-    this.#close();
-  }
-
-  #open(): void {
-    if (this.#dest === '-') return;
-    try {
-      this.#fd = fs.openSync(this.#dest, 'a', 0o640);
-    } catch (err) {
-      this.#onError(`cannot open access log ${this.#dest}: ${(err as Error).message}`);
-    }
-  }
-
-  #close(): void {
+    this.#closed = true;
+    clearTimeout(this.#retry);
+    this.#retry = undefined;
     if (this.#fd !== undefined) fs.closeSync(this.#fd);
     this.#fd = undefined;
+  }
+
+  /** Open the destination; on success swap it in for the old descriptor, else keep that and retry. */
+  #open(): boolean {
+    if (this.#dest === '-' || this.#closed) return true;
+    clearTimeout(this.#retry);
+    this.#retry = undefined;
+    let fd: number;
+    try {
+      fd = fs.openSync(this.#dest, 'a', 0o640);
+    } catch (err) {
+      if (this.#failingSince === undefined) {
+        this.#failingSince = Date.now();
+        const now = this.#fd === undefined ? 'access lines are dropped until it opens' : 'still writing to the file open before';
+        this.#onError(`cannot open access log ${this.#dest}: ${(err as Error).message}; ${now}; retrying every ${this.#retryMs / 1000} s`);
+      }
+      this.#retry = setTimeout(() => this.#open(), this.#retryMs);
+      this.#retry.unref(); // a retry must not keep a stopped process alive
+      return false;
+    }
+    if (this.#fd !== undefined) fs.closeSync(this.#fd);
+    this.#fd = fd;
+    if (this.#failingSince !== undefined) {
+      this.#onInfo(`access log ${this.#dest} open again after ${((Date.now() - this.#failingSince) / 1000).toFixed(1)} s of failed attempts: logging to it resumes`);
+      this.#failingSince = undefined;
+    }
+    return true;
   }
 }

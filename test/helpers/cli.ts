@@ -36,8 +36,8 @@ export interface Running {
   exited: Promise<number | null>;
 }
 
-export async function startCli(args: string[], ready: RegExp, opts: { cwd?: string; timeoutMs?: number } = {}): Promise<Running> {
-  const child = spawn(process.execPath, [BIN, ...args], { cwd: opts.cwd ?? ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+export async function startCli(args: string[], ready: RegExp, opts: { cwd?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<Running> {
+  const child = spawn(process.execPath, [BIN, ...args], { cwd: opts.cwd ?? ROOT, env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   child.stdout!.on('data', (d) => (out += d));

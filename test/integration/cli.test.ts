@@ -1,5 +1,6 @@
 /** The headless CLI as a user (or systemd) runs it: flags, exit codes, errors, signals. */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -277,4 +278,137 @@ test('--check names the engine that would run; engine "native" without the addon
   assert.equal(native.code, 1);
   assert.equal(native.stdout, '', 'no summary for a config that would not start');
   assert.match(native.stderr, /engine: "native" is set but the native engine is not available: disabled by TCPLB_NO_NATIVE=1; set engine to "auto" or "js"/);
+});
+
+test('--check on a FIFO or a device config returns at once with a clear error (it used to block forever / read without end)', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tcplb-fifo-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const fifo = path.join(dir, 'config.json5');
+  execFileSync('mkfifo', [fifo]);
+  const t0 = Date.now();
+  const r = await runCli(['--check', '-c', fifo], { timeoutMs: 5000 });
+  assert.ok(Date.now() - t0 < 3000, `took ${Date.now() - t0} ms`);
+  assert.equal(r.code, 1, r.stderr);
+  assert.ok(r.stderr.includes(`${fifo}:1:1: cannot read config: not a regular file: it is a named pipe (FIFO)`), r.stderr);
+  const zero = path.join(dir, 'zero.json5');
+  fs.symlinkSync('/dev/zero', zero);
+  const z = await runCli(['--check', '-c', zero], { timeoutMs: 5000 });
+  assert.equal(z.code, 1, z.stderr);
+  assert.match(z.stderr, /zero\.json5:1:1: cannot read config: not a regular file: it is a character device/);
+});
+
+test('a reload that finds a FIFO is refused at once; a later good reload still applies', async (t) => {
+  const a = await listen(namedEcho('A'));
+  const b = await listen(namedEcho('B'));
+  t.after(() => Promise.all([a.close(), b.close()]));
+  const port = await freePort();
+  const text = (be: number) => `{
+    listeners: [{ listen: "127.0.0.1:${port}", upstream: "u" }],
+    upstreams: { u: { servers: ["127.0.0.1:${be}"] } },
+    log: { access: null },
+  }`;
+  const file = tmpConfig(text(a.port));
+  const run = await startCli(['--headless', '-c', file], /serving/);
+  t.after(() => run.child.kill('SIGKILL'));
+  const greet = async () => {
+    const c = await connect(port);
+    const l = await readLine(c);
+    c.destroy();
+    return l;
+  };
+  assert.equal(await greet(), 'A');
+  fs.rmSync(file);
+  execFileSync('mkfifo', [file]);
+  run.child.kill('SIGHUP');
+  await waitFor(() => /reload refused: .*config\.json5:1:1: cannot read config: not a regular file: it is a named pipe \(FIFO\)/.test(run.stderr()), 3000, 'refusal in the log');
+  assert.equal(await greet(), 'A');
+  fs.rmSync(file);
+  fs.writeFileSync(file, text(b.port));
+  run.child.kill('SIGHUP');
+  await waitFor(() => /reload: \+server u\/127\.0\.0\.1:\d+/.test(run.stderr()), 3000, 'the good reload applied');
+  assert.equal(await greet(), 'B');
+  run.child.kill('SIGTERM');
+  assert.equal(await run.exited, 0);
+});
+
+for (const engine of ['native', 'js']) {
+  test(`listen "localhost:P" starts and relays on the ${engine} engine (resolved at load to 127.0.0.1)`, async (t) => {
+    const be = await listen(namedEcho('L'));
+    t.after(() => be.close());
+    const port = await freePort();
+    const file = tmpConfig(`{
+      listeners: [{ name: "loc", listen: "localhost:${port}", upstream: "u" }],
+      upstreams: { u: { servers: ["127.0.0.1:${be.port}"] } },
+      log: { access: null },
+    }`);
+    const check = await runCli(['--check', '-c', file]);
+    assert.equal(check.code, 0, check.stderr);
+    assert.match(check.stdout, new RegExp(`loc +localhost:${port} \\(127\\.0\\.0\\.1\\) -> u`));
+    const run = await startCli(['--headless', '-c', file], /serving/, { env: { ...process.env, TCPLB_ENGINE: engine } });
+    t.after(() => run.child.kill('SIGKILL'));
+    assert.match(run.stderr(), new RegExp(`engine: ${engine}`));
+    assert.match(run.stderr(), new RegExp(`serving .*loc=127\\.0\\.0\\.1:${port}`));
+    const c = await connect(port);
+    assert.equal(await readLine(c), 'L');
+    c.destroy();
+    run.child.kill('SIGTERM');
+    assert.equal(await run.exited, 0);
+  });
+}
+
+test('--check finds listeners that clash through address forms, naming both as written', async () => {
+  const port = await freePort();
+  const file = tmpConfig(`{
+  listeners: [
+    { name: "a", listen: "127.0.0.1:${port}", upstream: "u" },
+    { name: "b", listen: "[::ffff:127.0.0.1]:${port}", upstream: "u" },
+    { name: "c", listen: "localhost:${port}", upstream: "u" },
+  ],
+  upstreams: { u: { servers: ["127.0.0.1:1"] } },
+}
+`);
+  const r = await runCli(['--check', '-c', file]);
+  assert.equal(r.code, 1);
+  assert.ok(r.stderr.includes(`${file}:4:26: listeners[1].listen: address "[::ffff:127.0.0.1]:${port}" is the same address as listeners[0] ("127.0.0.1:${port}")`), r.stderr);
+  assert.ok(r.stderr.includes(`${file}:5:26: listeners[2].listen: address "localhost:${port}" (localhost is 127.0.0.1) is the same address as listeners[0] ("127.0.0.1:${port}")`), r.stderr);
+  assert.doesNotMatch(r.stderr, /7f00/);
+});
+
+test('SIGUSR1 with the log folder gone: reported as a failure, lines go on to the old file, logging resumes when the folder is back', async (t) => {
+  const be = await listen(namedEcho('E'));
+  t.after(() => be.close());
+  const port = await freePort();
+  const file = tmpConfig(`{
+    listeners: [{ name: "l", listen: "127.0.0.1:${port}", upstream: "u" }],
+    upstreams: { u: { servers: ["127.0.0.1:${be.port}"] } },
+    log: { access: "logs/access.log" },
+  }`);
+  const logs = path.join(path.dirname(file), 'logs');
+  const moved = logs + '.1';
+  fs.mkdirSync(logs);
+  const log = path.join(logs, 'access.log');
+  const run = await startCli(['--headless', '-c', file], /serving/);
+  t.after(() => run.child.kill('SIGKILL'));
+  const once = async () => {
+    const c = await connect(port);
+    await readLine(c);
+    c.end();
+    await readAll(c);
+  };
+  const lines = (f: string): number => (fs.existsSync(f) ? fs.readFileSync(f, 'utf8').split('\n').length - 1 : 0);
+  await once();
+  await waitFor(() => lines(log) === 1, 3000, 'first line');
+  fs.renameSync(logs, moved);
+  run.child.kill('SIGUSR1');
+  await waitFor(() => /error cannot open access log .*logs\/access\.log: ENOENT.*still writing to the file open before; retrying every 2 s/.test(run.stderr()), 3000, 'the failure reported');
+  assert.doesNotMatch(run.stderr(), /access log reopened/);
+  await once();
+  await waitFor(() => lines(path.join(moved, 'access.log')) === 2, 3000, 'a line in the moved file');
+  fs.mkdirSync(logs);
+  await waitFor(() => /info  access log .*logs\/access\.log open again after [\d.]+ s of failed attempts: logging to it resumes/.test(run.stderr()), 5000, 'logging resumes');
+  await once();
+  await waitFor(() => lines(log) === 1, 3000, 'a line in the new file');
+  assert.equal(lines(path.join(moved, 'access.log')), 2);
+  run.child.kill('SIGTERM');
+  assert.equal(await run.exited, 0);
 });

@@ -4,8 +4,9 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { closeSync, constants as fsConstants, openSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -185,13 +186,129 @@ test('loadConfigFile: a read error is one issue at 1:1 with the OS message', asy
     assert.match(r.issues[0]!.message, /ENOENT/);
     const isDir = await loadConfigFile(dir);
     assert.ok(!isDir.ok);
-    assert.match(isDir.issues[0]!.message, /EISDIR/);
+    assert.match(isDir.issues[0]!.message, /not a regular file: it is a directory/);
     // A real file: issues carry the path as given.
     const file = join(dir, 'c.json5');
     await writeFile(file, '{\n  listeners: [],\n}\n');
     const bad = await loadConfigFile(file);
     assert.ok(!bad.ok);
     assert.deepEqual(bad.issues.map(formatIssue), [`${file}:1:1: missing required key "upstreams"`, `${file}:2:14: listeners: at least one listener is required`]);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+/** `p`, or a rejection naming `what` once `ms` have passed: a hang must fail the test, not wedge it. */
+function within<T>(ms: number, what: string, p: Promise<T>): Promise<T> {
+  let t: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => (t = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms)));
+  return Promise.race([p, late]).finally(() => clearTimeout(t));
+}
+
+test('loadConfigFile: a FIFO is refused at once (it used to block until a writer came), naming what it is', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'tcplb-config-'));
+  const fifo = join(dir, 'config.json5');
+  execFileSync('mkfifo', [fifo]);
+  try {
+    const t0 = Date.now();
+    const r = await within(3000, 'loadConfigFile(FIFO)', loadConfigFile(fifo));
+    assert.ok(Date.now() - t0 < 1000);
+    assert.ok(!r.ok);
+    assert.deepEqual(r.issues.map(formatIssue), [`${fifo}:1:1: cannot read config: not a regular file: it is a named pipe (FIFO); the config must be a regular file (or a symlink to one)`]);
+    // Through a symlink too.
+    const link = join(dir, 'link.json5');
+    await symlink(fifo, link);
+    const viaLink = await within(3000, 'loadConfigFile(link to FIFO)', loadConfigFile(link));
+    assert.ok(!viaLink.ok && /named pipe/.test(viaLink.issues[0]!.message));
+  } finally {
+    // Unblock a reader stuck in open() (old code), so the process can end.
+    try {
+      closeSync(openSync(fifo, fsConstants.O_WRONLY | fsConstants.O_NONBLOCK));
+    } catch {
+      // no reader waiting
+    }
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('loadConfigFile: a symlink to /dev/zero or /dev/urandom is refused at once, reading nothing', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'tcplb-config-'));
+  try {
+    for (const dev of ['/dev/zero', '/dev/urandom']) {
+      const link = join(dir, `${dev.slice(5)}.json5`);
+      await symlink(dev, link);
+      const rss = process.memoryUsage().rss;
+      const t0 = Date.now();
+      const r = await within(5000, `loadConfigFile(${dev})`, loadConfigFile(link));
+      const ms = Date.now() - t0;
+      const grew = process.memoryUsage().rss - rss;
+      assert.ok(!r.ok);
+      assert.equal(r.issues.length, 1);
+      assert.match(r.issues[0]!.message, /^cannot read config: not a regular file: it is a character device/);
+      assert.ok(ms < 1000, `${dev}: took ${ms} ms`);
+      assert.ok(grew < 16 * 1024 * 1024, `${dev}: memory grew by ${grew} bytes`);
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('loadConfigFile: a listen host name is resolved once (IPv4 first) and bound by every engine; its spelling is kept for messages', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'tcplb-config-'));
+  try {
+    const file = join(dir, 'c.json5');
+    await writeFile(file, '{ listeners: [{ listen: "LocalHost:7000", upstream: "u" }], upstreams: { u: { servers: ["127.0.0.1:1"] } }, metrics: { listen: "localhost:7001" } }');
+    const c = ok(await loadConfigFile(file));
+    assert.deepEqual(c.listeners[0]!.listen, { host: '127.0.0.1', port: 7000 });
+    assert.equal(c.listeners[0]!.listenText, 'LocalHost:7000');
+    assert.deepEqual(c.metrics.listen, { host: '127.0.0.1', port: 7001 });
+    // Pure validation leaves the name alone.
+    const text = loadConfigText('{ listeners: [{ listen: "localhost:7000", upstream: "u" }], upstreams: { u: { servers: ["127.0.0.1:1"] } } }', '');
+    assert.equal(ok(text).listeners[0]!.listen.host, 'localhost');
+    // A name that does not resolve is an issue at its position.
+    await writeFile(file, `{
+  listeners: [{ listen: "no-such-host.invalid:7000", upstream: "u" }],
+  upstreams: { u: { servers: ["127.0.0.1:1"] } },
+}
+`);
+    const bad = await within(15000, 'loadConfigFile(unresolvable)', loadConfigFile(file));
+    assert.ok(!bad.ok);
+    assert.equal(bad.issues.length, 1);
+    assert.match(formatIssue(bad.issues[0]!), /c\.json5:2:25: listeners\[0\]\.listen: cannot resolve host "no-such-host\.invalid" of "no-such-host\.invalid:7000" \(/);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('listener clash through address forms: IPv4-mapped IPv6 and a name resolving to the same address, both shown as written', async () => {
+  const mapped = loadConfigText(`{
+  listeners: [
+    { name: "a", listen: "127.0.0.1:7000", upstream: "u" },
+    { name: "b", listen: "[::ffff:127.0.0.1]:7000", upstream: "u" },
+  ],
+  upstreams: { u: { servers: ["127.0.0.1:1"] } },
+}
+`, 'c.json5');
+  assert.ok(!mapped.ok);
+  assert.deepEqual(mapped.issues.map(formatIssue), [
+    'c.json5:4:26: listeners[1].listen: address "[::ffff:127.0.0.1]:7000" is the same address as listeners[0] ("127.0.0.1:7000")',
+  ]);
+  const dir = await mkdtemp(join(tmpdir(), 'tcplb-config-'));
+  try {
+    const file = join(dir, 'c.json5');
+    await writeFile(file, `{
+  listeners: [
+    { name: "a", listen: "127.0.0.1:7000", upstream: "u" },
+    { name: "b", listen: "localhost:7000", upstream: "u" },
+  ],
+  upstreams: { u: { servers: ["127.0.0.1:1"] } },
+}
+`);
+    const named = await loadConfigFile(file);
+    assert.ok(!named.ok);
+    assert.deepEqual(named.issues.map((i) => `${i.line}:${i.column}: ${i.message}`), [
+      '4:26: listeners[1].listen: address "localhost:7000" (localhost is 127.0.0.1) is the same address as listeners[0] ("127.0.0.1:7000")',
+    ]);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -27,6 +27,7 @@ import { killAllSync, run, sleep, stopAll } from './lib/proc.js';
 import { buildTables, ROWS, Results, textTable, type RowKey } from './lib/report.js';
 import { loadAverage, machine, openFilesLimit, versions, which } from './lib/system.js';
 import { checkCost, IDLE_CONNECTIONS, idleMemory, iperf, wrk, type WrkResult } from './lib/workloads.js';
+import { scaleStart } from './scale-start.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const NOFILE = 20_000;
@@ -464,6 +465,32 @@ async function main(): Promise<number> {
         results.fail(['check_cost'], costCol, native !== undefined ? `native engine not built: ${native}` : msg);
         log(`run ${r + 1}/${opts.runs} check cost      ${costCol.padEnd(14)} FAILED: ${msg}`);
         if (native !== undefined) break;
+      }
+    }
+  }
+  // ---- start-up at scale: 10,000 upstreams with tcp checks, per tcplb engine column (no peer has checks)
+  if (!opts.quick) {
+    for (const c of columns) {
+      if (!isTcplb(c) || !peers.has(c)) {
+        results.notApplicable('scale_first', c);
+        results.notApplicable('scale_ctl', c);
+        continue;
+      }
+      const spec = TCPLB[c];
+      for (let r = 0; r < opts.runs; r++) {
+        if (overTime()) {
+          results.fail(['scale_first', 'scale_ctl'], c, 'time budget used up');
+          continue;
+        }
+        try {
+          const s = await scaleStart(10_000, { engine: spec.engine, workers: spec.workers, deadlineMs: 90_000 });
+          results.add('scale_first', c, s.firstClientMs);
+          results.add('scale_ctl', c, s.ctlAfterMs);
+          log(`run ${r + 1}/${opts.runs} 10k upstreams   ${c.padEnd(14)} first client ${s.firstClientMs.toFixed(0)} ms, ctl status ${s.ctlAfterMs.toFixed(0)} ms, all UP ${s.allUpMs.toFixed(0)} ms`);
+        } catch (err) {
+          results.fail(['scale_first', 'scale_ctl'], c, (err as Error).message);
+          log(`run ${r + 1}/${opts.runs} 10k upstreams   ${c.padEnd(14)} FAILED: ${(err as Error).message}`);
+        }
       }
     }
   }

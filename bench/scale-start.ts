@@ -119,7 +119,7 @@ const median = (xs: number[]): number => {
 
 export interface ScaleOptions {
   engine: string;
-  workers?: number;
+  workers?: number | 'auto';
   /** Give up (throw) when the first client or all-UP takes longer. */
   deadlineMs?: number;
   /** Loopback addresses for the backends (default 127.0.2.1-50). */

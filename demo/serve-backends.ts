@@ -3,7 +3,7 @@
  * config.json5 by hand: `npm run demo:backends`, then in another terminal
  * `npx tcplb-console --headless -c config.json5`.
  */
-import { DEMO_BACKENDS, startDemoBackends } from './backends.js';
+import { DEMO_BACKENDS, startDemoBackends } from '../src/demo/backends.js';
 
 const b = await startDemoBackends();
 process.stdout.write(

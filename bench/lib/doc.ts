@@ -173,6 +173,11 @@ Kernel settings are the machine's own; the benchmark changes none.
   of one core. The other peers are stopped while it runs. check-cost.ts picks
   its listening port at random in 20000-39999, which overlaps the kernel's
   ephemeral port range; when that port is taken, the start is retried (up to 3 attempts, noted below the table).
+- **${label('scale_first')}** and **${label('scale_ctl')}**: tcplb only, per engine column.
+  [bench/scale-start.ts](../bench/scale-start.ts) writes a config of 10,000 upstreams, each with one
+  server and a \`tcp\` check every 5 s (rise 1), served by 50 backends on 127.0.2.x, starts tcplb and
+  reports the time from spawn to the first client served through the listener, then the median of 7
+  \`status\` requests on the control socket (a 4 MB reply) once every backend is UP.
 - Every step has a time limit; a failing peer shows \`n/a (reason)\` and the run goes on.
   Every process started is stopped by its PID (and its children's, for nginx), the temp dir is removed, also on Ctrl-C.
 `);

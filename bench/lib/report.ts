@@ -14,7 +14,9 @@ export type RowKey =
   | 'bulk1'
   | 'bulk4'
   | 'idle_mem'
-  | 'check_cost';
+  | 'check_cost'
+  | 'scale_first'
+  | 'scale_ctl';
 
 export interface RowDef {
   key: RowKey;
@@ -34,6 +36,8 @@ export const ROWS: readonly RowDef[] = [
   { key: 'bulk4', label: 'bulk, 4 streams', unit: 'Gbit/s', better: 'higher' },
   { key: 'idle_mem', label: 'idle memory, 9,000 connections', unit: 'KiB/conn', better: 'lower' },
   { key: 'check_cost', label: 'check cost, 1,000 tcp checks at 1 s', unit: '% of a core', better: 'lower' },
+  { key: 'scale_first', label: '10,000 checked upstreams: start to first client', unit: 'ms', better: 'lower' },
+  { key: 'scale_ctl', label: '10,000 checked upstreams: ctl status', unit: 'ms', better: 'lower' },
 ];
 
 export interface Cell {

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadConfigFile } from '../config/load.js';
 import { summarize } from '../config/summary.js';
-import { formatIssue, type Config } from '../config/types.js';
+import { formatIssue, type Config } from '../core/config.js';
 import { startApp, StartupError, type App } from './app.js';
 import { parseCommand, USAGE, UsageError, type Command } from './args.js';
 import { watchConfig } from './watch.js';
@@ -180,7 +180,7 @@ async function main(cmd: Command): Promise<number> {
       return run(config, path.relative(process.cwd(), config.file) || config.file, wantConsole(cmd.headless));
     }
     case 'demo': {
-      const { startDemoBackends } = await import('../../demo/backends.js');
+      const { startDemoBackends } = await import('../demo/backends.js');
       const file = path.join(ROOT, 'demo', 'config.json5');
       const config = await load(file);
       if (config === undefined) return 1;

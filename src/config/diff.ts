@@ -4,7 +4,7 @@
  * `~upstream imap balance round_robin->ip_hash`). Pure; used for the reload log.
  */
 import { formatDuration } from './duration.js';
-import type { Config, ListenerConfig, ServerConfig, UpstreamConfig } from './types.js';
+import type { Config, ListenerConfig, ServerConfig, UpstreamConfig } from '../core/config.js';
 
 /** Config-file names for the loaded config's fields (`idleTimeoutMs` is written `idleTimeout`). */
 const SHOWN: Record<string, string> = { listenText: 'listen', stateFile: 'stateFile' };

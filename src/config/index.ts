@@ -6,5 +6,5 @@ export { parseDuration, formatDuration } from './duration.js';
 export { parseHostPort, formatListen } from './address.js';
 export type { HostPort } from './address.js';
 export { summarize } from './summary.js';
-export { formatIssue } from './types.js';
-export type { Config, ConfigIssue, LoadResult, ListenerConfig, ServerConfig, CheckConfig, UpstreamConfig, LogConfig, ListenAddress } from './types.js';
+export { formatIssue } from '../core/config.js';
+export type { Config, ConfigIssue, LoadResult, ListenerConfig, ServerConfig, CheckConfig, UpstreamConfig, LogConfig, ListenAddress } from '../core/config.js';

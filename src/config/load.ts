@@ -6,7 +6,7 @@
 import { constants, type Stats } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import type { Config, ConfigIssue, LoadResult } from './types.js';
+import type { Config, ConfigIssue, LoadResult } from '../core/config.js';
 import { parseJson5 } from './parse.js';
 import { Ctx, readObject } from './readers.js';
 import { ROOT_SPEC, type RootObj } from './schema.js';

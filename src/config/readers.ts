@@ -6,7 +6,7 @@
  * value it is about, and lets one pass report every problem at once.
  */
 import type { MemberNode, ObjectNode, ValueNode } from '@humanwhocodes/momoa';
-import type { ConfigIssue } from './types.js';
+import type { ConfigIssue } from '../core/config.js';
 import type { Pos } from './parse.js';
 import { describe, didYouMean, quote, listChoices } from './suggest.js';
 import { formatDuration, parseDuration } from './duration.js';

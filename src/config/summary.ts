@@ -4,7 +4,7 @@
  * "… and N more" so it always fits a terminal.
  */
 import { isIP } from 'node:net';
-import type { CheckConfig, Config, ListenerConfig, ServerConfig, UpstreamConfig } from './types.js';
+import type { CheckConfig, Config, ListenerConfig, ServerConfig, UpstreamConfig } from '../core/config.js';
 import { formatListen, parseHostPort } from './address.js';
 import { formatDuration as d } from './duration.js';
 

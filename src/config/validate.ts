@@ -4,7 +4,7 @@
  * servers, http-only check keys), and the final build of the Config.
  */
 import { resolve } from 'node:path';
-import type { CheckConfig, Config, ListenerConfig, ServerConfig, UpstreamConfig } from './types.js';
+import type { CheckConfig, Config, ListenerConfig, ServerConfig, UpstreamConfig } from '../core/config.js';
 import { clashKey, isWildcardHost } from './address.js';
 import { childPath, type Ctx, type Item, type ValuesOf } from './readers.js';
 import {

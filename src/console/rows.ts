@@ -3,7 +3,7 @@
  * an exact width. Components only map these to Ink `<Text>`; tests check them
  * without rendering.
  */
-import type { SessionInfo } from '../proxy/types.js';
+import type { SessionInfo } from '../core/dataplane.js';
 import type { BackendView, ConfigView, EventView, Snapshot, UpstreamView } from '../runtime/snapshot.js';
 import {
   certCell,

@@ -5,9 +5,9 @@
  * millisecond. Probes of one backend never overlap. Results go to a sink (the
  * runtime store), which owns the verdict.
  */
-import type { CheckConfig } from '../config/types.js';
+import type { CheckConfig } from '../core/config.js';
 import type { BackendId, ProbeResult } from '../core/types.js';
-import { buildProxyHeader } from '../proxy/proxy-header.js';
+import { buildProxyHeader } from '../core/proxy-header.js';
 import { probeFor } from './registry.js';
 import type { Probe, ProbeOptions } from './types.js';
 

@@ -7,7 +7,7 @@
  */
 import { canonicalHost, parseAddress } from '../config/address.js';
 import { loadConfigText } from '../config/load.js';
-import { formatIssue } from '../config/types.js';
+import { formatIssue } from '../core/config.js';
 import { formatHostPort } from '../core/types.js';
 import { ImportError, asWritten, loadNginxTree, type Directive, type IncludeInfo } from './nginx-parse.js';
 import {

@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import type { TransitionEvent } from '../core/events.js';
 import { formatHostPort } from '../core/types.js';
-import type { SessionRecord } from '../proxy/types.js';
+import type { SessionRecord } from '../core/dataplane.js';
 
 export type Level = 'debug' | 'info' | 'warn' | 'error';
 const RANK: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 };

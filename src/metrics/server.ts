@@ -5,11 +5,11 @@
  */
 import http from 'node:http';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { ListenAddress } from '../config/types.js';
+import type { ListenAddress } from '../core/config.js';
 import type { EndReason } from '../core/types.js';
 import type { Runtime } from '../runtime/store.js';
 import { displayState, type DisplayState } from '../runtime/backend.js';
-import type { Engine } from '../proxy/types.js';
+import type { Engine } from '../core/dataplane.js';
 
 const STATES: readonly DisplayState[] = ['UP', 'DOWN', 'UNKNOWN', 'DRAINING', 'DISABLED'];
 

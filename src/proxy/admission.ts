@@ -3,10 +3,10 @@
  * allow/deny, `maxConnections` and `maxConnectionsPerClient`, and the PROXY
  * header a backend gets. Counts clients in and out; decides, never does I/O.
  */
-import type { ListenerConfig } from '../config/types.js';
+import type { ListenerConfig } from '../core/config.js';
 import type { EndReason } from '../core/types.js';
-import { compileAcl } from '../runtime/acl.js';
-import { buildProxyHeader, type Endpoints } from './proxy-header.js';
+import { compileAcl } from './acl.js';
+import { buildProxyHeader, type Endpoints } from '../core/proxy-header.js';
 import { dec, inc } from './router.js';
 
 export class Admission {

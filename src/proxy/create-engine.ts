@@ -4,10 +4,10 @@
  * `--check`).
  */
 import os from 'node:os';
-import type { Config } from '../config/types.js';
+import type { Config } from '../core/config.js';
 import { JsEngine } from './engine.js';
 import { loadNative } from './native-binding.js';
-import type { Engine, EngineSink } from './types.js';
+import type { Engine, EngineSink } from '../core/dataplane.js';
 import { WorkerEngine } from './worker-engine.js';
 
 export interface EngineChoice {

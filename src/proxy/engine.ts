@@ -4,13 +4,13 @@
  * settings); outcomes leave through the EngineSink.
  */
 import net from 'node:net';
-import type { ListenerConfig } from '../config/types.js';
+import type { ListenerConfig } from '../core/config.js';
 import type { BackendId, EndReason } from '../core/types.js';
 import { AcceptErrorLog, Admission, listenError } from './admission.js';
 import { applyListeners, DrainWait, prepareListenerSet } from './listener-set.js';
 import { dec, inc, Router } from './router.js';
 import { Session, type SessionHost } from './session.js';
-import type { BoundAddress, Engine, EngineSink, ListenerResult, PreparedListeners, RouteBackend, RoutingTable, SessionInfo, SessionRecord } from './types.js';
+import type { BoundAddress, Engine, EngineSink, ListenerResult, PreparedListeners, RouteBackend, RoutingTable, SessionInfo, SessionRecord } from '../core/dataplane.js';
 
 /** A listening socket plus the settings new sessions on it use. */
 class Listener implements SessionHost {

@@ -5,9 +5,9 @@
  * listeners are kept (same address: the socket stays, even when renamed),
  * which are new, and which go.
  */
-import type { ListenerConfig } from '../config/types.js';
+import type { ListenerConfig } from '../core/config.js';
 import type { Admission } from './admission.js';
-import type { ListenerResult, PreparedListeners } from './types.js';
+import type { ListenerResult, PreparedListeners } from '../core/dataplane.js';
 
 export interface EngineListener {
   readonly admission: Admission;

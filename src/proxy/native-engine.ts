@@ -16,7 +16,7 @@
 import dns from 'node:dns/promises';
 import net from 'node:net';
 import os from 'node:os';
-import type { ListenerConfig } from '../config/types.js';
+import type { ListenerConfig } from '../core/config.js';
 import { LOCAL_ERRORS } from '../core/local-errors.js';
 import type { BackendId, EndReason } from '../core/types.js';
 import { hashString32 } from '../balancers/ip-hash.js';
@@ -25,7 +25,7 @@ import { loadNative, type NativeEngineHandle, type NativeRouteTable } from './na
 import { applyListeners, DrainWait, prepareListenerSet } from './listener-set.js';
 import { dec, inc, Router } from './router.js';
 import { describe } from './session.js';
-import type { BoundAddress, Engine, EngineSink, ListenerResult, PreparedListeners, RouteBackend, RoutingTable, SessionInfo, SessionRecord } from './types.js';
+import type { BoundAddress, Engine, EngineSink, ListenerResult, PreparedListeners, RouteBackend, RoutingTable, SessionInfo, SessionRecord } from '../core/dataplane.js';
 
 const EV_ACCEPT = 1;
 const EV_CONNECTED = 2;

@@ -7,7 +7,7 @@ import { createBalancer } from '../balancers/registry.js';
 import type { Balancer } from '../balancers/types.js';
 import type { BackendId, BalanceAlgorithm } from '../core/types.js';
 import { selectBackend } from './select.js';
-import type { RouteBackend, RoutingTable } from './types.js';
+import type { RouteBackend, RoutingTable } from '../core/dataplane.js';
 
 const EMPTY_TABLE: RoutingTable = { version: 0, upstreams: new Map() };
 

@@ -5,7 +5,7 @@
  */
 import type { Balancer, Candidate } from '../balancers/types.js';
 import type { BackendId } from '../core/types.js';
-import type { RouteBackend, RouteUpstream } from './types.js';
+import type { RouteBackend, RouteUpstream } from '../core/dataplane.js';
 
 interface Pickable extends Candidate {
   readonly backend: RouteBackend;

@@ -7,7 +7,7 @@
 import net from 'node:net';
 import { LOCAL_ERRORS } from '../core/local-errors.js';
 import type { BackendId, EndReason } from '../core/types.js';
-import type { RouteBackend, SessionRecord } from './types.js';
+import type { RouteBackend, SessionRecord } from '../core/dataplane.js';
 
 /** The few things a session needs from its engine and listener. */
 export interface SessionHost {

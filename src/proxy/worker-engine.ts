@@ -13,9 +13,9 @@
  */
 import cluster, { type Worker } from 'node:cluster';
 import { fileURLToPath } from 'node:url';
-import type { ListenerConfig } from '../config/types.js';
+import type { ListenerConfig } from '../core/config.js';
 import type { BackendId, EndReason } from '../core/types.js';
-import type { BoundAddress, Engine, EngineSink, ListenerResult, PreparedListeners, RoutingTable, SessionInfo } from './types.js';
+import type { BoundAddress, Engine, EngineSink, ListenerResult, PreparedListeners, RoutingTable, SessionInfo } from '../core/dataplane.js';
 import { toWire, type FromWorker, type ToWorker } from './worker-protocol.js';
 
 interface Mirror {

@@ -7,7 +7,7 @@
 import { JsEngine } from './engine.js';
 import type { Session } from './session.js';
 import type { BackendId } from '../core/types.js';
-import type { PreparedListeners, SessionRecord } from './types.js';
+import type { PreparedListeners, SessionRecord } from '../core/dataplane.js';
 import { fromWire, type FromWorker, type ToWorker, type WireSession } from './worker-protocol.js';
 
 const FLUSH_MS = 100;

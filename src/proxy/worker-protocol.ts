@@ -5,9 +5,9 @@
  * so a busy worker costs the primary one message per 100 ms, not one per
  * connection.
  */
-import type { ListenerConfig } from '../config/types.js';
+import type { ListenerConfig } from '../core/config.js';
 import type { BackendId, EndReason } from '../core/types.js';
-import type { BoundAddress, ListenerResult, RouteUpstream, RoutingTable, SessionRecord } from './types.js';
+import type { BoundAddress, ListenerResult, RouteUpstream, RoutingTable, SessionRecord } from '../core/dataplane.js';
 
 /**
  * A routing table on the wire: whole, or (`partial`) only the upstreams that

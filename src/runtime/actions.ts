@@ -5,7 +5,7 @@
 import { distance } from 'fastest-levenshtein';
 import type { BackendId } from '../core/types.js';
 import type { HealthScheduler } from '../health/scheduler.js';
-import type { Engine } from '../proxy/types.js';
+import type { Engine } from '../core/dataplane.js';
 import type { Actions, ActionResult, Actor, ReloadResult } from './actions-types.js';
 import { displayState, type BackendState } from './backend.js';
 import type { EventLog } from './event-log.js';

@@ -4,7 +4,7 @@
  * the runtime store writes these; everything else reads snapshots.
  */
 import type { AdminState, BackendId, ChangeCause, OpState, ProbeResult } from '../core/types.js';
-import type { ServerConfig } from '../config/types.js';
+import type { ServerConfig } from '../core/config.js';
 
 /** What the console and `ctl status` show as a backend's state. */
 export type DisplayState = 'UP' | 'DOWN' | 'UNKNOWN' | 'DRAINING' | 'DISABLED';

@@ -4,7 +4,7 @@
  * demand from the store and the engine; never shared mutable state.
  */
 import type { BackendId, ProbeStatus } from '../core/types.js';
-import type { SessionInfo } from '../proxy/types.js';
+import type { SessionInfo } from '../core/dataplane.js';
 import type { DisplayState } from './backend.js';
 
 export interface BackendView {

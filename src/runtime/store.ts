@@ -7,12 +7,12 @@
 import { Bus, type TransitionEvent } from '../core/events.js';
 import { backendId, type BackendId, type ChangeCause } from '../core/types.js';
 import { formatDuration } from '../config/duration.js';
-import type { Config, UpstreamConfig } from '../config/types.js';
+import type { Config, UpstreamConfig } from '../core/config.js';
 import type { ProbeResult } from '../core/types.js';
 import type { CheckTarget } from '../health/scheduler.js';
 import { LocalErrorLog } from '../health/local-error-log.js';
 import { evidence, step, type Transition } from '../health/threshold.js';
-import type { EngineSink, RouteBackend, RouteUpstream, RoutingTable, SessionRecord } from '../proxy/types.js';
+import type { EngineSink, RouteBackend, RouteUpstream, RoutingTable, SessionRecord } from '../core/dataplane.js';
 import { displayState, newBackendState, type BackendState } from './backend.js';
 
 /** One probe result as the event log and console show it. */

@@ -4,8 +4,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { startApp, type App } from '../../src/cli/app.js';
 import { loadConfigText } from '../../src/config/load.js';
-import { formatIssue } from '../../src/config/types.js';
-import type { SessionRecord } from '../../src/proxy/types.js';
+import { formatIssue } from '../../src/core/config.js';
+import type { SessionRecord } from '../../src/core/dataplane.js';
 import { createLogger } from '../../src/log/logger.js';
 
 export interface TestApp extends App {

@@ -15,7 +15,7 @@ import type { Candidate } from '../../src/balancers/types.js';
 import type { BalanceAlgorithm } from '../../src/core/types.js';
 import { loadNative, type NativeEngineHandle, type NativeRouteTable } from '../../src/proxy/native-binding.js';
 import { selectBackend } from '../../src/proxy/select.js';
-import type { RouteBackend, RouteUpstream } from '../../src/proxy/types.js';
+import type { RouteBackend, RouteUpstream } from '../../src/core/dataplane.js';
 import { connect, listen, namedEcho, waitFor } from '../helpers/net.js';
 
 const native = loadNative();

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { loadConfigText } from '../../../src/config/load.js';
-import { formatIssue } from '../../../src/config/types.js';
+import { formatIssue } from '../../../src/core/config.js';
 
 function issues(check: string): string[] {
   const r = loadConfigText(`{ listeners: [{ listen: "127.0.0.1:7000", upstream: "u" }],\n  upstreams: { u: { check: ${check}, servers: ["127.0.0.2:1"] } } }`, 'c.json5');

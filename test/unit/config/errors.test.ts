@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadConfigText } from '../../../src/config/load.js';
-import { formatIssue, type ConfigIssue } from '../../../src/config/types.js';
+import { formatIssue, type ConfigIssue } from '../../../src/core/config.js';
 
 const FILE = 'conf/test.json5';
 

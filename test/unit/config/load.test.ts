@@ -12,7 +12,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import JSON5 from 'json5';
 import { loadConfigFile, loadConfigText } from '../../../src/config/load.js';
-import { formatIssue, type Config, type LoadResult } from '../../../src/config/types.js';
+import { formatIssue, type Config, type LoadResult } from '../../../src/core/config.js';
 
 /** Fixtures live in the source tree; tests run from dist/test/unit/config. */
 const FIXTURES = fileURLToPath(new URL('../../../../test/fixtures/configs/', import.meta.url));

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { loadConfigText } from '../../../src/config/load.js';
 import { summarize } from '../../../src/config/summary.js';
-import type { Config } from '../../../src/config/types.js';
+import type { Config } from '../../../src/core/config.js';
 
 const FIXTURES = fileURLToPath(new URL('../../../../test/fixtures/configs/', import.meta.url));
 

@@ -24,7 +24,7 @@ import { keyName } from '../../../src/config/readers.js';
 import {
   CHECK_SPEC, CONTROL_SPEC, LISTENER_SPEC, LOG_SPEC, METRICS_SPEC, ROOT_SPEC, SERVER_SPEC, UPSTREAM_SPEC,
 } from '../../../src/config/schema.js';
-import { formatIssue } from '../../../src/config/types.js';
+import { formatIssue } from '../../../src/core/config.js';
 
 /** The repository root: the compiled test runs from dist/test/unit/docs/. */
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../../..');

@@ -1,7 +1,7 @@
 /** The probe scheduler with a fake probe and short intervals: timing, overlap, jitter, sync. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { CheckConfig } from '../../../src/config/types.js';
+import type { CheckConfig } from '../../../src/core/config.js';
 import type { ProbeResult } from '../../../src/core/types.js';
 import { HealthScheduler, START_SLICE, type CheckTarget } from '../../../src/health/scheduler.js';
 import type { Probe } from '../../../src/health/types.js';

@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { ImportError, importNginx } from '../../../src/import/index.js';
 import { parseNginxTime } from '../../../src/import/nginx-translate.js';
 import { loadConfigText } from '../../../src/config/load.js';
-import type { Config } from '../../../src/config/types.js';
+import type { Config } from '../../../src/core/config.js';
 
 const FIXTURES = fileURLToPath(new URL('../../../../test/fixtures/nginx/', import.meta.url));
 const NOW = new Date('2024-05-01T12:00:00Z');

@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { AccessLog } from '../../../src/log/logger.js';
-import type { SessionRecord } from '../../../src/proxy/types.js';
+import type { SessionRecord } from '../../../src/core/dataplane.js';
 
 const record = (listener: string): SessionRecord => ({
   start: Date.now(), durationMs: 5, listener, client: '127.0.0.1', clientPort: 40000, backend: 'u/127.0.0.1:1', bytesIn: 1, bytesOut: 2, reason: 'closed', detail: '',

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { loadConfigText } from '../../../src/config/load.js';
-import type { Config } from '../../../src/config/types.js';
+import type { Config } from '../../../src/core/config.js';
 import { chooseEngine } from '../../../src/proxy/create-engine.js';
 
 // The native addon is ruled out for this file (loadNative reads this once),

@@ -6,7 +6,7 @@
  */
 import http from 'node:http';
 import net from 'node:net';
-import type { Config } from '../src/config/types.js';
+import type { Config } from '../core/config.js';
 
 export interface DemoBackends {
   banner(config: Config): string;

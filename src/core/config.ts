@@ -4,7 +4,7 @@
  * milliseconds, addresses are parsed, relative paths are resolved against the
  * config file's folder.
  */
-import type { BalanceAlgorithm, CheckType } from '../core/types.js';
+import type { BalanceAlgorithm, CheckType } from './types.js';
 
 /** A parsed listen address. `host` is '' for "all interfaces" (a bare port). */
 export interface ListenAddress {

@@ -5,9 +5,9 @@
  * in this folder is one implementation; a worker-process or native engine can
  * implement the same interface.
  */
-import type { BackendId, EndReason } from '../core/types.js';
-import type { BalanceAlgorithm } from '../core/types.js';
-import type { ListenerConfig } from '../config/types.js';
+import type { BackendId, EndReason } from './types.js';
+import type { BalanceAlgorithm } from './types.js';
+import type { ListenerConfig } from './config.js';
 
 /** One backend as the data plane sees it. */
 export interface RouteBackend {

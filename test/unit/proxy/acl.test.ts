@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { compileAcl } from '../../../src/runtime/acl.js';
+import { compileAcl } from '../../../src/proxy/acl.js';
 
 interface Case {
   name: string;

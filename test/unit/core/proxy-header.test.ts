@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { buildProxyHeader, type Endpoints } from '../../../src/proxy/proxy-header.js';
+import { buildProxyHeader, type Endpoints } from '../../../src/core/proxy-header.js';
 
 // ---------------------------------------------------------------------------
 // an independent reader, straight from the spec

@@ -13,7 +13,7 @@ import { HealthScheduler } from '../health/scheduler.js';
 import { AccessLog, createLogger, formatTransition, type Logger } from '../log/logger.js';
 import { startControlServer, type ControlServer } from '../control/server.js';
 import { createMetrics, startMetricsServer } from '../metrics/server.js';
-import { loadState, saveState } from '../runtime/state-file.js';
+import { dropStale, loadState, saveState } from '../runtime/state-file.js';
 import { createEngine, type EngineChoice } from '../proxy/create-engine.js';
 import type { Engine } from '../core/dataplane.js';
 import { createActions } from '../runtime/actions.js';
@@ -249,25 +249,31 @@ export async function startApp(config: Config, opts: AppOptions = {}): Promise<A
   // Operator states from the last run come back before the first probe, so a
   // restart does not silently put a drained server back in rotation.
   const stateFile = config.stateFile;
-  function saveOperatorState(): void {
-    if (stateFile === null) return;
+  let restoring = false; // while the saved states are reapplied: one save after them, not one each
+  /** Save the operator states; the promise tells the action (and so ctl and the console) whether they are on disk. */
+  function saveOperatorState(): Promise<void> | undefined {
+    if (stateFile === null || restoring) return undefined;
     const entries = runtime
       .backends()
       .filter((b) => b.admin !== 'ready')
       .map((b) => ({ backend: b.id, admin: b.admin as 'drain' | 'disabled' }));
-    saveState(stateFile, entries).catch((err: Error) => logger.error(err.message));
+    const saved = saveState(stateFile, entries);
+    saved.catch((err: Error) => logger.error(err.message));
+    return saved;
   }
   if (stateFile !== null) {
     const { entries, warning } = loadState(stateFile);
-    if (warning !== undefined) logger.warn(`state file ${stateFile}: ${warning}`);
-    for (const e of entries) {
-      if (runtime.backend(e.backend) === undefined) {
-        logger.info(`state file: ${e.backend} is no longer in the config; its ${e.admin} state is dropped`);
-        continue;
-      }
+    if (warning !== undefined) logger.warn(warning);
+    const { kept, note } = dropStale(stateFile, entries, (id) => runtime.backend(id) !== undefined);
+    if (note !== undefined) logger.info(note);
+    restoring = true;
+    for (const e of kept) {
       const r = e.admin === 'drain' ? actions.drain(e.backend, 'statefile') : actions.disable(e.backend, 'statefile');
       logger.info(`state file: ${r.message}`);
     }
+    restoring = false;
+    // Rewritten at once when states were reapplied or dropped: the next start reads only what is live.
+    if (kept.length > 0 || note !== undefined) void saveOperatorState()?.catch(() => {}); // logged inside
   }
 
   if (config.control.socket !== null) {

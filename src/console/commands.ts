@@ -5,7 +5,8 @@
  * context, so it is testable without rendering.
  */
 import type { Key } from 'ink';
-import type { ActionResult, Actions } from '../runtime/actions-types.js';
+import type { ActionResult, Actions, AdminResult } from '../runtime/actions-types.js';
+import { notPersisted } from '../runtime/actions.js';
 import type { BackendView, Snapshot } from '../runtime/snapshot.js';
 import { confirmAnswer, filterCommand, helpCommand, normalCommand, type Command, type KeyLike } from './keymap.js';
 import { effectiveSelection, type UiAction, type UiState } from './reducer.js';
@@ -51,6 +52,24 @@ function runSync(ctx: KeyContext, f: () => ActionResult): void {
   report(ctx, r);
 }
 
+/**
+ * An admin action: its result at once, then, if the state file could not take
+ * it, that failure, led by what matters so a narrow status line keeps it (the
+ * event log has the whole line too).
+ */
+function runAdmin(ctx: KeyContext, id: string, f: () => AdminResult): void {
+  let r: AdminResult;
+  try {
+    r = f();
+  } catch (err) {
+    r = failure(err);
+  }
+  report(ctx, r);
+  void r.persisted?.then((error) => {
+    if (error !== undefined) report(ctx, { ok: false, message: `${id}: ${notPersisted(error)}` });
+  });
+}
+
 function runAsync(ctx: KeyContext, f: () => Promise<ActionResult>, done?: () => void): void {
   void Promise.resolve()
     .then(f)
@@ -84,7 +103,7 @@ function onBackend(ctx: KeyContext, cmd: 'drain' | 'disable' | 'enable' | 'check
     case 'drain':
     case 'disable':
     case 'enable':
-      return runSync(ctx, () => actions[cmd](id, 'console'));
+      return runAdmin(ctx, id, () => actions[cmd](id, 'console'));
     case 'kill':
       if (b.active === 0) return info(ctx, `${id}: no open connections to kill`);
       return ctx.dispatch({ type: 'ask', confirm: { kind: 'kill', id, count: b.active } });

@@ -22,7 +22,9 @@ const USAGE = `usage: tcplb-console ctl status | drain U/S | disable U/S | enabl
  * exit code. `status` prints the snapshot as pretty JSON on `out` (for `jq`);
  * backend commands print the message; `reload` prints the message and one line
  * per change. `check` exits 1 when the probe ran but failed, so scripts can
- * write `ctl check U/S && ctl enable U/S`. Errors go to `err`.
+ * write `ctl check U/S && ctl enable U/S`; drain/disable/enable exit 1 when
+ * the change was applied but could not be saved to the state file (it would
+ * be lost at the next restart). Errors go to `err`.
  */
 export async function runCtl(
   args: string[],
@@ -60,6 +62,11 @@ export async function runCtl(
     case 'check':
       out.write(`${reply.message}\n`);
       return (reply.data as { ok?: unknown } | undefined)?.ok === false ? 1 : 0;
+    case 'drain':
+    case 'disable':
+    case 'enable':
+      out.write(`${reply.message}\n`);
+      return (reply.data as { persisted?: unknown } | undefined)?.persisted === false ? 1 : 0;
     default:
       out.write(`${reply.message}\n`);
       return 0;

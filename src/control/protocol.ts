@@ -24,7 +24,11 @@ export type Request =
   | { readonly cmd: 'status' | 'reload'; readonly id?: RequestId }
   | { readonly cmd: BackendCommand; readonly backend: string; readonly id?: RequestId };
 
-/** One reply line. `data`: the Snapshot (status), the ProbeResult (check), `{changes}` (reload). */
+/**
+ * One reply line. `data`: the Snapshot (status), the ProbeResult (check),
+ * `{changes}` (reload); for drain/disable/enable with a state file,
+ * `{persisted: true}` or `{persisted: false, error}` (applied, not saved).
+ */
 export type Reply =
   | { readonly id?: RequestId; readonly ok: true; readonly message: string; readonly data?: unknown }
   | { readonly id?: RequestId; readonly ok: false; readonly error: string };

@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import nodePath from 'node:path';
 import type { ActionResult, Actions } from '../runtime/actions-types.js';
+import { settleAdmin } from '../runtime/actions.js';
 import { encodeLine, LineSplitter, MAX_LINE_BYTES, MAX_SOCKET_PATH_BYTES, parseRequest, type Reply, type Request } from './protocol.js';
 
 /** A running control server. */
@@ -124,18 +125,30 @@ async function clearStale(path: string): Promise<void> {
   }
 }
 
-/** Read request lines, answer them in order, one at a time. */
+/**
+ * Read request lines and run them in order, one at a time; replies go out in
+ * the same order. A drain/disable/enable counts as done once applied: the next
+ * command runs while its state file save is still under way (its reply waits
+ * for the save), so pipelined actions share one save instead of one fsync each.
+ */
 function serveClient(sock: net.Socket, actions: Actions, log: (msg: string) => void): void {
   const lines = new LineSplitter(MAX_LINE_BYTES);
-  let queue: Promise<void> = Promise.resolve();
+  let queue: Promise<unknown> = Promise.resolve(); // commands, each after the previous one took effect
+  let replies: Promise<void> = Promise.resolve(); // answers, in request order
   let inFlight = 0;
   const send = (r: Reply): void => {
     if (!sock.destroyed && sock.writable) sock.write(encodeLine(r));
   };
   const enqueue = (line: string): void => {
     inFlight++;
-    queue = queue.then(async () => {
-      if (!sock.destroyed) send(await answer(line, actions, log));
+    const started = queue.then(() => (sock.destroyed ? undefined : answer(line, actions, log)));
+    queue = started.then((a) => a?.applied);
+    replies = replies.then(async () => {
+      const a = await started;
+      if (a !== undefined) {
+        const r = await a.reply;
+        if (!sock.destroyed) send(r);
+      }
       inFlight--;
     });
   };
@@ -149,7 +162,7 @@ function serveClient(sock: net.Socket, actions: Actions, log: (msg: string) => v
       sock.removeAllListeners('data');
       sock.pause();
       log(`control: dropped a client that sent a line over ${MAX_LINE_BYTES} bytes`);
-      void queue.then(() => {
+      void replies.then(() => {
         if (!sock.destroyed) sock.end(encodeLine({ ok: false, error: `request line too long (over ${MAX_LINE_BYTES} bytes); closing` }), () => sock.destroy());
       });
       return;
@@ -160,28 +173,68 @@ function serveClient(sock: net.Socket, actions: Actions, log: (msg: string) => v
     // The client half-closed: answer what it sent (a last line needs no newline), then close.
     const rest = lines.flush();
     if (rest.trim() !== '') enqueue(rest);
-    void queue.then(() => {
+    void replies.then(() => {
       if (!sock.destroyed) sock.end();
     });
   });
 }
 
-/** One request line to one reply. Never throws. */
-async function answer(line: string, actions: Actions, log: (msg: string) => void): Promise<Reply> {
+/**
+ * One request line to one reply. `applied` settles once the command took
+ * effect, `reply` once it can be answered (for drain/disable/enable: after
+ * the state file save). Never throws; neither promise rejects.
+ */
+function answer(line: string, actions: Actions, log: (msg: string) => void): { applied: Promise<unknown>; reply: Promise<Reply> } {
   const p = parseRequest(line);
-  if (!p.ok) return { ok: false, error: p.error, ...(p.id === undefined ? {} : { id: p.id }) };
+  if (!p.ok) {
+    const reply = Promise.resolve<Reply>({ ok: false, error: p.error, ...(p.id === undefined ? {} : { id: p.id }) });
+    return { applied: reply, reply };
+  }
   const req = p.req;
   const id = req.id === undefined ? {} : { id: req.id };
+  let step: Step;
   try {
-    const r = await run(req, actions);
-    return r.ok ? { ...id, ok: true, message: r.message, ...(r.data === undefined ? {} : { data: r.data }) } : { ...id, ok: false, error: r.message };
+    step = run(req, actions);
   } catch (err) {
-    log(`control: ${req.cmd} failed: ${(err as Error).stack ?? String(err)}`);
-    return { ...id, ok: false, error: `internal error: ${(err as Error).message}` };
+    step = { applied: Promise.resolve(), result: Promise.reject(err as Error) };
+  }
+  const reply = step.result.then(
+    (r): Reply => (r.ok ? { ...id, ok: true, message: r.message, ...(r.data === undefined ? {} : { data: r.data }) } : { ...id, ok: false, error: r.message }),
+    (err: Error): Reply => {
+      log(`control: ${req.cmd} failed: ${err.stack ?? String(err)}`);
+      return { ...id, ok: false, error: `internal error: ${err.message}` };
+    },
+  );
+  return { applied: step.applied.catch(() => {}), reply };
+}
+
+type Outcome = ActionResult & { data?: unknown };
+interface Step {
+  readonly applied: Promise<unknown>;
+  readonly result: Promise<Outcome>;
+}
+
+function run(req: Request, actions: Actions): Step {
+  switch (req.cmd) {
+    case 'drain':
+    case 'disable':
+    case 'enable': {
+      // Applied now; answered once the state file has the change (or failed to
+      // take it), so the reply can say "applied, not persisted" and ctl exit 1.
+      const result = settleAdmin(actions[req.cmd](req.backend, 'ctl')).then((r): Outcome => {
+        if (!r.ok || r.persisted === null) return { ok: r.ok, message: r.message };
+        return { ok: true, message: r.message, data: r.persisted ? { persisted: true } : { persisted: false, error: r.error } };
+      });
+      return { applied: Promise.resolve(), result };
+    }
+    default: {
+      const result = runOther(req, actions);
+      return { applied: result, result };
+    }
   }
 }
 
-async function run(req: Request, actions: Actions): Promise<ActionResult & { data?: unknown }> {
+async function runOther(req: Request, actions: Actions): Promise<Outcome> {
   switch (req.cmd) {
     case 'status':
       return { ok: true, message: 'status', data: actions.snapshot() };
@@ -193,7 +246,9 @@ async function run(req: Request, actions: Actions): Promise<ActionResult & { dat
       const r = await actions.check(req.backend, 'ctl');
       return { ok: r.ok, message: r.message, data: r.result };
     }
+    case 'kill':
+      return actions.kill(req.backend, 'ctl');
     default:
-      return actions[req.cmd](req.backend, 'ctl');
+      throw new Error(`no handler for ${req.cmd}`);
   }
 }

@@ -15,15 +15,28 @@ export interface ActionResult {
   readonly message: string;
 }
 
+/**
+ * The answer of drain/disable/enable. The state applies at once; saving it to
+ * the state file takes a moment more, so the result carries that save.
+ */
+export interface AdminResult extends ActionResult {
+  /**
+   * Set when a state file is configured and the action was applied: resolves
+   * with `undefined` once the state is on disk, or with the save's error (the
+   * state stays applied, only not persisted; an event says so). Never rejects.
+   */
+  readonly persisted?: Promise<string | undefined>;
+}
+
 export interface ReloadResult extends ActionResult {
   /** One line per applied change (`+listener smtps 0.0.0.0:465`). */
   readonly changes: readonly string[];
 }
 
 export interface Actions {
-  drain(id: BackendId, by: Actor): ActionResult;
-  disable(id: BackendId, by: Actor): ActionResult;
-  enable(id: BackendId, by: Actor): ActionResult;
+  drain(id: BackendId, by: Actor): AdminResult;
+  disable(id: BackendId, by: Actor): AdminResult;
+  enable(id: BackendId, by: Actor): AdminResult;
   /** Probe now; resolves when the probe finished. */
   check(id: BackendId, by: Actor): Promise<ActionResult & { result?: ProbeResult }>;
   /** Close the backend's open connections (reason `killed`). */

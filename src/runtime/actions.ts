@@ -6,7 +6,7 @@ import { distance } from 'fastest-levenshtein';
 import type { BackendId } from '../core/types.js';
 import type { HealthScheduler } from '../health/scheduler.js';
 import type { Engine } from '../core/dataplane.js';
-import type { Actions, ActionResult, Actor, ReloadResult } from './actions-types.js';
+import type { Actions, ActionResult, Actor, AdminResult, ReloadResult } from './actions-types.js';
 import { displayState, type BackendState } from './backend.js';
 import type { EventLog } from './event-log.js';
 import type { BackendView, ConfigView, Snapshot } from './snapshot.js';
@@ -23,8 +23,11 @@ export interface ActionDeps {
   configView(): ConfigView;
   /** Re-read and apply the config file. */
   reload(by: Actor): Promise<ReloadResult>;
-  /** Called after an operator state changed (persist the state file). */
-  onAdminChange?(): void;
+  /**
+   * Called after an operator action (persist the state file). The returned
+   * promise, if any, settles when the save is on disk or failed.
+   */
+  onAdminChange?(): Promise<void> | undefined;
 }
 
 /** Rates over a sliding window of samples taken when snapshots are built. */
@@ -44,6 +47,23 @@ function progress(b: BackendState, rise: number, fall: number): string {
   if (b.op === 'up') return b.fails > 0 ? `fail ${b.fails}/${fall}` : `${rise}/${rise}`;
   if (b.op === 'down') return `${b.passes}/${rise}`;
   return `0/${rise}`;
+}
+
+/** How a failed save is told, in the event log, the ctl reply and the console. */
+export function notPersisted(error: string): string {
+  return `applied, not persisted: ${error}`;
+}
+
+/**
+ * Wait for an admin result's save and fold its outcome into one result:
+ * the message gains `— applied, not persisted: ERROR` when the save failed.
+ * `persisted` is null when there is no state file.
+ */
+export async function settleAdmin(r: AdminResult): Promise<ActionResult & { persisted: boolean | null; error?: string }> {
+  if (r.persisted === undefined) return { ok: r.ok, message: r.message, persisted: null };
+  const error = await r.persisted;
+  if (error === undefined) return { ok: r.ok, message: r.message, persisted: true };
+  return { ok: r.ok, message: `${r.message} — ${notPersisted(error)}`, persisted: false, error };
 }
 
 export function createActions(d: ActionDeps): Actions {
@@ -69,7 +89,7 @@ export function createActions(d: ActionDeps): Actions {
     events.push({ time: Date.now(), kind: 'action', backend, ok, text: `${text} by ${by}` });
   }
 
-  function setAdmin(id: BackendId, admin: BackendState['admin'], by: Actor, verb: string): ActionResult {
+  function setAdmin(id: BackendId, admin: BackendState['admin'], by: Actor, verb: string): AdminResult {
     const b = find(id);
     if (!('id' in b)) return b;
     const was = b.admin;
@@ -80,8 +100,19 @@ export function createActions(d: ActionDeps): Actions {
     const tail =
       admin === 'drain' ? `no new connections; ${open} open continue` : admin === 'disabled' ? `out of rotation, not probed; ${open} open stay until killed` : 'back under the checks\' control';
     record(by, b.id, verb);
-    if (was !== admin) d.onAdminChange?.();
-    return { ok: true, message: `${b.id} ${verb === 'enable' ? 'enabled' : verb === 'drain' ? 'draining' : 'disabled'}: ${tail}` };
+    const message = `${b.id} ${verb === 'enable' ? 'enabled' : verb === 'drain' ? 'draining' : 'disabled'}: ${tail}`;
+    // An operator's action is saved even when the state did not change: repeating
+    // a drain whose save failed (disk full) is how to persist it once fixed.
+    const saving = was !== admin || by !== 'statefile' ? d.onAdminChange?.() : undefined;
+    if (saving === undefined) return { ok: true, message };
+    const persisted = saving.then(
+      () => undefined,
+      (err: Error) => {
+        events.push({ time: Date.now(), kind: 'action', backend: b.id, ok: false, text: `${verb} by ${by}: ${notPersisted(err.message)}` });
+        return err.message;
+      },
+    );
+    return { ok: true, message, persisted };
   }
 
   return {

@@ -3,8 +3,9 @@
  * stateFile and a control socket; the test hammers drain/disable/enable over
  * the socket protocol and SIGKILLs the process at a random moment, 10 rounds.
  * The file must always parse (or be absent), hold one of the states the
- * command sequence went through, and after a restart the operator states of
- * that last completed save must be back.
+ * command sequence went through, never one older than the last acknowledged
+ * command (a reply waits for the save), and after a restart the operator
+ * states of that last completed save must be back.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -132,6 +133,8 @@ test(`state file: SIGKILL at a random moment while drain/enable are hammered, ${
     const at = states.lastIndexOf(savedCanon);
     const tmps = fs.readdirSync(dir).filter((n) => n.startsWith('tcplb.state.tmp-'));
     assert.ok(saved === undefined || at >= 0, `round ${round}: the state file holds a state the commands never produced: ${savedCanon}`);
+    // A reply means "on disk": the file is at least as new as the last acknowledged command (states[k] follows command k).
+    assert.ok(acked === 0 || at >= acked, `round ${round}: command ${acked} was acknowledged but the file holds state #${at}`);
     figures.push(`r${round}: kill at ${killAfter} ms after ${sent} cmds (${acked} acked), file = state #${at}/${states.length - 1}${tmps.length > 0 ? `, ${tmps.length} tmp left` : ''}`);
     if (saved === undefined) assert.equal(round, 0, 'the state file vanished after it had been written');
     expected = saved ?? new Map();

@@ -28,6 +28,16 @@ test('d drains the selected backend (after moving down), by console, and shows t
   await until(() => r.lines().some((l) => /^› 10\.0\.0\.21:25 +DRAINING/.test(l)), 'state updated at once');
 });
 
+test('d whose save fails: the status line says "applied, not persisted"', async (t) => {
+  const { r, actions, status } = await mount(t);
+  const plain = actions.drain;
+  actions.drain = (id, by) => ({ ...plain(id, by), persisted: new Promise((res) => setTimeout(() => res('cannot save state file /s: ENOSPC'), 50)) });
+  r.stdin.write('d');
+  await until(() => actions.calls.length === 1, 'drain called');
+  await until(() => status().startsWith('imaps/mail2.example.net:993 draining: no new connections'), 'applied at once');
+  await until(() => status().startsWith('imaps/mail2.example.net:993: applied, not persisted: cannot save state file'), 'then the failed save');
+});
+
 test('x disables and e enables the selected backend', async (t) => {
   const { r, actions } = await mount(t);
   r.stdin.write('x');

@@ -106,6 +106,40 @@ test('failed commands exit 1 with the runtime message on stderr', () =>
     assert.match(rl.err, /unknown key "wieght"/);
   }));
 
+test('drain/disable/enable: the reply waits for the save; a failed save says "applied, not persisted" and ctl exits 1', () =>
+  withServer(async (sock, fake) => {
+    let release!: (error: string | undefined) => void;
+    const plain = fake.drain;
+    fake.drain = (id, by) => ({ ...plain(id, by), persisted: new Promise<string | undefined>((r) => (release = r)) });
+    let answered = false;
+    const pending = ctl(sock, 'drain', KNOWN).then((r) => ((answered = true), r));
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(answered, false, 'no reply before the state file has the change');
+    release('cannot save state file /var/lib/tcplb/tcplb.state: ENOSPC: no space left on device, write');
+    const r = await pending;
+    assert.equal(r.code, 1, 'exit 1: the drain applies but would be lost at the next restart');
+    assert.equal(r.out, `${KNOWN} draining — applied, not persisted: cannot save state file /var/lib/tcplb/tcplb.state: ENOSPC: no space left on device, write\n`);
+    fake.drain = (id, by) => ({ ...plain(id, by), persisted: Promise.resolve(undefined) });
+    const ok = await ctl(sock, 'drain', KNOWN);
+    assert.deepEqual([ok.code, ok.out], [0, `${KNOWN} draining\n`]);
+    const { lines } = await raw(sock, `{"cmd":"drain","backend":"${KNOWN}"}\n{"cmd":"enable","backend":"${KNOWN}"}\n`);
+    assert.deepEqual(JSON.parse(lines[0]!).data, { persisted: true });
+    assert.equal(JSON.parse(lines[1]!).data, undefined, 'no state file: nothing said about persistence');
+  }));
+
+test('pipelined drains run without waiting for each save; replies keep the request order', () =>
+  withServer(async (sock, fake) => {
+    const releases: (() => void)[] = [];
+    const plain = fake.drain;
+    fake.drain = (id, by) => ({ ...plain(id, by), persisted: new Promise<string | undefined>((r) => releases.push(() => r(undefined))) });
+    const got = raw(sock, [1, 2, 3].map((i) => `{"cmd":"drain","backend":"${KNOWN}","id":${i}}\n`).join('') + '{"cmd":"status","id":4}\n', { want: 4 });
+    await new Promise((r) => setTimeout(r, 100));
+    assert.deepEqual(fake.calls, [`drain ${KNOWN} ctl`, `drain ${KNOWN} ctl`, `drain ${KNOWN} ctl`, 'snapshot'], 'all applied while the first save is pending');
+    for (const release of releases.reverse()) release(); // saves finishing out of order
+    const { lines } = await got;
+    assert.deepEqual(lines.map((l) => JSON.parse(l).id), [1, 2, 3, 4]);
+  }));
+
 test('raw protocol: replies carry data and echo ids', () =>
   withServer(async (sock) => {
     const { lines } = await raw(sock, '{"cmd":"status","id":"a"}\n{"cmd":"check","backend":"imap/10.0.0.2:143","id":7}\n{"cmd":"reload"}\n');

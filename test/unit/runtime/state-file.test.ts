@@ -1,11 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { loadState, saveState, type StateEntry } from '../../../src/runtime/state-file.js';
+import { dropStale, loadState, MAX_STATE_BYTES, saveState, type StateEntry } from '../../../src/runtime/state-file.js';
 
 const MODULE = new URL('../../../src/runtime/state-file.js', import.meta.url).href;
 
@@ -56,7 +57,7 @@ test('corrupt, partial or foreign files give [] and a warning', () => {
   }
   fs.rmSync(file);
   fs.mkdirSync(file);
-  assert.match(loadState(file).warning ?? '', /unreadable \(EISDIR\)/);
+  assert.match(loadState(file).warning ?? '', /is not a regular file \(a directory\)/);
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
@@ -149,4 +150,165 @@ test('SIGKILL at random moments never leaves an unreadable file', async () => {
   assert.deepEqual(loadState(file), { entries: A });
   assert.deepEqual(fs.readdirSync(dir), ['tcplb.state']);
   fs.rmSync(dir, { recursive: true, force: true });
+});
+
+// Defect 3: the tmp file of a save must never be written through a planted symlink or file.
+
+test('a symlink planted at the old predictable tmp name is not written through; the file is 0600', async () => {
+  const dir = tmp();
+  const file = path.join(dir, 'tcplb.state');
+  const victim = path.join(dir, 'victim');
+  fs.writeFileSync(victim, 'precious\n');
+  fs.symlinkSync(victim, `${file}.tmp-${process.pid}`);
+  await saveState(file, A);
+  assert.equal(fs.readFileSync(victim, 'utf8'), 'precious\n', 'the victim is unchanged');
+  assert.ok(fs.lstatSync(file).isFile(), 'the state file is a regular file, not the planted symlink');
+  assert.deepEqual(loadState(file), { entries: A });
+  assert.equal(fs.statSync(file).mode & 0o777, 0o600, 'owner-only, like the tmp file it was');
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test('a symlink or file planted at the very tmp name a save draws is skipped, never written through', async (t) => {
+  const dir = tmp();
+  const file = path.join(dir, 'tcplb.state');
+  const victim = path.join(dir, 'victim');
+  fs.writeFileSync(victim, 'precious\n');
+  // Make the "random" part predictable, as if an attacker guessed it: the first
+  // two draws hit a planted symlink and a planted file, the third is free.
+  const real = crypto.randomBytes;
+  const draws = [Buffer.alloc(8, 0xaa), Buffer.alloc(8, 0xbb)];
+  t.mock.method(crypto, 'randomBytes', (n: number) => draws.shift() ?? real(n));
+  const name = (b: number): string => `${file}.tmp-${process.pid}-${b.toString(16).repeat(8)}`;
+  fs.symlinkSync(victim, name(0xaa));
+  fs.writeFileSync(name(0xbb), 'planted\n');
+  await saveState(file, A);
+  t.mock.restoreAll();
+  assert.equal(draws.length, 0, 'both planted names were drawn');
+  assert.equal(fs.readFileSync(victim, 'utf8'), 'precious\n', 'the victim behind the symlink is unchanged');
+  assert.equal(fs.readFileSync(name(0xbb), 'utf8'), 'planted\n', 'the planted file is unchanged');
+  assert.ok(fs.lstatSync(name(0xaa)).isSymbolicLink(), 'the planted symlink is left alone');
+  assert.deepEqual(loadState(file), { entries: A });
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test('names used by earlier saves are not reused: symlinks planted at all of them stay unwritten', async (t) => {
+  const dir = tmp();
+  const file = path.join(dir, 'tcplb.state');
+  const victim = path.join(dir, 'victim');
+  fs.writeFileSync(victim, 'precious\n');
+  const used: string[] = [];
+  const realOpen = fsp.open;
+  t.mock.method(fsp, 'open', (...a: Parameters<typeof fsp.open>) => {
+    if (String(a[0]).includes('.tmp-')) used.push(String(a[0]));
+    return realOpen(...a);
+  });
+  for (let i = 0; i < 5; i++) await saveState(file, A);
+  for (const n of used) fs.symlinkSync(victim, n);
+  for (let i = 0; i < 5; i++) await saveState(file, [A[0]!]);
+  t.mock.restoreAll();
+  assert.equal(used.length, 10);
+  assert.equal(new Set(used).size, 10, 'ten saves, ten different tmp names');
+  assert.equal(fs.readFileSync(victim, 'utf8'), 'precious\n');
+  assert.deepEqual(loadState(file), { entries: [A[0]] });
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test('a full disk (ENOSPC on write) rejects with the error, keeps the old file and leaves no tmp file', async (t) => {
+  const dir = tmp();
+  const file = path.join(dir, 'tcplb.state');
+  await saveState(file, A);
+  const realOpen = fsp.open;
+  t.mock.method(fsp, 'open', async (...a: Parameters<typeof fsp.open>) => {
+    const fh = await realOpen(...a);
+    if (String(a[0]).includes('.tmp-')) {
+      t.mock.method(fh, 'writeFile', async () => {
+        throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+      });
+    }
+    return fh;
+  });
+  await assert.rejects(saveState(file, []), /^Error: cannot save state file .*tcplb\.state: ENOSPC: no space left on device/);
+  t.mock.restoreAll();
+  assert.deepEqual(loadState(file), { entries: A }, 'the previous state is intact');
+  assert.deepEqual(fs.readdirSync(dir), ['tcplb.state']);
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+// Defect 9: a warning names the path once and never quotes what the path points to.
+
+test('warnings never quote the file, and name the path once', () => {
+  const dir = tmp();
+  const file = path.join(dir, 's');
+  const secret = path.join(dir, 'secret');
+  fs.symlinkSync(secret, file);
+  const cases: [string, RegExp][] = [
+    ['SECRET-TOKEN-4242 not json', /is corrupt \(not valid JSON\)/],
+    ['{"SECRET-TOKEN-4242": tru', /is corrupt \(not valid JSON\)/],
+    ['{"SECRET-TOKEN-4242": 1,,}', /is corrupt \(not valid JSON at character \d+\)/],
+    ['{"version":"SECRET-TOKEN-4242","backends":[]}', /has unsupported version \(expected 1\)/],
+    ['{"version":4242,"backends":[]}', /has unsupported version 4242 \(expected 1\)/],
+    [JSON.stringify({ version: 1, backends: [{ backend: 'SECRET-TOKEN-\u001b[2J', admin: 'drain' }, { backend: 'x'.repeat(600), admin: 'drain' }] }), /ignored 2 invalid entries/],
+  ];
+  for (const [text, re] of cases) {
+    fs.writeFileSync(secret, text);
+    const w = loadState(file).warning ?? '';
+    assert.match(w, re, text);
+    assert.doesNotMatch(w, /SECRET|xxxx/, `the file's content leaked into: ${w}`);
+    assert.equal(w.split(file).length - 1, 1, `the path once: ${w}`);
+  }
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+// Defect 10: bounded reading, no blocking on special files.
+
+test('a FIFO, /dev/zero or an oversized file is refused at once, without reading it', () => {
+  const dir = tmp();
+  const fifo = path.join(dir, 'fifo');
+  assert.equal(spawnSync('mkfifo', [fifo]).status, 0, 'mkfifo');
+  const zero = path.join(dir, 'zero');
+  fs.symlinkSync('/dev/zero', zero);
+  const big = path.join(dir, 'big');
+  fs.writeFileSync(big, '{"version":1,"backends":[');
+  fs.truncateSync(big, MAX_STATE_BYTES + 1);
+  // In a child with a deadline: reading a FIFO without a writer, or /dev/zero, would hang the test runner itself.
+  const script = `
+    const { loadState } = await import(${JSON.stringify(MODULE)});
+    const out = {};
+    for (const f of ${JSON.stringify([fifo, zero, big])}) {
+      const t0 = performance.now();
+      out[f] = { ...loadState(f), ms: performance.now() - t0 };
+    }
+    process.stdout.write(JSON.stringify(out));`;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { timeout: 10_000, encoding: 'utf8' });
+  assert.equal(r.status, 0, `the loader hung or crashed (signal ${r.signal}): ${r.stderr}`);
+  const out = JSON.parse(r.stdout) as Record<string, { entries: unknown[]; warning: string; ms: number }>;
+  assert.match(out[fifo]!.warning, /is not a regular file \(a FIFO\); starting without saved operator states/);
+  assert.match(out[zero]!.warning, /is not a regular file \(a character device\)/);
+  assert.match(out[big]!.warning, /is too large \(4,194,305 bytes, at most 4,194,304\)/);
+  for (const f of [fifo, zero, big]) {
+    assert.deepEqual(out[f]!.entries, []);
+    assert.ok(out[f]!.ms < 100, `${f}: ${out[f]!.ms} ms`);
+  }
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test('a save that would exceed the size cap is refused (the next start could not read it)', async () => {
+  const dir = tmp();
+  const file = path.join(dir, 's');
+  const host = 'h'.repeat(480);
+  const many = Array.from({ length: 10_000 }, (_, i): StateEntry => ({ backend: `u/${host}${i}:143`, admin: 'drain' }));
+  await assert.rejects(saveState(file, many), /cannot save state file .*10000 entries make \d+ bytes, over the 4194304-byte limit/);
+  await saveState(file, many.slice(0, 1000)); // well under the cap: fine
+  assert.equal(loadState(file).entries.length, 1000);
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test('stale entries are summarised in one line with a count, however many', () => {
+  const n = 50_000; // about what fits under the size cap
+  const entries = Array.from({ length: n + 1 }, (_, i): StateEntry => ({ backend: i === n ? 'live/10.0.0.1:1' : `gone/10.${i >> 16}.${(i >> 8) & 255}.${i & 255}:143`, admin: i % 2 ? 'disabled' : 'drain' }));
+  const r = dropStale('/var/lib/tcplb/s', entries, (id) => id.startsWith('live/'));
+  assert.deepEqual(r.kept, [{ backend: 'live/10.0.0.1:1', admin: 'drain' }]);
+  assert.equal(r.note, 'state file /var/lib/tcplb/s: 50,000 entries for backends no longer in the config dropped (gone/10.0.0.0:143 drain, gone/10.0.0.1:143 disabled, gone/10.0.0.2:143 drain, …)');
+  assert.equal(dropStale('/s', [A[0]!], () => false).note, 'state file /s: 1 entry for a backend no longer in the config dropped (imap/10.0.0.2:143 drain)');
+  assert.deepEqual(dropStale('/s', A, () => true), { kept: A });
 });

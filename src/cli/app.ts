@@ -165,7 +165,7 @@ export async function startApp(config: Config, opts: AppOptions = {}): Promise<A
     const m = config.metrics.listen;
     if (!isLoopback(m.host)) logger.warn(`metrics: listening on ${formatHostPort(m.host, m.port)}, beyond loopback: anyone who reaches it can read backend names and traffic figures`);
     try {
-      metricsServer = await startMetricsServer(m, metrics.registry);
+      metricsServer = await startMetricsServer(m, metrics.registry, (msg) => logger.warn(msg));
     } catch (err) {
       throw startFailed([(err as Error).message]);
     }

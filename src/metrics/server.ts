@@ -3,6 +3,7 @@
  * read from the runtime when scraped; the data path only bumps a few plain
  * counters per finished connection, so metrics cost nothing between scrapes.
  */
+import fs from 'node:fs';
 import http from 'node:http';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { ListenAddress } from '../core/config.js';
@@ -119,10 +120,69 @@ export function createMetrics(runtime: Runtime, engine: Engine): { registry: Reg
   };
 }
 
-/** Serve the registry at http://listen/metrics. */
-export async function startMetricsServer(listen: ListenAddress, registry: Registry): Promise<{ close(): Promise<void>; port: number }> {
-  const server = http.createServer((req, res) => {
-    if (req.url !== '/metrics' && req.url !== '/metrics/') {
+/**
+ * Bounds of the metrics endpoint. A scraper needs one short connection every
+ * few seconds; anything beyond that is an accident or an attack, and every
+ * connection held costs a descriptor the data plane (client and backend
+ * sockets, health probes) shares with it. Node's defaults would let an idle
+ * connection live 60-90 s (headersTimeout 60 s, checked every 30 s) and
+ * accept connections until the process runs out of descriptors.
+ */
+export const METRICS_BOUNDS = {
+  /** Concurrent connections; an excess one is closed as soon as it is accepted (never queued holding a descriptor). */
+  maxConnections: 16,
+  /** ...and never more than this share of the process's descriptor limit, so a low `ulimit -n` keeps its reserve for the data plane. */
+  descriptorShare: 1 / 16,
+  /** Whole request head (also a connection that never sends a byte, and one that trickles). */
+  headersTimeoutMs: 5000,
+  /** Whole request, body included (scrapes have none). */
+  requestTimeoutMs: 5000,
+  /** Between requests on a kept-alive connection. */
+  keepAliveTimeoutMs: 5000,
+  /** No byte moved either way (e.g. a client that never reads the answer). */
+  idleTimeoutMs: 10000,
+  /** How often Node checks the header and request timeouts (its default, 30 s, would add up to 30 s to each). */
+  checkIntervalMs: 1000,
+  /** Request head size (Node's default is 16 KiB). */
+  maxHeaderSize: 8192,
+} as const;
+
+/** The soft descriptor limit of this process (Linux /proc), or undefined when unknown or unlimited. */
+export function descriptorLimit(): number | undefined {
+  try {
+    const m = /^Max open files\s+(\d+)/m.exec(fs.readFileSync('/proc/self/limits', 'utf8'));
+    return m === null ? undefined : Number(m[1]);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The connection cap: `maxConnections`, lowered to a share of a small descriptor limit (at least 2: a scraper and a person). */
+export function metricsConnectionCap(limit: number | undefined): number {
+  const b = METRICS_BOUNDS;
+  if (limit === undefined) return b.maxConnections;
+  return Math.max(2, Math.min(b.maxConnections, Math.floor(limit * b.descriptorShare)));
+}
+
+/**
+ * Serve the registry at http://listen/metrics (GET or HEAD, any query string),
+ * within METRICS_BOUNDS. `warn` hears, at most once a second, how many
+ * connections were closed for being beyond the cap.
+ */
+export async function startMetricsServer(
+  listen: ListenAddress,
+  registry: Registry,
+  warn: (msg: string) => void = () => {},
+): Promise<{ close(): Promise<void>; port: number }> {
+  const bounds = METRICS_BOUNDS;
+  const server = http.createServer({ connectionsCheckingInterval: bounds.checkIntervalMs, maxHeaderSize: bounds.maxHeaderSize }, (req, res) => {
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { 'content-type': 'text/plain', allow: 'GET, HEAD' }).end('only GET and HEAD\n');
+      return;
+    }
+    // Scrapers add query strings (`?name[]=...`, cache busters); the path alone decides.
+    const path = (req.url ?? '').split('?', 1)[0];
+    if (path !== '/metrics' && path !== '/metrics/') {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('try /metrics\n');
       return;
     }
@@ -131,15 +191,37 @@ export async function startMetricsServer(listen: ListenAddress, registry: Regist
       (err: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`${err.message}\n`),
     );
   });
+  // net.Server closes a connection beyond maxConnections right after accept ('drop'): it never waits in a queue.
+  const maxConnections = metricsConnectionCap(descriptorLimit());
+  server.maxConnections = maxConnections;
+  // One line a second with a count, not one per connection: a flood must not become a log flood.
+  let dropped = 0;
+  let dropTimer: NodeJS.Timeout | undefined;
+  server.on('drop', () => {
+    dropped++;
+    dropTimer ??= setTimeout(() => {
+      warn(`metrics: closed ${dropped} connection${dropped === 1 ? '' : 's'} beyond the cap of ${maxConnections} (scrapes may fail until the open ones time out)`);
+      dropped = 0;
+      dropTimer = undefined;
+    }, 1000).unref();
+  });
+  server.headersTimeout = bounds.headersTimeoutMs;
+  server.requestTimeout = bounds.requestTimeoutMs;
+  server.keepAliveTimeout = bounds.keepAliveTimeoutMs;
+  // With no 'timeout' listener, Node destroys a socket idle this long.
+  server.timeout = bounds.idleTimeoutMs;
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) =>
       reject(new Error(`metrics: cannot listen on ${listen.host}:${listen.port}: ${err.code === 'EADDRINUSE' ? 'address already in use' : err.message}`)),
     );
     server.listen(listen.port, listen.host, () => resolve());
   });
+  // Later errors are failed accepts (EMFILE while the data plane holds every descriptor): transient, and the
+  // endpoint serves again once descriptors free up; the data plane already logs the shortage.
+  server.removeAllListeners('error').on('error', () => {});
   const port = (server.address() as { port: number }).port;
   return {
     port,
-    close: () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }),
+    close: () => new Promise<void>((r) => { clearTimeout(dropTimer); server.closeAllConnections(); server.close(() => r()); }),
   };
 }

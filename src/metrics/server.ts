@@ -106,7 +106,7 @@ export function createMetrics(runtime: Runtime, engine: Engine): { registry: Reg
     name: 'tcplb_probe_duration_seconds', help: 'Health probe duration', labelNames: ['backend', 'result'], registers: [registry],
     buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
   });
-  runtime.bus.on('probe', (e) => latency.observe({ backend: e.backend, result: e.result.ok ? 'pass' : 'fail' }, e.result.latencyMs / 1000));
+  runtime.bus.on('probe', (e) => latency.observe({ backend: e.backend, result: e.result.ok ? 'pass' : e.result.status === 'LOCAL_ERROR' ? 'local_error' : 'fail' }, e.result.latencyMs / 1000));
   mirror('tcplb_reloads_total', 'Config reloads, by result', ['result'], (set) => {
     set({ result: 'ok' }, reloads.ok);
     set({ result: 'failed' }, reloads.failed);

@@ -136,7 +136,7 @@ export async function scaleStart(n: number, opts: ScaleOptions): Promise<ScaleRe
   const metricsPort = await freePort('127.0.0.1');
   const upstreams: Record<string, unknown> = {};
   for (let i = 0; i < n; i++) {
-    upstreams[`u${i}`] = { check: { type: 'tcp', interval: '5s', timeout: '2s', rise: 1, fall: 2 }, servers: [backends.addrs[i % backends.addrs.length]] };
+    upstreams[`u${i}`] = { check: { type: 'tcp', interval: process.env.SCALE_INTERVAL ?? '5s', timeout: '2s', rise: 1, fall: 2 }, servers: [backends.addrs[i % backends.addrs.length]] };
   }
   fs.writeFileSync(
     file,
@@ -177,7 +177,15 @@ export async function scaleStart(n: number, opts: ScaleOptions): Promise<ScaleRe
     const during: number[] = [];
     let allUpMs = NaN;
     while (performance.now() - t0 < deadlineMs && !exited) {
-      const r = await ctlRaw(socket);
+      // The listeners serve before the control socket is up: wait for it.
+      const r = await ctlRaw(socket).catch((err: NodeJS.ErrnoException) => {
+        if (err.code === 'ENOENT' || err.code === 'ECONNREFUSED') return undefined;
+        throw err;
+      });
+      if (r === undefined) {
+        await new Promise((res) => setTimeout(res, 50));
+        continue;
+      }
       during.push(r.ms);
       const states = r.line.match(/"state":"\w+"/g) ?? [];
       if (states.length >= n && states.every((s) => s === '"state":"UP"')) {

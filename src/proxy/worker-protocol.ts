@@ -7,6 +7,7 @@
  */
 import type { ListenerConfig } from '../core/config.js';
 import type { BackendId, EndReason } from '../core/types.js';
+import { LayeredMap } from '../core/layered-map.js';
 import type { BoundAddress, ListenerResult, RouteUpstream, RoutingTable, SessionRecord } from '../core/dataplane.js';
 
 /**
@@ -40,13 +41,22 @@ export function toWire(t: RoutingTable, changed?: ReadonlySet<string>): WireTabl
  * becomes 0 = unlimited).
  */
 export function fromWire(w: WireTable, workers: number, prev?: RoutingTable): RoutingTable {
-  const upstreams = new Map<string, RouteUpstream>(w.partial === true && prev !== undefined ? prev.upstreams : []);
-  for (const name of w.removed ?? []) upstreams.delete(name);
+  const changes = new Map<string, RouteUpstream | undefined>();
+  for (const name of w.removed ?? []) changes.set(name, undefined);
   for (const [name, up] of w.upstreams) {
     const backends = workers <= 1 ? up.backends : up.backends.map((b) => (b.maxConns > 0 ? { ...b, maxConns: Math.ceil(b.maxConns / workers) } : b));
-    upstreams.set(name, { ...up, backends });
+    changes.set(name, { ...up, backends });
   }
-  return { version: w.version, upstreams };
+  // A partial table applies to the worker's current one (a LayeredMap: cost of the change only).
+  if (w.partial === true && prev !== undefined && prev.upstreams instanceof LayeredMap) {
+    return { version: w.version, upstreams: (prev.upstreams as LayeredMap<string, RouteUpstream>).with(changes) };
+  }
+  const base = new Map(w.partial === true && prev !== undefined ? prev.upstreams : []);
+  for (const [name, up] of changes) {
+    if (up === undefined) base.delete(name);
+    else base.set(name, up);
+  }
+  return { version: w.version, upstreams: LayeredMap.of(base) };
 }
 
 /** Primary -> worker. */

@@ -14,6 +14,7 @@ import { LocalErrorLog } from '../health/local-error-log.js';
 import { evidence, step, type Transition } from '../health/threshold.js';
 import type { EngineSink, RouteBackend, RouteUpstream, RoutingTable, SessionRecord } from '../core/dataplane.js';
 import { displayState, newBackendState, type BackendState } from './backend.js';
+import { LayeredMap } from '../core/layered-map.js';
 
 /** One probe result as the event log and console show it. */
 export interface ProbeEvent {
@@ -48,17 +49,19 @@ export class Runtime implements EngineSink {
   #config: Config;
   #backends = new Map<BackendId, BackendState>();
   #order: BackendId[] = [];
-  #table: RoutingTable = { version: 0, upstreams: new Map() };
+  #table: RoutingTable & { upstreams: LayeredMap<string, RouteUpstream> } = { version: 0, upstreams: LayeredMap.of() };
   #passiveTimers = new Map<BackendId, NodeJS.Timeout>();
   #now: () => number;
   /**
-   * Upstreams whose routing entry must be rebuilt. State changes that arrive
-   * in one event-loop turn (the first round of probes, a reload) are applied
-   * as one table: a change costs work proportional to its own upstream, and
-   * the engines see one update per turn, not one per backend.
+   * Upstreams whose routing entry must be rebuilt. The changes made by one
+   * callback (a probe result, a reload, the operator) are published as one
+   * table when it returns (a microtask: before the event loop accepts another
+   * client, so no connection is routed by a table older than the state it
+   * could observe). A change costs work proportional to its own upstream
+   * (the table is a LayeredMap), not to the whole config.
    */
   #dirty = new Set<string>();
-  #flush: NodeJS.Immediate | undefined;
+  #flushQueued = false;
   /** Probes that could not run for tcplb's own shortage (EMFILE...): logged as such, rate-limited. */
   #localErrors = new LocalErrorLog((msg) => this.bus.emit('log', { level: 'error', msg }));
 
@@ -290,7 +293,13 @@ export class Runtime implements EngineSink {
 
   #markDirty(upstream: string): void {
     this.#dirty.add(upstream);
-    if (this.#flush === undefined) this.#flush = setImmediate(() => this.flushRoutes());
+    if (!this.#flushQueued) {
+      this.#flushQueued = true;
+      queueMicrotask(() => {
+        this.#flushQueued = false;
+        this.flushRoutes();
+      });
+    }
   }
 
   /**
@@ -298,33 +307,24 @@ export class Runtime implements EngineSink {
    * others are shared with the previous table) and publish one table.
    */
   flushRoutes(): void {
-    if (this.#flush !== undefined) {
-      clearImmediate(this.#flush);
-      this.#flush = undefined;
-    }
     if (this.#dirty.size === 0) return;
     const changed = this.#dirty;
     this.#dirty = new Set();
-    const upstreams = new Map(this.#table.upstreams);
+    const entries = new Map<string, RouteUpstream | undefined>();
     for (const name of changed) {
       const up = this.#config.upstreams[name];
-      if (up === undefined) upstreams.delete(name);
-      else upstreams.set(name, this.#routeUpstream(up));
+      entries.set(name, up === undefined ? undefined : this.#routeUpstream(up));
     }
-    this.#publish(upstreams, changed);
+    this.#publish(this.#table.upstreams.with(entries), changed);
   }
 
   /** Recompute the whole routing table (a new config); pending changes are part of it. */
   #rebuildAll(): void {
-    if (this.#flush !== undefined) clearImmediate(this.#flush);
-    this.#flush = undefined;
     this.#dirty.clear();
-    const upstreams = new Map<string, RouteUpstream>();
-    for (const up of Object.values(this.#config.upstreams)) upstreams.set(up.name, this.#routeUpstream(up));
-    this.#publish(upstreams, undefined);
+    this.#publish(LayeredMap.of(Object.values(this.#config.upstreams).map((up) => [up.name, this.#routeUpstream(up)] as const)), undefined);
   }
 
-  #publish(upstreams: Map<string, RouteUpstream>, changed: ReadonlySet<string> | undefined): void {
+  #publish(upstreams: LayeredMap<string, RouteUpstream>, changed: ReadonlySet<string> | undefined): void {
     this.#table = { version: this.#table.version + 1, upstreams };
     this.bus.emit('routes', { table: this.#table, changed });
   }
@@ -353,8 +353,7 @@ export class Runtime implements EngineSink {
 
   /** Stop timers; the store is unusable afterwards. */
   close(): void {
-    if (this.#flush !== undefined) clearImmediate(this.#flush);
-    this.#flush = undefined;
+    this.#dirty.clear();
     for (const t of this.#passiveTimers.values()) clearTimeout(t);
     this.#passiveTimers.clear();
   }

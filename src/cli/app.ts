@@ -128,7 +128,7 @@ export async function startApp(config: Config, opts: AppOptions = {}): Promise<A
       if (n > 0) logger.warn(`${e.backend}: closed ${n} open connection${n > 1 ? 's' : ''} (onMarkedDown: shutdown)`);
     }
   });
-  const health = new HealthScheduler({ onResult: (id, r, forced) => runtime.applyProbe(id, r, forced) });
+  const health = new HealthScheduler({ onResult: (id, r, forced) => runtime.applyProbe(id, r, forced), paused: (id) => runtime.isDisabled(id) });
 
   let accessLog: AccessLog | undefined;
   const openAccessLog = (c: Config): void => {
@@ -189,7 +189,7 @@ export async function startApp(config: Config, opts: AppOptions = {}): Promise<A
     const bound = problems.length > 0 ? [] : await engine.setListeners(next.listeners, () => runtime.setConfig(next));
     problems.push(...bound.filter((r) => !r.ok).map((r) => r.error ?? `listener "${r.name}" failed`));
     if (problems.length > 0) return refuse(problems.join('; '), by);
-    health.sync(runtime.checkTargets(), runtime.disabled());
+    health.sync(runtime.checkTargets());
     if (old.log.access !== next.log.access || old.log.format !== next.log.format) openAccessLog(next);
     if (old.log.level !== next.log.level) logger.setLevel(next.log.level);
     for (const c of changes) logger.info(`reload: ${c}`);
@@ -285,7 +285,7 @@ export async function startApp(config: Config, opts: AppOptions = {}): Promise<A
   }
 
   // Listeners are up: start probing (the first probe of each backend runs now).
-  health.sync(runtime.checkTargets(), runtime.disabled());
+  health.sync(runtime.checkTargets());
 
   let stopped = false;
   return {

@@ -23,6 +23,12 @@ export interface CheckTarget {
 export interface SchedulerOptions {
   /** Called after every probe, in order per backend. */
   onResult(id: BackendId, result: ProbeResult, forced: boolean): void;
+  /**
+   * Is `id` paused (operator-disabled)? The runtime's answer, asked whenever a
+   * probe would be scheduled: the scheduler keeps no list of its own. After
+   * the answer changes, `refresh(id)` makes it act at once.
+   */
+  paused?: (id: BackendId) => boolean;
   /** Override for tests. */
   probeFor?: (type: CheckConfig['type']) => Probe;
   /** Phase in [0, 1) for a backend's first scheduled probe; default Math.random. */
@@ -36,7 +42,8 @@ class Loop {
   #timer: NodeJS.Timeout | undefined;
   #inflight: Promise<ProbeResult> | undefined;
   #abort: AbortController | undefined;
-  #paused = false;
+  /** Nothing scheduled because the backend was paused when asked (loop state, not who is disabled). */
+  #parked = false;
   #stopped = false;
 
   constructor(target: CheckTarget, opts: SchedulerOptions) {
@@ -44,9 +51,17 @@ class Loop {
     this.#opts = opts;
   }
 
+  #isPaused(): boolean {
+    return this.#opts.paused?.(this.target.id) ?? false;
+  }
+
   /** Probe now (the decisive first probe), then follow the interval from a random phase. */
   start(firstAtOnce: boolean): void {
-    if (this.#stopped || this.#paused) return;
+    if (this.#stopped) return;
+    if (this.#isPaused()) {
+      this.#parked = true;
+      return;
+    }
     if (firstAtOnce) void this.#run(false, true);
     else this.#schedule(this.#phase());
   }
@@ -57,7 +72,12 @@ class Loop {
 
   #schedule(delay: number): void {
     clearTimeout(this.#timer);
-    if (this.#stopped || this.#paused) return;
+    this.#timer = undefined;
+    if (this.#stopped) return;
+    if (this.#isPaused()) {
+      this.#parked = true;
+      return;
+    }
     this.#timer = setTimeout(() => void this.#run(false, false), delay);
     this.#timer.unref();
   }
@@ -83,7 +103,7 @@ class Loop {
     const p = probe({ host, port: check.port || port }, options, this.#abort.signal).then((r) => {
       this.#inflight = undefined;
       if (!this.#stopped && r.status !== 'ABORTED') this.#opts.onResult(this.target.id, r, forced);
-      if (!this.#stopped && !this.#paused) {
+      if (!this.#stopped) {
         // Keep the period from the last probe's start; after the first probe
         // pick a random phase so loops spread over the interval.
         const next = first ? this.#phase() : Math.max(0, started + check.intervalMs - Date.now());
@@ -100,14 +120,17 @@ class Loop {
     return this.#run(true, false);
   }
 
-  setPaused(paused: boolean): void {
-    if (paused === this.#paused) return;
-    this.#paused = paused;
-    if (paused) {
+  /** Ask again whether the backend is paused: stop probing now, or resume with a probe at once. */
+  refresh(): void {
+    if (this.#stopped) return;
+    if (this.#isPaused()) {
+      if (this.#parked) return;
+      this.#parked = true;
       clearTimeout(this.#timer);
       this.#timer = undefined;
       this.#abort?.abort();
-    } else {
+    } else if (this.#parked) {
+      this.#parked = false;
       void this.#run(false, true);
     }
   }
@@ -150,9 +173,9 @@ export class HealthScheduler {
    * Make the set of loops match `targets`: new backends get a loop whose first
    * probe runs at once; removed ones stop; a backend whose check settings
    * changed is rescheduled (its verdict lives in the store and survives).
-   * `paused` backends (operator-disabled) get a loop that does not probe.
+   * Paused backends (operator-disabled, `opts.paused`) get a loop that does not probe.
    */
-  sync(targets: readonly CheckTarget[], paused: ReadonlySet<BackendId> = new Set()): void {
+  sync(targets: readonly CheckTarget[]): void {
     const want = new Map(targets.map((t) => [t.id, t]));
     for (const [id, loop] of this.#loops) {
       const t = want.get(id);
@@ -162,8 +185,7 @@ export class HealthScheduler {
         if (t !== undefined) {
           const fresh = new Loop(t, this.#opts);
           this.#loops.set(id, fresh);
-          fresh.setPaused(paused.has(id));
-          if (!paused.has(id)) fresh.start(false);
+          fresh.start(false);
         }
       }
     }
@@ -171,8 +193,7 @@ export class HealthScheduler {
       if (this.#loops.has(t.id)) continue;
       const loop = new Loop(t, this.#opts);
       this.#loops.set(t.id, loop);
-      if (paused.has(t.id)) loop.setPaused(true);
-      else this.#starting.push(loop);
+      this.#starting.push(loop);
     }
     this.#startSlice();
   }
@@ -194,9 +215,9 @@ export class HealthScheduler {
     return this.#loops.get(id)?.checkNow();
   }
 
-  /** Stop probing a backend (operator disable), or resume (probe at once). */
-  setPaused(id: BackendId, paused: boolean): void {
-    this.#loops.get(id)?.setPaused(paused);
+  /** The answer of `opts.paused` for `id` may have changed (operator disable/enable): stop probing, or resume at once. */
+  refresh(id: BackendId): void {
+    this.#loops.get(id)?.refresh();
   }
 
   close(): void {

@@ -1,47 +1,27 @@
 /**
  * Prometheus metrics at `metrics.listen` /metrics (prom-client). Values are
- * read from the runtime when scraped; the data path only bumps a few plain
- * counters per finished connection, so metrics cost nothing between scrapes.
+ * read when scraped, from the same sources the console and `ctl status` read:
+ * open connections from the engine, cumulative figures from the runtime's
+ * tally, states from the runtime. Nothing is counted here, so nothing here
+ * can drift from them, and metrics cost nothing between scrapes.
  */
 import fs from 'node:fs';
 import http from 'node:http';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { ListenAddress } from '../core/config.js';
-import type { EndReason } from '../core/types.js';
 import type { Runtime } from '../runtime/store.js';
 import { displayState, type DisplayState } from '../runtime/backend.js';
 import type { Engine } from '../core/dataplane.js';
 
 const STATES: readonly DisplayState[] = ['UP', 'DOWN', 'UNKNOWN', 'DRAINING', 'DISABLED'];
 
-interface ListenerCounts {
-  accepted: number;
-  bytesIn: number;
-  bytesOut: number;
-  refused: Map<EndReason, number>;
-}
-
 /** Build the registry for one running instance. */
 export function createMetrics(runtime: Runtime, engine: Engine): { registry: Registry; reloaded(ok: boolean): void } {
   const registry = new Registry();
-  const per = new Map<string, ListenerCounts>();
-  const counts = (l: string): ListenerCounts => {
-    let c = per.get(l);
-    if (c === undefined) per.set(l, (c = { accepted: 0, bytesIn: 0, bytesOut: 0, refused: new Map() }));
-    return c;
-  };
-  runtime.bus.on('session', (r) => {
-    const c = counts(r.listener);
-    c.accepted++;
-    c.bytesIn += r.bytesIn;
-    c.bytesOut += r.bytesOut;
-    if (r.reason === 'denied' || r.reason === 'limit' || r.reason === 'no_backend' || r.reason === 'connect_failed') {
-      c.refused.set(r.reason, (c.refused.get(r.reason) ?? 0) + 1);
-    }
-  });
+  const { tally } = runtime;
   const reloads = { ok: 0, failed: 0 };
 
-  /** A counter whose value is copied from our own tallies at scrape time. */
+  /** A counter whose value is copied from the runtime's tally at scrape time. */
   const mirror = (name: string, help: string, labelNames: string[], fill: (set: (labels: Record<string, string>, v: number) => void) => void) =>
     new Counter({
       name, help, labelNames, registers: [registry],
@@ -60,13 +40,13 @@ export function createMetrics(runtime: Runtime, engine: Engine): { registry: Reg
     },
   });
   mirror('tcplb_listener_connections_total', 'Finished client connections per listener', ['listener'], (set) => {
-    for (const [l, c] of per) set({ listener: l }, c.accepted);
+    for (const [l, c] of tally.listeners()) set({ listener: l }, c.finished);
   });
   mirror('tcplb_listener_refused_total', 'Client connections refused, by reason', ['listener', 'reason'], (set) => {
-    for (const [l, c] of per) for (const [reason, n] of c.refused) set({ listener: l, reason }, n);
+    for (const [l, c] of tally.listeners()) for (const [reason, n] of c.refused) set({ listener: l, reason }, n);
   });
   mirror('tcplb_listener_bytes_total', 'Bytes relayed by finished connections (in = client to backend)', ['listener', 'direction'], (set) => {
-    for (const [l, c] of per) {
+    for (const [l, c] of tally.listeners()) {
       set({ listener: l, direction: 'in' }, c.bytesIn);
       set({ listener: l, direction: 'out' }, c.bytesOut);
     }
@@ -86,11 +66,13 @@ export function createMetrics(runtime: Runtime, engine: Engine): { registry: Reg
     name: 'tcplb_backend_active_connections', help: 'Open connections per backend', labelNames: ['backend'], registers: [registry],
     collect() {
       this.reset();
-      for (const b of runtime.backends()) this.set({ backend: b.id }, b.active);
+      // The engine's count: what balancing, maxConns, the console and `ctl status` see.
+      const open = engine.activeByBackend();
+      for (const b of runtime.backends()) this.set({ backend: b.id }, open.get(b.id) ?? 0);
     },
   });
   mirror('tcplb_backend_connections_total', 'Connections made to each backend', ['backend'], (set) => {
-    for (const b of runtime.backends()) set({ backend: b.id }, b.total);
+    for (const b of runtime.backends()) set({ backend: b.id }, tally.backend(b.id).total);
   });
   mirror('tcplb_backend_connect_failures_total', 'Failed connects to each backend', ['backend'], (set) => {
     for (const b of runtime.backends()) set({ backend: b.id }, b.connectFailures);

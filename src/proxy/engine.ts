@@ -265,7 +265,9 @@ export class JsEngine implements Engine {
   onFinished(s: Session, rec: SessionRecord): void {
     this.#sessions.delete(s);
     dec(this.#perListener, s.acceptedOn);
-    if (rec.backend !== '' && rec.reason !== 'connect_failed') dec(this.#active, rec.backend);
+    // Only a session that reached its backend was counted in (onConnected): one
+    // that ended while dialling (client gone, killed) must not take one off.
+    if (s.connected && s.backend !== undefined) dec(this.#active, s.backend.id);
     this.#onSessionEnd?.(s);
     this.sink.sessionClosed(rec);
     this.#drain.settled(this.#sessions.size);

@@ -83,6 +83,11 @@ export class Session {
     return this.#done;
   }
 
+  /** True while the current backend's connect has succeeded (false while dialling, and for one never reached). */
+  get connected(): boolean {
+    return this.#connected;
+  }
+
   /** Name of the listener this session came in on. */
   get listener(): string {
     return this.#host.listenerName;

@@ -69,12 +69,7 @@ export async function settleAdmin(r: AdminResult): Promise<ActionResult & { pers
 export function createActions(d: ActionDeps): Actions {
   const { runtime, engine, health, events } = d;
   const rates = new Rates();
-  let closed = 0;
-  let closedBytes = 0;
-  runtime.bus.on('session', (r) => {
-    closed++;
-    closedBytes += r.bytesIn + r.bytesOut;
-  });
+  const { tally } = runtime;
 
   function find(id: string): BackendState | ActionResult {
     const b = runtime.backend(id);
@@ -94,9 +89,9 @@ export function createActions(d: ActionDeps): Actions {
     if (!('id' in b)) return b;
     const was = b.admin;
     runtime.setAdmin(b.id, admin, by === 'statefile' ? 'statefile' : 'operator', `${verb} by ${by}`);
-    if (admin === 'disabled') health.setPaused(b.id, true);
-    else if (was === 'disabled') health.setPaused(b.id, false);
-    const open = b.active;
+    // The scheduler asks the runtime who is disabled; this tells it to ask again now.
+    health.refresh(b.id);
+    const open = engine.activeByBackend().get(b.id) ?? 0;
     const tail =
       admin === 'drain' ? `no new connections; ${open} open continue` : admin === 'disabled' ? `out of rotation, not probed; ${open} open stay until killed` : 'back under the checks\' control';
     record(by, b.id, verb);
@@ -140,7 +135,9 @@ export function createActions(d: ActionDeps): Actions {
       const now = Date.now();
       const cfg = runtime.config;
       const conns = engine.sessions(connLimit);
-      const { connPerSec, bytesPerSec } = rates.rate(now, closed + conns.total, closedBytes + engine.liveBytes());
+      // Open connections per backend: the engine's own counts, the ones balancing and maxConns use.
+      const open = engine.activeByBackend();
+      const { connPerSec, bytesPerSec } = rates.rate(now, tally.finished + conns.total, tally.finishedBytes + engine.liveBytes());
       return {
         time: now,
         version: d.version,
@@ -148,34 +145,37 @@ export function createActions(d: ActionDeps): Actions {
         engine: d.engineName,
         config: d.configView(),
         listeners: cfg.listeners.map((l) => ({ name: l.name, listen: l.listenText, upstream: l.upstream })),
-        totals: { active: conns.total, accepted: closed + conns.total, connPerSec, bytesPerSec },
+        totals: { active: conns.total, accepted: tally.finished + conns.total, connPerSec, bytesPerSec },
         upstreams: Object.values(cfg.upstreams).map((u) => ({
           name: u.name,
           balance: u.balance,
           check: u.check === undefined ? '' : `${u.check.type}${u.check.tls ? '+tls' : ''} every ${u.check.intervalMs / 1000}s rise ${u.check.rise} fall ${u.check.fall}`,
           backends: runtime
             .backendsOf(u.name)
-            .map((b): BackendView => ({
-              id: b.id,
-              address: b.server.address,
-              state: displayState(b, now),
-              reason: b.admin !== 'ready' ? `${b.admin === 'drain' ? 'drained' : 'disabled'} by operator` : b.passiveUntil !== 0 ? `passive: out until ${new Date(b.passiveUntil).toISOString().slice(11, 19)}` : b.server.down ? 'down: true in config' : b.opReason,
-              since: b.since,
-              weight: b.server.weight,
-              backup: b.server.backup,
-              active: b.active,
-              total: b.total,
-              connectFailures: b.connectFailures,
-              bytesIn: b.bytesIn,
-              bytesOut: b.bytesOut,
-              progress: u.check === undefined ? '' : progress(b, u.check.rise, u.check.fall),
-              ...(b.lastProbe === undefined
-                ? {}
-                : { lastProbe: { at: b.lastProbe.at, ok: b.lastProbe.ok, status: b.lastProbe.status, latencyMs: b.lastProbe.latencyMs, detail: b.lastProbe.detail } }),
-              ...(b.lastProbe?.cert === undefined
-                ? {}
-                : { cert: { daysLeft: b.lastProbe.cert.daysLeft, coversName: b.lastProbe.cert.coversName, trusted: b.lastProbe.cert.trusted, subject: b.lastProbe.cert.subject } }),
-            })),
+            .map((b): BackendView => {
+              const t = tally.backend(b.id);
+              return {
+                id: b.id,
+                address: b.server.address,
+                state: displayState(b, now),
+                reason: b.admin !== 'ready' ? `${b.admin === 'drain' ? 'drained' : 'disabled'} by operator` : b.passiveUntil !== 0 ? `passive: out until ${new Date(b.passiveUntil).toISOString().slice(11, 19)}` : b.server.down ? 'down: true in config' : b.opReason,
+                since: b.since,
+                weight: b.server.weight,
+                backup: b.server.backup,
+                active: open.get(b.id) ?? 0,
+                total: t.total,
+                connectFailures: b.connectFailures,
+                bytesIn: t.bytesIn,
+                bytesOut: t.bytesOut,
+                progress: u.check === undefined ? '' : progress(b, u.check.rise, u.check.fall),
+                ...(b.lastProbe === undefined
+                  ? {}
+                  : { lastProbe: { at: b.lastProbe.at, ok: b.lastProbe.ok, status: b.lastProbe.status, latencyMs: b.lastProbe.latencyMs, detail: b.lastProbe.detail } }),
+                ...(b.lastProbe?.cert === undefined
+                  ? {}
+                  : { cert: { daysLeft: b.lastProbe.cert.daysLeft, coversName: b.lastProbe.cert.coversName, trusted: b.lastProbe.cert.trusted, subject: b.lastProbe.cert.subject } }),
+              };
+            }),
         })),
         events: events.list(),
         connections: conns,

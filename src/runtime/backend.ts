@@ -1,6 +1,6 @@
 /**
  * One backend's state: what the operator set (admin), what checks concluded
- * (op), what passive failures imposed (passiveUntil), and its counters. Only
+ * (op), what passive failures imposed (passiveUntil), failed connects. Only
  * the runtime store writes these; everything else reads snapshots.
  */
 import type { AdminState, BackendId, ChangeCause, OpState, ProbeResult } from '../core/types.js';
@@ -28,12 +28,11 @@ export interface BackendState {
   /** Epoch ms until which passive failures keep the backend out; 0 = not out (cleared by a timer, not by reading the clock). */
   passiveUntil: number;
   lastProbe: (ProbeResult & { at: number }) | undefined;
-  /** Connections open now, total connections, failed connects, bytes. */
-  active: number;
-  total: number;
+  /**
+   * Failed connects. Connections open now are the engine's count
+   * (activeByBackend); totals and bytes are in the runtime's Tally.
+   */
   connectFailures: number;
-  bytesIn: number;
-  bytesOut: number;
 }
 
 export function newBackendState(upstream: string, id: BackendId, server: ServerConfig, op: OpState): BackendState {
@@ -51,11 +50,7 @@ export function newBackendState(upstream: string, id: BackendId, server: ServerC
     passiveFails: [],
     passiveUntil: 0,
     lastProbe: undefined,
-    active: 0,
-    total: 0,
     connectFailures: 0,
-    bytesIn: 0,
-    bytesOut: 0,
   };
 }
 

@@ -1,6 +1,6 @@
 /**
  * The single owner of mutable control-plane state: backends and their
- * admin/op/passive state, counters, and the routing table the data plane
+ * admin/op/passive state, the session tally, and the routing table the data plane
  * reads. Probes, the engine, the operator and config reloads all send it
  * messages; it publishes typed events.
  */
@@ -15,6 +15,7 @@ import { evidence, step, type Transition } from '../health/threshold.js';
 import type { EngineSink, RouteBackend, RouteUpstream, RoutingTable, SessionRecord } from '../core/dataplane.js';
 import { displayState, newBackendState, type BackendState } from './backend.js';
 import { LayeredMap } from '../core/layered-map.js';
+import { Tally } from './tally.js';
 
 /** One probe result as the event log and console show it. */
 export interface ProbeEvent {
@@ -46,6 +47,8 @@ export interface RoutesEvent {
 
 export class Runtime implements EngineSink {
   readonly bus = new Bus<RuntimeEvents>();
+  /** Cumulative session figures (per backend, per listener), fed by the engine sink below. */
+  readonly tally = new Tally();
   #config: Config;
   #backends = new Map<BackendId, BackendState>();
   #order: BackendId[] = [];
@@ -146,11 +149,9 @@ export class Runtime implements EngineSink {
     return true;
   }
 
-  /** Backends the operator disabled (the scheduler does not probe them). */
-  disabled(): Set<BackendId> {
-    const out = new Set<BackendId>();
-    for (const b of this.#backends.values()) if (b.admin === 'disabled') out.add(b.id);
-    return out;
+  /** Did the operator disable `id`? The health scheduler asks this (it does not probe such backends). */
+  isDisabled(id: BackendId): boolean {
+    return this.#backends.get(id)?.admin === 'disabled';
   }
 
   /** What the health scheduler should probe: every server of every upstream with a `check`. */
@@ -232,20 +233,13 @@ export class Runtime implements EngineSink {
     if (b !== undefined && b.passiveFails.length > 0) b.passiveFails = [];
   }
 
+  // Open connections are counted by the engine alone (activeByBackend); here only what adds up.
   sessionOpened(id: BackendId): void {
-    const b = this.#backends.get(id);
-    if (b === undefined) return;
-    b.active++;
-    b.total++;
+    this.tally.opened(id);
   }
 
   sessionClosed(rec: SessionRecord): void {
-    const b = rec.backend === '' ? undefined : this.#backends.get(rec.backend);
-    if (b !== undefined && rec.reason !== 'connect_failed') {
-      b.active = Math.max(0, b.active - 1);
-      b.bytesIn += rec.bytesIn;
-      b.bytesOut += rec.bytesOut;
-    }
+    this.tally.closed(rec);
     this.bus.emit('session', rec);
   }
 

@@ -117,9 +117,10 @@ export async function waitFor(cond: () => boolean, timeoutMs = 3000, what = 'con
 /**
  * A listening socket that never accepts, with its accept queue filled, so new
  * connects to it hang (SYNs dropped): the "blackholed backend". Uses python3
- * because Node always accepts.
+ * because Node always accepts. With `fill` false the queue is left for the
+ * caller's first connects (they complete; the ones after them hang).
  */
-export async function blackhole(host = '127.0.0.1'): Promise<{ port: number; close: () => void }> {
+export async function blackhole(host = '127.0.0.1', fill = true): Promise<{ port: number; close: () => void }> {
   const py = `
 import socket, sys, time
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -134,12 +135,12 @@ time.sleep(120)
   });
   // Fill the accept queue (backlog 0 admits one or two) so later SYNs are dropped.
   const fillers: net.Socket[] = [];
-  for (let i = 0; i < 4; i++) {
+  for (let i = 0; i < (fill ? 4 : 0); i++) {
     const f = net.connect({ port, host });
     f.on('error', () => {});
     fillers.push(f);
   }
-  await new Promise((r) => setTimeout(r, 100));
+  if (fill) await new Promise((r) => setTimeout(r, 100));
   return {
     port,
     close: () => {

@@ -169,7 +169,7 @@ test('backup servers serve only while no primary is usable; down servers never',
   for (let i = 0; i < 5; i++) assert.equal(await greetingVia(port), 'primary');
   await p.close();
   for (let i = 0; i < 5; i++) assert.equal(await greetingVia(port), 'backup');
-  assert.equal(app.runtime.backend(`u/127.0.0.1:${dn.port}`)!.total, 0, 'a down: true server got traffic');
+  assert.equal(app.runtime.tally.backend(`u/127.0.0.1:${dn.port}`).total, 0, 'a down: true server got traffic');
 });
 
 test('passive health: maxFails failures within failTimeout take a server out for failTimeout', async (t) => {

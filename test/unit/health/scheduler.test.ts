@@ -120,7 +120,9 @@ test('10,000 backends: the first round starts in slices, and the event loop runs
 
 test('sync keeps unchanged loops, restarts changed ones, stops removed ones; paused backends are not probed', async (t) => {
   const f = fakeProbe(0);
-  const s = new HealthScheduler({ onResult: () => {}, probeFor: () => f.probe, random: () => 0.99 });
+  // Who is paused is the caller's answer (the runtime's admin state), not the scheduler's.
+  const paused = new Set<string>();
+  const s = new HealthScheduler({ onResult: () => {}, probeFor: () => f.probe, random: () => 0.99, paused: (id) => paused.has(id) });
   t.after(() => s.close());
   s.sync([target('u/a', check({ intervalMs: 10_000 })), { ...target('u/b', check({ intervalMs: 10_000 })), host: 'b' }]);
   await sleep(10);
@@ -131,11 +133,35 @@ test('sync keeps unchanged loops, restarts changed ones, stops removed ones; pau
   assert.deepEqual(f.calls.slice(2).map((c) => c.id), ['c:1']);
   assert.equal(s.has('u/b'), false);
   // A paused backend gets no probe; resuming probes at once.
-  s.sync([target('u/a', check({ intervalMs: 10_000 }))], new Set(['u/a']));
-  s.setPaused('u/a', true);
+  paused.add('u/a');
+  s.sync([target('u/a', check({ intervalMs: 10_000 }))]);
+  s.refresh('u/a');
   await sleep(10);
   const n = f.calls.length;
-  s.setPaused('u/a', false);
+  paused.delete('u/a');
+  s.refresh('u/a');
   await sleep(10);
   assert.equal(f.calls.length, n + 1);
+});
+
+test('who is paused is asked, not remembered: a backend disabled before sync gets no first probe, and one disabled later stops at its next turn', async (t) => {
+  const f = fakeProbe(0);
+  const disabled = new Set<string>(['u/a']);
+  const s = new HealthScheduler({ onResult: () => {}, probeFor: () => f.probe, random: () => 0, paused: (id) => disabled.has(id) });
+  t.after(() => s.close());
+  s.sync([target('u/a', check({ intervalMs: 40 })), { ...target('u/b', check({ intervalMs: 40 })), host: 'b' }]);
+  await sleep(100);
+  assert.ok(f.calls.every((c) => c.id === 'b:1'), 'the disabled backend was probed');
+  assert.ok(f.calls.length >= 2, `b probed ${f.calls.length} times`);
+  // Disabled without telling the scheduler: the runtime's answer is read when the next probe is due.
+  disabled.add('u/b');
+  await sleep(60);
+  const n = f.calls.length;
+  await sleep(120);
+  assert.equal(f.calls.length, n, 'probes went on after the backend was disabled');
+  disabled.clear();
+  s.refresh('u/a');
+  s.refresh('u/b');
+  await sleep(20);
+  assert.deepEqual([...new Set(f.calls.slice(n).map((c) => c.id))].sort(), ['127.0.0.1:1', 'b:1'], 'enable probes each at once');
 });

@@ -10,7 +10,7 @@ test('probe durations are labelled pass, fail, or local_error (a probe that coul
   const res = loadConfigText(`{ listeners: [{ listen: "127.0.0.1:7000", upstream: "u" }], upstreams: { u: { check: { type: "tcp" }, servers: ["127.0.0.2:1"] } } }`, '/tmp/x.json5');
   assert.ok(res.ok);
   const runtime = new Runtime(res.config);
-  const engine = { activeByListener: () => new Map() } as unknown as Engine;
+  const engine = { activeByListener: () => new Map(), activeByBackend: () => new Map() } as unknown as Engine;
   const { registry } = createMetrics(runtime, engine);
   const id = 'u/127.0.0.2:1';
   runtime.applyProbe(id, { ok: true, status: 'L4_OK', latencyMs: 1, detail: 'connected' });

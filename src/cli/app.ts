@@ -21,6 +21,7 @@ import type { Actions, Actor, ReloadResult } from '../runtime/actions-types.js';
 import { EventLog } from '../runtime/event-log.js';
 import type { ConfigView } from '../runtime/snapshot.js';
 import { Runtime } from '../runtime/store.js';
+import { StartupError } from '../core/errors.js';
 
 export interface AppOptions {
   /** Operational log; default: stderr at the config's level. */
@@ -55,14 +56,6 @@ export interface App {
   stopNow(): void;
 }
 
-/** Thrown by startApp with one line per problem (a listener in use, an unresolvable backend). */
-export class StartupError extends Error {
-  readonly problems: string[];
-  constructor(problems: string[]) {
-    super(problems.join('\n'));
-    this.problems = problems;
-  }
-}
 
 /** True for 127.0.0.0/8, ::1 and localhost: endpoints there are not reachable from other hosts. */
 export function isLoopback(host: string): boolean {

@@ -3,6 +3,7 @@
  * usage error; main.ts acts on it.
  */
 import { parseArgs } from 'node:util';
+import { UsageError } from '../core/errors.js';
 
 export type Command =
   | { kind: 'help' }
@@ -33,7 +34,6 @@ Options:
 Exit codes: 0 success, 1 invalid config or failed command, 2 usage error.
 `;
 
-export class UsageError extends Error {}
 
 export function parseCommand(argv: readonly string[]): Command {
   let parsed;

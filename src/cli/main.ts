@@ -11,8 +11,9 @@ import { fileURLToPath } from 'node:url';
 import { loadConfigFile } from '../config/load.js';
 import { summarize } from '../config/summary.js';
 import { formatIssue, type Config } from '../core/config.js';
-import { startApp, StartupError, type App } from './app.js';
-import { parseCommand, USAGE, UsageError, type Command } from './args.js';
+import { startApp, type App } from './app.js';
+import { parseCommand, USAGE, type Command } from './args.js';
+import { ERR_IMPORT, ERR_STARTUP, ERR_USAGE, isLbError } from '../core/errors.js';
 import { watchConfig } from './watch.js';
 import { createLogger, type Level } from '../log/logger.js';
 import type { ConsoleHandle } from '../console/run.js';
@@ -68,8 +69,8 @@ async function run(config: Config, label: string, useConsole: boolean): Promise<
   try {
     app = await startApp(runConfig, { version: version(), ...(useConsole ? { logger: panelLogger } : {}) });
   } catch (err) {
-    if (err instanceof StartupError) {
-      for (const p of err.problems) process.stderr.write(`tcplb: ${p}\n`);
+    if (isLbError(err, ERR_STARTUP)) {
+      for (const p of err.message.split('\n')) process.stderr.write(`tcplb: ${p}\n`);
       return 1;
     }
     throw err;
@@ -196,7 +197,7 @@ async function main(cmd: Command): Promise<number> {
       return code;
     }
     case 'import-nginx': {
-      const { importNginx, ImportError } = await import('../import/index.js');
+      const { importNginx } = await import('../import/index.js');
       try {
         const { json5, warnings } = await importNginx(cmd.file);
         process.stdout.write(json5);
@@ -206,7 +207,7 @@ async function main(cmd: Command): Promise<number> {
         }
         return 0;
       } catch (err) {
-        if (err instanceof ImportError) {
+        if (isLbError(err, ERR_IMPORT)) {
           process.stderr.write(`tcplb: ${err.message}\n`);
           return 1;
         }
@@ -234,7 +235,7 @@ let cmd: Command;
 try {
   cmd = parseCommand(process.argv.slice(2));
 } catch (err) {
-  if (!(err instanceof UsageError)) throw err;
+  if (!isLbError(err, ERR_USAGE)) throw err;
   process.stderr.write(`tcplb: ${err.message}\n\n${USAGE}`);
   process.exit(2);
 }

@@ -10,6 +10,7 @@ import { performance } from 'node:perf_hooks';
 import { LOCAL_ERRORS, localErrorText } from '../core/local-errors.js';
 import type { CertInfo, ProbeResult, ProbeStatus } from '../core/types.js';
 import type { ProbeOptions, ProbeTarget } from './types.js';
+import { ERR_PROBE, isLbError, ProbeFailure } from '../core/errors.js';
 
 /** Most unread bytes a probe holds; a reply that needs more is judged on what it has. */
 export const READ_CAP = 4096;
@@ -18,12 +19,6 @@ const DRAIN_BYTES = 64 * 1024;
 const DRAIN_MS = 1000;
 const DAY_MS = 86_400_000;
 
-/** A decided failure inside a probe script; runProbe turns it into a ProbeResult. */
-export class ProbeFailure extends Error {
-  constructor(readonly status: ProbeStatus, readonly detail: string) {
-    super(detail);
-  }
-}
 
 /** What a probe script decided. `polite` (default true): close with FIN after draining; false: drop at once. */
 export interface Outcome {
@@ -270,7 +265,7 @@ function until(sock: net.Socket, event: string): Promise<void> {
  * either way), refused/reset are L4, TLS trouble L6, the rest a socket error.
  */
 function classify(err: unknown, session: Session): Outcome {
-  if (err instanceof ProbeFailure) return { status: err.status, detail: err.detail };
+  if (isLbError(err, ERR_PROBE) && err instanceof ProbeFailure) return { status: err.status, detail: err.detail };
   const e = err as NodeJS.ErrnoException & { reason?: string };
   const code = e?.code ?? '';
   if (LOCAL_ERRORS.has(code)) return { status: 'LOCAL_ERROR', detail: localErrorText(code) };

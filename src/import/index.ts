@@ -9,13 +9,13 @@ import { canonicalHost, parseAddress } from '../config/address.js';
 import { loadConfigText } from '../config/load.js';
 import { formatIssue } from '../core/config.js';
 import { formatHostPort } from '../core/types.js';
-import { ImportError, asWritten, loadNginxTree, type Directive, type IncludeInfo } from './nginx-parse.js';
+import { asWritten, loadNginxTree, type Directive, type IncludeInfo } from './nginx-parse.js';
 import {
   Notes, PROCESS, arr, at, listenerObj, obj, reasonFor, setting, translateAcl, translateUpstream, uniqueName,
   type Draft, type Flavor, type J, type JEntry, type JObj, type Settings,
 } from './nginx-translate.js';
 
-export { ImportError } from './nginx-parse.js';
+import { ImportError } from '../core/errors.js';
 
 /** What `importNginx` returns: the config text and one warning per directive it could not translate. */
 export interface ImportResult {

@@ -8,15 +8,8 @@
  */
 import { readFile, readdir, stat } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
+import { ERR_IMPORT, ImportError, isLbError } from '../core/errors.js';
 
-/** A broken nginx config (or include): `message` reads `file:line: reason`. */
-export class ImportError extends Error {
-  /** @param file path as shown to the user; @param line 1-based line (0: the file as a whole); @param reason what is wrong. */
-  constructor(readonly file: string, readonly line: number, readonly reason: string) {
-    super(line > 0 ? `${file}:${line}: ${reason}` : `${file}: ${reason}`);
-    this.name = 'ImportError';
-  }
-}
 
 /** One lexical token. Words carry their unescaped text and the source as written. */
 export interface Token {
@@ -337,7 +330,7 @@ export async function loadNginxTree(file: string): Promise<{ tree: Directive[]; 
         try {
           out.push(...(await read(f, chain)));
         } catch (e) {
-          if (e instanceof ImportError) throw e;
+          if (isLbError(e, ERR_IMPORT)) throw e;
           throw new ImportError(src.file, d.line, `cannot read include "${pattern}" (${display(f)}): ${whyUnreadable(e)}; relative includes are resolved against the including file's folder`);
         }
       }
@@ -347,7 +340,7 @@ export async function loadNginxTree(file: string): Promise<{ tree: Directive[]; 
   try {
     return { tree: await read(mainAbs, []), includes };
   } catch (e) {
-    if (e instanceof ImportError) throw e;
+    if (isLbError(e, ERR_IMPORT)) throw e;
     throw new ImportError(display(mainAbs), 0, `cannot read: ${whyUnreadable(e)}`);
   }
 }

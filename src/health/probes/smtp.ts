@@ -2,7 +2,8 @@
  * `smtp`: greeting 2xx, `EHLO tcplb-check` answered 2xx (falling back to `HELO`
  * when EHLO gets a 5xx, RFC 5321 s3.2), then `QUIT`. Replies may be multi-line.
  */
-import { ProbeFailure, quote, runProbe, type Session } from '../expect.js';
+import { ProbeFailure } from '../../core/errors.js';
+import { quote, runProbe, type Session } from '../expect.js';
 import type { Probe } from '../types.js';
 
 /** A reply longer than this is a broken (or hostile) server, not a capability list. */

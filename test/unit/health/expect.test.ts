@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { deadline, ProbeFailure, quote, runProbe } from '../../../src/health/expect.js';
+import { ProbeFailure } from '../../../src/core/errors.js';
+import { deadline, quote, runProbe } from '../../../src/health/expect.js';
 import { silentServer } from '../../fixtures/servers/misbehaving.js';
 import { opts } from '../../fixtures/servers/probe-kit.js';
 

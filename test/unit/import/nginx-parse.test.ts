@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ImportError, asWritten, parseNginx, tokenize, type Directive } from '../../../src/import/nginx-parse.js';
+import { ImportError } from '../../../src/core/errors.js';
+import { asWritten, parseNginx, tokenize, type Directive } from '../../../src/import/nginx-parse.js';
 
 const SRC = { file: 'x.conf', ref: 'x.conf' };
 const words = (text: string): string[] => tokenize(text, 'x.conf').map((t) => t.text);

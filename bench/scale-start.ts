@@ -19,6 +19,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { freePort } from './lib/net.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const BIN = path.join(ROOT, 'dist/src/cli/main.js');
@@ -35,14 +36,6 @@ export interface ScaleResult {
   ctlAfterMs: number;
   /** First metrics scrape (ms). */
   scrapeMs: number;
-}
-
-async function freePort(host: string): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, host, () => r()));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
 }
 
 /** `count` backends that greet with their number and close, spread over `hosts`. */
@@ -132,8 +125,8 @@ export async function scaleStart(n: number, opts: ScaleOptions): Promise<ScaleRe
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tcplb-scale-'));
   const file = path.join(dir, 'config.json5');
   const socket = path.join(dir, 'ctl.sock');
-  const port = await freePort('127.0.0.1');
-  const metricsPort = await freePort('127.0.0.1');
+  const port = await freePort(['127.0.0.1']);
+  const metricsPort = await freePort(['127.0.0.1']);
   const upstreams: Record<string, unknown> = {};
   for (let i = 0; i < n; i++) {
     upstreams[`u${i}`] = { check: { type: 'tcp', interval: process.env.SCALE_INTERVAL ?? '5s', timeout: '2s', rise: 1, fall: 2 }, servers: [backends.addrs[i % backends.addrs.length]] };

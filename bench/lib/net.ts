@@ -4,37 +4,19 @@
  */
 import http from 'node:http';
 import net from 'node:net';
+import { reservePort } from '../../test/helpers/ports.js';
 import { sleep } from './proc.js';
 
-/** True when `host:port` can be bound right now. */
-export function canBind(host: string, port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const srv = net.createServer();
-    srv.once('error', () => resolve(false));
-    srv.listen({ host, port, exclusive: true }, () => srv.close(() => resolve(true)));
-  });
-}
-
-const taken = new Set<number>();
+export { canBind } from '../../test/helpers/ports.js';
 
 /**
  * A port free on every one of `hosts`, from 21000-31999 (below the kernel's
  * ephemeral range, so the client sockets of the load never collide with it),
- * never handed out twice in one run. `preferred` is tried first.
+ * reserved for this run (and against any concurrent run or test process) by
+ * the tests' reservation (test/helpers/ports.ts). `preferred` is tried first.
  */
-export async function freePort(hosts: readonly string[], preferred?: number): Promise<number> {
-  const tryPort = async (p: number): Promise<boolean> => {
-    if (taken.has(p)) return false;
-    for (const h of hosts) if (!(await canBind(h, p))) return false;
-    taken.add(p);
-    return true;
-  };
-  if (preferred !== undefined && (await tryPort(preferred))) return preferred;
-  for (let i = 0; i < 200; i++) {
-    const p = 21000 + Math.floor(Math.random() * 11000);
-    if (await tryPort(p)) return p;
-  }
-  throw new Error(`no free port on ${hosts.join(', ')}`);
+export function freePort(hosts: readonly string[], preferred?: number): Promise<number> {
+  return reservePort(hosts, { range: { min: 21000, max: 31999 }, preferred });
 }
 
 /** Connects once; resolves true when the connection is accepted within `timeoutMs`. */

@@ -11,7 +11,8 @@ import net from 'node:net';
 import path from 'node:path';
 import { test } from 'node:test';
 import { startTestApp } from '../helpers/app.js';
-import { freePort, waitFor } from '../helpers/net.js';
+import { reservePort } from '../helpers/net.js';
+import { waitFor, waitForSteady } from '../helpers/wait.js';
 import { listenOn, lo, sleep, startFlood, startProxy, tmpDir, writeConfig } from './helpers.js';
 
 const HOST = lo(56);
@@ -36,9 +37,9 @@ function attempt(port: number, host: string, local?: string, holdMs = 0): Promis
 test('allow/deny (v4 and v6, deny wins) refuse before any backend connect; reason denied', { timeout: 30_000 }, async (t) => {
   const be = await listenOn(HOST, (s) => s.write('hi\n'));
   t.after(() => be.close());
-  const p4 = await freePort(HOST);
-  const p6 = await freePort('::1');
-  const p6d = await freePort('::1');
+  const p4 = await reservePort(HOST);
+  const p6 = await reservePort('::1');
+  const p6d = await reservePort('::1');
   const app = await startTestApp(`{
     listeners: [
       { name: "v4", listen: "${HOST}:${p4}", upstream: "u", allow: ["127.0.0.56/29", "127.0.0.50"], deny: ["127.0.0.57", "127.0.0.60/31"] },
@@ -63,8 +64,8 @@ test('allow/deny (v4 and v6, deny wins) refuse before any backend connect; reaso
     const before = be.accepted();
     const nRec = app.records.length;
     const r = await attempt(c.port, c.host, c.local);
-    await waitFor(() => app.records.length === nRec + 1, 2000, `record for ${c.name}`);
-    await sleep(50); // a backend connect, if any were made, would have arrived by now
+    await waitFor(() => app.records.length, { until: (n) => n === nRec + 1, timeoutMs: 2000, what: `record for ${c.name}` });
+    await sleep(50); // proving a negative: a backend connect, if any were made, would have arrived by now
     const rec = app.records[nRec]!;
     assert.equal(r.greeted, c.want, c.name);
     if (c.want) {
@@ -82,7 +83,7 @@ test('allow/deny (v4 and v6, deny wins) refuse before any backend connect; reaso
 test('maxConnectionsPerClient: the one over the limit is closed (reason limit); other addresses unaffected', { timeout: 30_000 }, async (t) => {
   const be = await listenOn(HOST, (s) => s.write('hi\n'));
   t.after(() => be.close());
-  const port = await freePort(HOST);
+  const port = await reservePort(HOST);
   const app = await startTestApp(`{
     listeners: [{ listen: "${HOST}:${port}", upstream: "u", maxConnectionsPerClient: 3 }],
     upstreams: { u: { servers: ["${HOST}:${be.port}"] } },
@@ -99,12 +100,12 @@ test('maxConnectionsPerClient: the one over the limit is closed (reason limit); 
   const before = be.accepted();
   const over = await attempt(port, HOST, lo(59));
   assert.equal(over.greeted, false, 'the 4th connection from one address was served');
-  await waitFor(() => app.records.some((r) => r.reason === 'limit'), 2000, 'limit record');
+  await waitFor(() => app.records.some((r) => r.reason === 'limit'), { timeoutMs: 2000, what: 'limit record' });
   assert.equal(be.accepted(), before, 'the backend saw the connection over the limit');
   const other = await attempt(port, HOST, lo(58));
   assert.ok(other.greeted, 'another address was refused');
   held[0]!.destroy();
-  await waitFor(() => app.engine.sessions(100).list.filter((s) => s.client === lo(59)).length === 2, 2000, 'the closed one to be counted out');
+  await waitFor(() => app.engine.sessions(100).list.filter((s) => s.client === lo(59)).length === 2, { timeoutMs: 2000, what: 'the closed one to be counted out' });
   const again = await attempt(port, HOST, lo(59));
   assert.ok(again.greeted, 'after one closed, the address is served again');
   console.log(`maxConnectionsPerClient 3: 4th refused in ${over.ms.toFixed(1)} ms (reason limit), other address served, a slot freed is reusable`);
@@ -114,7 +115,7 @@ test('a flood of 500 connections from 127.0.0.60 (maxConnectionsPerClient 50) do
   // Proxy and flood each in their own process: the latency measured here is the proxy's, not this event loop's.
   const be = await listenOn(HOST, (s) => s.write('hi\n'));
   t.after(() => be.close());
-  const port = await freePort(HOST);
+  const port = await reservePort(HOST);
   const dir = tmpDir('flood');
   const file = writeConfig(
     dir,
@@ -134,7 +135,7 @@ test('a flood of 500 connections from 127.0.0.60 (maxConnectionsPerClient 50) do
   const FLOOD_MS = 3500;
   const flood = await startFlood(HOST, port, 500, lo(60), FLOOD_MS);
   t.after(() => flood.kill());
-  await sleep(300);
+  await sleep(300); // the scenario: measure once the flood is in full swing
   const during: number[] = [];
   let failures = 0;
   const end = Date.now() + 3000;
@@ -142,10 +143,12 @@ test('a flood of 500 connections from 127.0.0.60 (maxConnectionsPerClient 50) do
     const r = await attempt(port, HOST, lo(61));
     if (!r.greeted) failures++;
     during.push(r.ms);
-    await sleep(50);
+    await sleep(50); // pacing of the measured client
   }
   const f = await flood.next<{ opened: number; refused: number; maxLive: number }>((m) => m.done === true, 10_000);
-  await sleep(500);
+  // The flood's access lines are written as its connections end: wait until the log stops growing.
+  const accessLog = path.join(dir, 'access.log');
+  await waitForSteady(() => (fs.existsSync(accessLog) ? fs.statSync(accessLog).size : 0), { what: 'the access log after the flood', quietMs: 200, timeoutMs: 5000 });
   const log = fs.existsSync(path.join(dir, 'access.log')) ? fs.readFileSync(path.join(dir, 'access.log'), 'utf8') : '';
   const recs = log.split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as { client: string; reason: string; backend: string | null });
   const limited = recs.filter((r) => r.client === lo(60) && r.reason === 'limit');

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { test } from 'node:test';
 import { startTestApp } from '../helpers/app.js';
-import { freePort, waitFor } from '../helpers/net.js';
+import { reservePort, waitFor } from '../helpers/net.js';
 import { deadline, dial, listenOn, lo, startBackend, watchEnd } from './helpers.js';
 
 const HOST = lo(50);
@@ -15,7 +15,7 @@ const HOST = lo(50);
 test('backend process SIGKILLed mid-transfer: the client gets a close within 1 s, not a hang', { timeout: 30000 }, async (t) => {
   const be = await startBackend('stream', HOST, String(2 * 1024 * 1024 * 1024));
   t.after(() => be.kill());
-  const port = await freePort(HOST);
+  const port = await reservePort(HOST);
   const app = await startTestApp(`{
     listeners: [{ listen: "${HOST}:${port}", upstream: "b", idleTimeout: "1m" }],
     upstreams: { b: { servers: ["${HOST}:${be.port}"] } },
@@ -26,13 +26,13 @@ test('backend process SIGKILLed mid-transfer: the client gets a close within 1 s
   const end = watchEnd(c);
   let got = 0;
   c.on('data', (d: Buffer) => (got += d.length));
-  await waitFor(() => got > 4 * 1024 * 1024, 5000, 'some MB to flow');
+  await waitFor(() => got > 4 * 1024 * 1024, { timeoutMs: 5000, what: 'some MB to flow' });
   const killedAt = Date.now();
   process.kill(be.pid, 'SIGKILL');
   const r = await Promise.race([end, deadline(3000)]);
   assert.ok(r !== undefined, 'client still open 3 s after the backend was killed (hang)');
   const ms = r.at - killedAt;
-  await waitFor(() => app.records.length === 1, 2000, 'access record');
+  await waitFor(() => app.records.length, { until: (n) => n === 1, timeoutMs: 2000, what: 'access record' });
   const rec = app.records[0]!;
   console.log(`backend SIGKILL: client closed ${ms} ms after the kill (${r.error?.code ?? (r.sawEnd ? 'FIN' : 'close')}), ${(r.bytes / 1048576).toFixed(1)} MB received, reason ${rec.reason}`);
   assert.ok(ms <= 1000, `client closed ${ms} ms after the backend died (want <= 1000)`);
@@ -41,10 +41,10 @@ test('backend process SIGKILLed mid-transfer: the client gets a close within 1 s
 test('backend resets mid-stream: the client sees a reset', { timeout: 20000 }, async (t) => {
   const be = await listenOn(HOST, (s) => {
     s.write(Buffer.alloc(256 * 1024, 1));
-    setTimeout(() => s.resetAndDestroy(), 150);
+    setTimeout(() => s.resetAndDestroy(), 150); // the scenario: reset mid-stream
   });
   t.after(() => be.close());
-  const port = await freePort(HOST);
+  const port = await reservePort(HOST);
   const app = await startTestApp(`{
     listeners: [{ listen: "${HOST}:${port}", upstream: "b" }],
     upstreams: { b: { servers: ["${HOST}:${be.port}"] } },
@@ -53,7 +53,7 @@ test('backend resets mid-stream: the client sees a reset', { timeout: 20000 }, a
   t.after(() => app.stopNow());
   const c = await dial(port, HOST);
   const r = await watchEnd(c);
-  await waitFor(() => app.records.length === 1, 2000, 'access record');
+  await waitFor(() => app.records.length, { until: (n) => n === 1, timeoutMs: 2000, what: 'access record' });
   const rec = app.records[0]!;
   console.log(`backend RST: client saw ${r.error?.code ?? (r.sawEnd ? 'a FIN' : 'a plain close')} after ${r.bytes} bytes; record reason ${rec.reason} "${rec.detail}"`);
   assert.equal(r.error?.code, 'ECONNRESET', `client saw ${r.error?.code ?? 'no error'} instead of a reset`);
@@ -68,7 +68,7 @@ test('silent blackhole (backend stops reading and writing), idleTimeout 1s: both
     setImmediate(() => s.pause());
   });
   t.after(() => be.close());
-  const port = await freePort(HOST);
+  const port = await reservePort(HOST);
   const app = await startTestApp(`{
     listeners: [{ listen: "${HOST}:${port}", upstream: "b", idleTimeout: "1s" }],
     upstreams: { b: { servers: ["${HOST}:${be.port}"] } },
@@ -81,12 +81,12 @@ test('silent blackhole (backend stops reading and writing), idleTimeout 1s: both
   const quietFrom = Date.now();
   c.pause(); // the client goes quiet too
   const r = await end;
-  await waitFor(() => backendEnd !== undefined, 1000, 'backend accept');
+  await waitFor(() => backendEnd !== undefined, { timeoutMs: 1000, what: 'backend accept' });
   const b = await Promise.race([backendEnd!, deadline(2000)]);
   assert.ok(b !== undefined, 'backend side still open 2 s after the client side closed');
   const clientMs = r.at - quietFrom;
   const backendMs = b.at - quietFrom;
-  await waitFor(() => app.records.length === 1, 2000, 'access record');
+  await waitFor(() => app.records.length, { until: (n) => n === 1, timeoutMs: 2000, what: 'access record' });
   const rec = app.records[0]!;
   console.log(`blackhole idleTimeout 1s: client closed after ${clientMs} ms, backend after ${backendMs} ms, reason ${rec.reason}`);
   assert.equal(rec.reason, 'idle_timeout');
@@ -100,7 +100,7 @@ test('tcp check (interval 200ms) against a killed backend: DOWN within fall*inte
   t.after(() => be.kill());
   const other = await listenOn(HOST, (s) => s.end('other\n'));
   t.after(() => other.close());
-  const port = await freePort(HOST);
+  const port = await reservePort(HOST);
   const interval = 200;
   const timeout = 150;
   const fall = 3;
@@ -112,12 +112,13 @@ test('tcp check (interval 200ms) against a killed backend: DOWN within fall*inte
   }`);
   t.after(() => app.stopNow());
   const id = `b/${HOST}:${be.port}`;
-  await waitFor(() => app.runtime.backend(id)?.op === 'up', 3000, 'first probe');
-  // Let the schedule leave the first-probe phase.
+  await waitFor(() => app.runtime.backend(id)?.op === 'up', { timeoutMs: 3000, what: 'first probe' });
+  // Let the schedule leave the first-probe phase: the bound below assumes the steady
+  // schedule, which is a matter of time passed, not of an event.
   await new Promise((r) => setTimeout(r, 2 * interval));
   const killedAt = Date.now();
   process.kill(be.pid, 'SIGKILL');
-  await waitFor(() => app.runtime.backend(id)?.op === 'down', 5000, 'DOWN');
+  await waitFor(() => app.runtime.backend(id)?.op === 'down', { timeoutMs: 5000, what: 'DOWN' });
   const ms = Date.now() - killedAt;
   const bound = fall * interval + timeout;
   console.log(`tcp check, killed backend: DOWN after ${ms} ms (bound fall*interval+timeout = ${bound} ms); ${app.runtime.backend(id)!.opReason}`);

@@ -11,7 +11,8 @@ import fs from 'node:fs';
 import net from 'node:net';
 import { test } from 'node:test';
 import { startTestApp } from '../helpers/app.js';
-import { freePort, waitFor } from '../helpers/net.js';
+import { reservePort } from '../helpers/net.js';
+import { waitFor, waitForSteady, waitUntil } from '../helpers/wait.js';
 import { listenOn, lo, sleep } from './helpers.js';
 
 const HOST = lo(63);
@@ -94,7 +95,7 @@ test(`churn: ${RELOADS} reloads and ${ACTIONS} drain/enable actions under ${CLIE
   const b = await listenOn(HOST, echo('B'));
   const c = await listenOn(HOST, echo('C'));
   t.after(() => Promise.all([a.close(), b.close(), c.close()]));
-  const port = await freePort(HOST);
+  const port = await reservePort(HOST);
   const config = (i: number): string => `{
     listeners: [{ listen: "${HOST}:${port}", upstream: "u", idleTimeout: ${i % 2 === 0 ? '"1m"' : '"2m"'}, connectTimeout: "2s" }],
     upstreams: { u: { balance: ${i % 3 === 0 ? '"least_conn"' : '"round_robin"'}, servers: [
@@ -106,7 +107,8 @@ test(`churn: ${RELOADS} reloads and ${ACTIONS} drain/enable actions under ${CLIE
   }`;
   const app = await startTestApp(config(0));
   t.after(() => app.stopNow());
-  await sleep(200);
+  // The baseline once start-up's handles and timers have settled (no event says so: the counts stop moving).
+  await waitForSteady(() => [resources(), liveCounts()], { what: 'handle and timer counts after start', quietMs: 100 });
   const before = resources();
   const liveBefore = liveCounts();
 
@@ -137,7 +139,7 @@ test(`churn: ${RELOADS} reloads and ${ACTIONS} drain/enable actions under ${CLIE
         out.ok++;
         if (r.changes.length > 0) out.changed++;
       }
-      await sleep(40);
+      await sleep(40); // pacing: a reload every ~40 ms while clients loop
     }
     return out;
   })();
@@ -148,7 +150,7 @@ test(`churn: ${RELOADS} reloads and ${ACTIONS} drain/enable actions under ${CLIE
       const id = i % 2 === 0 ? idA : idB;
       const d = app.actions.drain(id, 'ctl');
       if (!d.ok) fails.push(d.message);
-      await sleep(10);
+      await sleep(10); // pacing of the admin actions
       const e = app.actions.enable(id, 'ctl');
       if (!e.ok) fails.push(e.message);
       await sleep(10);
@@ -157,16 +159,20 @@ test(`churn: ${RELOADS} reloads and ${ACTIONS} drain/enable actions under ${CLIE
   })();
   const [rel, actFails] = await Promise.all([reloads, actions]);
   const churnMs = Date.now() - t0;
-  await sleep(300);
+  await sleep(300); // the scenario: clients keep looping a moment on the final config
   stop = true;
   await Promise.all(loops);
-  await waitFor(() => app.engine.sessions(0).total === 0, 3000, 'sessions to end');
-  await sleep(300);
-  // Sockets and timers are destroyed asynchronously; give the GC-independent destroy hooks a moment.
-  await sleep(200);
+  await waitFor(() => app.engine.sessions(0).total === 0, { timeoutMs: 3000, what: 'sessions to end' });
+  // Sockets and timers are destroyed asynchronously: wait (up to 3 s) for the counts the assertions below check.
+  const keys = ['Timeout', 'TCPSocketWrap', 'TCPServerWrap'];
+  const back = (): boolean => {
+    const r = resources();
+    const l = liveCounts();
+    return keys.every((k) => (r[k] ?? 0) <= (before[k] ?? 0)) && ['Timeout', 'TCPWRAP', 'TCPSERVERWRAP'].every((k) => (l[k] ?? 0) <= (liveBefore[k] ?? 0) + 2);
+  };
+  await waitUntil(back, { what: 'handles and timers back to the baseline', timeoutMs: 3000 });
   const after = resources();
   const liveAfter = liveCounts();
-  const keys = ['Timeout', 'TCPSocketWrap', 'TCPServerWrap'];
   const fmt = (r: Record<string, number>): string => keys.map((k) => `${k} ${r[k] ?? 0}`).join(', ');
   console.log(
     `churn: ${RELOADS} reloads (${rel.ok} ok, ${rel.changed} with changes) and ${ACTIONS} drain/enable actions in ${(churnMs / 1000).toFixed(1)} s; ` +

@@ -18,7 +18,8 @@ import { fileURLToPath } from 'node:url';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { loadConfigText } from '../../src/config/load.js';
 import { ROOT } from '../helpers/cli.js';
-import { configMutant as mutant, cpuSeconds, deadline, lo, seedFromEnv, sleep, startProxy, tmpDir, writeConfig } from './helpers.js';
+import { waitUntil } from '../helpers/wait.js';
+import { configMutant as mutant, cpuSeconds, deadline, lo, seedFromEnv, startProxy, tmpDir, writeConfig } from './helpers.js';
 
 const CASES = 10_000;
 // A 10 MB string case takes ~0.3 s on an idle 2-core host and ~1 s on a busy
@@ -278,11 +279,11 @@ if (role?.fuzz === true) {
 
   test('invalid mutants through a running app\'s reload leave app.runtime.config untouched', { timeout: 60_000 }, async (t) => {
     const { startTestApp } = await import('../helpers/app.js');
-    const { freePort, greetingVia, listen, namedEcho } = await import('../helpers/net.js');
+    const { reservePort, greetingVia, listen, namedEcho } = await import('../helpers/net.js');
     const host = lo(67);
     const be = await listen(namedEcho('A'), host);
     t.after(() => be.close());
-    const port = await freePort(host);
+    const port = await reservePort(host);
     const good = `{
       listeners: [{ name: "main", listen: "${host}:${port}", upstream: "u", idleTimeout: "1m", allow: ["127.0.0.0/8"] }],
       upstreams: { u: { balance: "round_robin", servers: [{ address: "${host}:${be.port}", weight: 2 }, "${host}:1"],
@@ -325,11 +326,11 @@ if (role?.fuzz === true) {
 
 if (isMainThread) {
   test('a config saved mid-edit, ending inside a string after a backslash, is refused by a running proxy, not a freeze', { timeout: 30_000 }, async (t) => {
-    const { freePort, greetingVia, listen, namedEcho } = await import('../helpers/net.js');
+    const { reservePort, greetingVia, listen, namedEcho } = await import('../helpers/net.js');
     const host = lo(68);
     const be = await listen(namedEcho('A'), host);
     t.after(() => be.close());
-    const port = await freePort(host);
+    const port = await reservePort(host);
     const good = `{
       listeners: [{ listen: "${host}:${port}", upstream: "u" }],
       upstreams: { u: { servers: ["${host}:${be.port}"] } },
@@ -342,7 +343,8 @@ if (isMainThread) {
     // An editor saving while the operator types `send: "GET / HTTP/1.0\r\n` (the watcher and SIGHUP both reload).
     fs.writeFileSync(file, `{\n  listeners: [{ listen: "${host}:${port}", upstream: "u", name: "a\\`);
     px.child.kill('SIGHUP');
-    await sleep(1500);
+    // Up to 1.5 s for the refusal; a loader that loops forever never logs one, and the checks below say so.
+    await waitUntil(() => /reload refused/.test(px.stderr()), { what: 'the refusal of the mid-edit file', timeoutMs: 1500 });
     const cpu0 = cpuSeconds(px.pid);
     const t0 = Date.now();
     const served = await Promise.race([greetingVia(port, host).then((g) => g === 'A', () => false), deadline(2000).then(() => false)]);

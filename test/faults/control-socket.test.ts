@@ -13,7 +13,8 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { request } from '../../src/control/client.js';
 import { startTestApp } from '../helpers/app.js';
-import { freePort, greetingVia, listen, namedEcho } from '../helpers/net.js';
+import { reservePort, greetingVia, listen, namedEcho } from '../helpers/net.js';
+import { waitUntil } from '../helpers/wait.js';
 import { deadline, lo, sleep, tmpDir } from './helpers.js';
 
 const HOST = lo(69);
@@ -39,9 +40,9 @@ function session(sock: string): Promise<{ s: net.Socket; lines: () => string[]; 
   });
 }
 
+/** The reply lines once there are `n` (or what there is after `ms`: the assertions on them say what is missing). */
 async function waitLines(get: () => string[], n: number, ms = 5000): Promise<string[]> {
-  const end = Date.now() + ms;
-  while (get().length < n && Date.now() < end) await sleep(10);
+  await waitUntil(() => get().length, { what: `${n} reply lines`, timeoutMs: ms, intervalMs: 10, until: (k) => k >= n });
   return get();
 }
 
@@ -56,7 +57,7 @@ async function staleSocket(sock: string): Promise<void> {
 test('control socket: 0600, stale file replaced, garbage / partial / 10 MB lines / 1,000 clients survived, still answering', { timeout: 90_000 }, async (t) => {
   const be = await listen(namedEcho('A'), HOST);
   t.after(() => be.close());
-  const port = await freePort(HOST);
+  const port = await reservePort(HOST);
   const dir = tmpDir('ctl');
   const sock = path.join(dir, 'tcplb.sock');
   await staleSocket(sock);
@@ -92,8 +93,7 @@ test('control socket: 0600, stale file replaced, garbage / partial / 10 MB lines
     for (const b of bad) c.s.write(b);
     c.s.write('{"cmd":"status","id":"last"}\n');
     const lines = await waitLines(c.lines, 1, 5000).then(async () => {
-      const end = Date.now() + 5000;
-      while (!c.lines().some((l) => l.includes('"last"')) && Date.now() < end) await sleep(10);
+      await waitUntil(() => c.lines().some((l) => l.includes('"last"')), { what: 'the reply to the status after the garbage', timeoutMs: 5000, intervalMs: 10 });
       return c.lines();
     });
     c.s.destroy();
@@ -108,7 +108,7 @@ test('control socket: 0600, stale file replaced, garbage / partial / 10 MB lines
     const c = await session(sock);
     for (const ch of '{"cmd":"status","id":1}\n') {
       c.s.write(ch);
-      await sleep(2);
+      await sleep(2); // the scenario: one byte per segment
     }
     c.s.end('{"cmd":"status","id":2}');
     await c.closed;

@@ -16,7 +16,8 @@ import { test } from 'node:test';
 import { runCtl } from '../../src/control/client.js';
 import type { Snapshot } from '../../src/runtime/snapshot.js';
 import { startTestApp } from '../helpers/app.js';
-import { freePort, waitFor } from '../helpers/net.js';
+import { waitFor } from '../helpers/net.js';
+import { reservePort } from '../helpers/ports.js';
 import { listenOn, lo, rng, seedFromEnv, sleep, tmpDir } from './helpers.js';
 
 const HOST = lo(68);
@@ -89,8 +90,8 @@ async function run(t: { after(fn: () => unknown): void }, workers: number): Prom
   const be = Object.fromEntries(await Promise.all(names.map(async (n) => [n, await listenOn(HOST, echo(n))] as const))) as Record<(typeof names)[number], Awaited<ReturnType<typeof listenOn>>>;
   t.after(() => Promise.all(Object.values(be).map((b) => b.close())));
   const id = (n: (typeof names)[number]): string => `u/${HOST}:${be[n].port}`;
-  const port = await freePort(HOST);
-  const mport = await freePort(HOST);
+  const port = await reservePort(HOST);
+  const mport = await reservePort(HOST);
   const sock = path.join(tmpDir('counts'), 'ctl.sock');
   const config = (withC: boolean, i: number): string => `{
     workers: ${workers},
@@ -214,7 +215,7 @@ async function run(t: { after(fn: () => unknown): void }, workers: number): Prom
 
     // Quiet point: HELD connections open over A, B and C; then C is removed and re-added under them.
     if (!withC) await reload(true);
-    await waitFor(() => app.engine.sessions(0).total === 0, 5000, 'churn sessions to end');
+    await waitFor(() => app.engine.sessions(0).total === 0, { what: 'churn sessions to end', timeoutMs: 5000 });
     const q0 = await totalsNow();
     const held = await Promise.all(Array.from({ length: HELD }, () => heldConn(port)));
     made += HELD;
@@ -231,7 +232,7 @@ async function run(t: { after(fn: () => unknown): void }, workers: number): Prom
     const left = HELD - before[victim]!.backend!;
     await checkAgree(`round ${round}, after kill ${victim}`, left);
     for (const s of held) s.destroy();
-    await waitFor(() => app.engine.sessions(0).total === 0, 5000, 'held sessions to end');
+    await waitFor(() => app.engine.sessions(0).total === 0, { what: 'held sessions to end', timeoutMs: 5000 });
     const zero = await checkAgree(`round ${round}, all closed`, 0);
     assert.ok(Object.values(zero).every((x) => x.engine === 0));
     // No dial was cut short at the quiet point: connections made to each backend here are exact.
@@ -244,11 +245,11 @@ async function run(t: { after(fn: () => unknown): void }, workers: number): Prom
   }
 
   // The end: nothing open anywhere, every connection counted once.
-  await waitFor(() => app.engine.sessions(0).total === 0, 5000, 'sessions to end');
+  await waitFor(() => app.engine.sessions(0).total === 0, { what: 'sessions to end', timeoutMs: 5000 });
   const final = await checkAgree('end', 0);
   const snap = await status();
   const m = await metrics();
-  await waitFor(() => app.records.length === made, 5000, `${made} session records`);
+  await waitFor(() => app.records.length === made, { what: `${made} session records`, timeoutMs: 5000 });
   const totals = await totalsNow();
   // A kill can cut a dial short after the backend's kernel completed it: the backend saw a
   // connection the engine never made. Such a session ends `killed` with nothing relayed.

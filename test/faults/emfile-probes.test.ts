@@ -12,7 +12,8 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { freePort, readLine } from '../helpers/net.js';
+import { reservePort, readLine } from '../helpers/net.js';
+import { waitUntil } from '../helpers/wait.js';
 import { dial, listenOn, lo, sleep, startFlood, startProxy, tmpDir, watchEnd, writeConfig } from './helpers.js';
 
 const HOST = lo(66);
@@ -46,7 +47,7 @@ test(`EMFILE in the health checks: ${FLOOD_MS / 1000} s out of descriptors under
   );
   t.after(() => Promise.all(bes.map((b) => b.close())));
   const dir = tmpDir('emfile-probes');
-  const port = await freePort(HOST);
+  const port = await reservePort(HOST);
   const ids = bes.map((b) => `b/${HOST}:${b.port}`);
   const file = writeConfig(
     dir,
@@ -61,7 +62,7 @@ test(`EMFILE in the health checks: ${FLOOD_MS / 1000} s out of descriptors under
   const px = await startProxy(file, { nofile: NOFILE });
   t.after(() => px.kill());
   const allUp = (): boolean => ids.every((id) => px.stderr().includes(`${id} UNKNOWN -> UP`));
-  for (let i = 0; i < 50 && !allUp(); i++) await sleep(50);
+  await waitUntil(allUp, { what: 'every backend UP', timeoutMs: 2500, intervalMs: 50 });
   assert.ok(allUp(), `the backends did not come UP before the overload; stderr:\n${px.stderr()}`);
 
   // The long-lived healthy session (an IMAP IDLE, say), opened before the overload.
@@ -74,15 +75,18 @@ test(`EMFILE in the health checks: ${FLOOD_MS / 1000} s out of descriptors under
 
   const flood = await startFlood(HOST, port, CROWD, CROWD_FROM, FLOOD_MS);
   t.after(() => flood.kill());
-  await sleep(FLOOD_MS / 2);
+  await sleep(FLOOD_MS / 2); // the scenario: write in the middle of the overload
   session.write('mid-overload\n');
   const floodResult = await flood.next<{ opened: number; refused: number; maxLive: number }>((m) => m.done === true, FLOOD_MS + 10_000);
   const floodDone = Date.now();
   // The crowd's sessions end within a second (the backends' late FIN), then the probes
   // run again; the rate-limited summary trails by up to a second.
-  await sleep(RECOVERY_MS);
+  await sleep(RECOVERY_MS); // the scenario: the recovery window the log is checked over
   session.write('after\n');
-  await sleep(200);
+  let ended = false;
+  void end.then(() => (ended = true));
+  // The echo of "after" (or the session's end, which the assertions below report).
+  await waitUntil(() => ended || echoed.endsWith('after\n'), { what: 'the echo of "after"', timeoutMs: 2000 });
   const closed = await Promise.race([end, sleep(0).then(() => undefined)]);
   session.destroy();
 

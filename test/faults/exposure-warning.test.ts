@@ -8,14 +8,14 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { test } from 'node:test';
 import { startTestApp } from '../helpers/app.js';
-import { freePort, listen, namedEcho } from '../helpers/net.js';
+import { reservePort, listen, namedEcho } from '../helpers/net.js';
 import { lo } from './helpers.js';
 
 const HOST = lo(54);
 
 async function linesFor(metricsListen: string, port: number, scrapeHost: string): Promise<{ lines: string[]; scraped: boolean }> {
   const be = await listen(namedEcho('A'), HOST);
-  const lp = await freePort(HOST);
+  const lp = await reservePort(HOST);
   const app = await startTestApp(`{
     listeners: [{ listen: "${HOST}:${lp}", upstream: "u" }],
     upstreams: { u: { servers: ["${HOST}:${be.port}"] } },
@@ -41,11 +41,11 @@ async function linesFor(metricsListen: string, port: number, scrapeHost: string)
 test('metrics on 0.0.0.0 or [::] warns at start-up; on loopback it does not', { timeout: 30_000 }, async () => {
   const seen: { where: string; port: number; warn: string | undefined; scraped: boolean }[] = [];
   for (const where of ['0.0.0.0', '[::]']) {
-    const port = await freePort(where === '[::]' ? '::' : '0.0.0.0');
+    const port = await reservePort(where === '[::]' ? '::' : '0.0.0.0');
     const { lines, scraped } = await linesFor(`${where}:${port}`, port, HOST);
     seen.push({ where, port, scraped, warn: lines.find((l) => /\bwarn\b/.test(l) && /metrics/.test(l) && /beyond loopback/.test(l))?.trim() });
   }
-  const port = await freePort(HOST);
+  const port = await reservePort(HOST);
   const loop = await linesFor(`${HOST}:${port}`, port, HOST);
   const loopWarn = loop.lines.filter((l) => /beyond loopback/.test(l)).length;
   console.log(`exposure warning: ${seen.map((x) => `${x.where}: ${x.warn?.replace(/^\S+ /, '') ?? 'NO WARNING'}`).join(' | ')}; ${loopWarn === 0 ? 'none' : loopWarn} for ${HOST}`);

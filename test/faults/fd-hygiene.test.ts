@@ -7,8 +7,9 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { freePort } from '../helpers/net.js';
-import { fdCount, lo, nodeChild, sleep, startBackend, startProxy, tmpDir, writeConfig } from './helpers.js';
+import { reservePort } from '../helpers/net.js';
+import { waitForSteady, waitUntil } from '../helpers/wait.js';
+import { fdCount, lo, nodeChild, startBackend, startProxy, tmpDir, writeConfig } from './helpers.js';
 
 const HOST = lo(61);
 const native = process.env.TCPLB_ENGINE === 'native';
@@ -51,7 +52,7 @@ test(`${TOTAL.toLocaleString('en-US')} short connections leave no descriptor beh
   const be = await startBackend('idle', HOST);
   t.after(() => be.kill());
   const dir = tmpDir('fds');
-  const port = await freePort(HOST);
+  const port = await reservePort(HOST);
   const file = writeConfig(
     dir,
     `{
@@ -62,17 +63,14 @@ test(`${TOTAL.toLocaleString('en-US')} short connections leave no descriptor beh
   );
   const px = await startProxy(file);
   t.after(() => px.kill());
-  await sleep(300);
-  const before = fdCount(px.pid);
+  // The baseline once start-up has settled (no event says so: the count stops moving).
+  const before = await waitForSteady(() => fdCount(px.pid), { what: 'the proxy\'s descriptor count after start', quietMs: 150 });
   const c = nodeChild(CHURN, [HOST, String(port), String(TOTAL), '50']);
   t.after(() => c.kill());
   const r = await c.next<{ ok: number; failed: number; errors: Record<string, number>; ms: number }>((m) => m.done === true, 140_000);
-  // Closes propagate to the backend side asynchronously: give them a moment.
-  let after = fdCount(px.pid);
-  for (let i = 0; i < 40 && after > before; i++) {
-    await sleep(100);
-    after = fdCount(px.pid);
-  }
+  // Closes propagate to the backend side asynchronously: wait for the count to come back (the assertion below reports if not).
+  await waitUntil(() => fdCount(px.pid), { what: 'descriptors back to the baseline', timeoutMs: 4000, intervalMs: 50, until: (n) => n <= before });
+  const after = fdCount(px.pid);
   console.log(`fd hygiene (${process.env.TCPLB_ENGINE ?? 'auto'}): ${r.ok} served, ${r.failed} failed ${JSON.stringify(r.errors)} in ${(r.ms / 1000).toFixed(1)} s (${Math.round(r.ok / (r.ms / 1000))}/s); proxy descriptors ${before} before, ${after} after`);
   assert.equal(r.failed, 0, `failures: ${JSON.stringify(r.errors)}`);
   assert.equal(r.ok, TOTAL);

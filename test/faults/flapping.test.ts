@@ -9,7 +9,8 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { test } from 'node:test';
 import { startTestApp } from '../helpers/app.js';
-import { freePort } from '../helpers/net.js';
+import { reservePort } from '../helpers/net.js';
+import { waitFor } from '../helpers/wait.js';
 import { listenOn, lo, sleep } from './helpers.js';
 
 const HOST = lo(66);
@@ -21,7 +22,7 @@ const INTERVAL = 100;
 
 /** A server on a fixed port that listens for FLIP_MS, then is closed (refusing) for FLIP_MS, and so on. */
 async function flapper(): Promise<{ port: number; flips: () => number; stop: () => Promise<void> }> {
-  const port = await freePort(HOST);
+  const port = await reservePort(HOST);
   let srv: net.Server | undefined;
   let flips = 0;
   let stopped = false;
@@ -93,7 +94,7 @@ test(`flapping backend (${FLIP_MS} ms on/off), tcp check every ${INTERVAL} ms ri
   t.after(() => be.stop());
   const steady = await listenOn(HOST, (s) => s.resume());
   t.after(() => steady.close());
-  const port = await freePort(HOST);
+  const port = await reservePort(HOST);
   const app = await startTestApp(`{
     listeners: [{ listen: "${HOST}:${port}", upstream: "u" }],
     upstreams: { u: { check: { type: "tcp", interval: ${INTERVAL}, timeout: 80, rise: ${RISE}, fall: ${FALL} },
@@ -103,8 +104,7 @@ test(`flapping backend (${FLIP_MS} ms on/off), tcp check every ${INTERVAL} ms ri
   t.after(() => app.stopNow());
   const id = `u/${HOST}:${be.port}`;
   // Wait for the first verdict, then watch a 5 s window.
-  const first = Date.now();
-  while (app.runtime.backend(id)?.op === 'unknown' && Date.now() - first < 2000) await sleep(10);
+  await waitFor(() => app.runtime.backend(id)?.op, { what: 'the first verdict on the flapping backend', timeoutMs: 2000, intervalMs: 5, until: (op) => op !== 'unknown' });
   // The verdict and its counters where the window starts (registered in the same turn as the listeners below).
   const b0 = app.runtime.backend(id)!;
   const start = { state: b0.op as 'up' | 'down', passes: b0.passes, fails: b0.fails };
@@ -114,7 +114,7 @@ test(`flapping backend (${FLIP_MS} ms on/off), tcp check every ${INTERVAL} ms ri
   app.runtime.bus.on('transition', (e) => e.backend === id && transitions.push(`${e.from}->${e.to}`));
   const linesBefore = app.lines.length;
   const flipsBefore = be.flips();
-  await sleep(WINDOW_MS);
+  await sleep(WINDOW_MS); // the observation window itself
   const flips = be.flips() - flipsBefore;
   const lines = app.lines.slice(linesBefore);
   const loud = lines.filter((l) => !/^\S+ debug /.test(l));

@@ -37,7 +37,8 @@ export function writeConfig(dir: string, text: string, name = 'config.json5'): s
   return file;
 }
 
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+/** For time that is part of a scenario only; to wait for something, use waitFor (../helpers/wait.ts). */
+export { sleep } from '../helpers/wait.js';
 
 /** A sleep that does not keep the process alive: for the losing side of a Promise.race. */
 export const deadline = (ms: number): Promise<undefined> => new Promise((r) => setTimeout(() => r(undefined), ms).unref());

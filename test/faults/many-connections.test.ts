@@ -8,7 +8,8 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { freePort } from '../helpers/net.js';
+import { reservePort } from '../helpers/net.js';
+import { waitFor } from '../helpers/wait.js';
 import { backendReport, lo, sleep, treeUsage, startBackend, startClients, startProxy, tmpDir, writeConfig, type NodeChild } from './helpers.js';
 
 const HOST = lo(58);
@@ -30,7 +31,7 @@ for (const { workers, TOTAL } of [
     const be = await startBackend('idle', HOST);
     t.after(() => be.kill());
     const dir = tmpDir('many');
-    const port = await freePort(HOST);
+    const port = await reservePort(HOST);
     const file = writeConfig(
       dir,
       `{
@@ -48,7 +49,9 @@ for (const { workers, TOTAL } of [
       else process.env.TCPLB_ENGINE = engineEnv;
     });
     t.after(() => px.kill());
-    await sleep(300);
+    // Idle baseline once every worker is up (they start after the primary says "serving").
+    const procs = workers === 1 ? 1 : workers + 1;
+    await waitFor(() => treeUsage(px.pid).fds.filter((n) => n > 0).length, { what: `${procs} proxy processes with descriptors`, timeoutMs: 5000, until: (n) => n >= procs });
     const idle = treeUsage(px.pid);
     const before = idle.rss;
     assert.equal(idle.fds.length, workers === 1 ? 1 : workers + 1, 'one process, or a primary and its workers');
@@ -58,7 +61,7 @@ for (const { workers, TOTAL } of [
     t.after(() => Promise.all(crowds.map((c) => c.kill())));
     const results = await Promise.all(crowds.map((c) => c.next<Done>((m) => m.done === true, 90_000)));
     const openMs = Date.now() - t0;
-    await sleep(500); // let the proxy's heap settle after the burst
+    await sleep(500); // part of the measurement: RSS is read once the heap settled after the burst (no event for that)
     const after = treeUsage(px.pid);
     const fds = after.fds.reduce((n, x) => n + x, 0);
     const rep = await backendReport(be);

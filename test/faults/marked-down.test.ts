@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { startTestApp } from '../helpers/app.js';
-import { freePort, readLine, waitFor } from '../helpers/net.js';
+import { reservePort, readLine, waitFor } from '../helpers/net.js';
 import { deadline, dial, listenOn, lo, watchEnd } from './helpers.js';
 
 const HOST = lo(51);
@@ -45,7 +45,7 @@ test('onMarkedDown shutdown: an IDLE session on a backend that goes silent is cl
   const a = await imapServer('A');
   const b = await imapServer('B');
   t.after(() => Promise.all([a.close(), b.close()]));
-  const port = await freePort(HOST);
+  const port = await reservePort(HOST);
   const interval = 100;
   const timeout = 80;
   const fall = 2;
@@ -57,7 +57,7 @@ test('onMarkedDown shutdown: an IDLE session on a backend that goes silent is cl
     log: { access: null },
   }`);
   t.after(() => app.stopNow());
-  await waitFor(() => app.runtime.backends().every((x) => x.op === 'up'), 3000, 'first probes');
+  await waitFor(() => app.runtime.backends().every((x) => x.op === 'up'), { timeoutMs: 3000, what: 'first probes' });
 
   const c = await dial(port, HOST);
   const greeting = await readLine(c);
@@ -68,14 +68,14 @@ test('onMarkedDown shutdown: an IDLE session on a backend that goes silent is cl
   let exists = 0;
   c.on('data', (d: Buffer) => (exists += (d.toString().match(/EXISTS/g) ?? []).length));
   const end = watchEnd(c);
-  await waitFor(() => exists >= 3, 2000, 'IDLE updates');
+  await waitFor(() => exists >= 3, { timeoutMs: 2000, what: 'IDLE updates' });
 
   const silentAt = Date.now();
   home.state.silent = true;
   const r = await Promise.race([end, deadline(3000)]);
   assert.ok(r !== undefined, 'IDLE session still open 3 s after its backend went silent to probes');
   const ms = r.at - silentAt;
-  await waitFor(() => app.records.length >= 1, 2000, 'access record');
+  await waitFor(() => app.records.length, { until: (n) => n >= 1, timeoutMs: 2000, what: 'access record' });
   const rec = app.records[0]!;
   assert.equal(rec.reason, 'backend_down');
   assert.equal(rec.backend, `imap/${HOST}:${home.port}`);

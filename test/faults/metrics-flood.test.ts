@@ -13,8 +13,9 @@ import http from 'node:http';
 import net from 'node:net';
 import { test } from 'node:test';
 import { METRICS_BOUNDS } from '../../src/metrics/server.js';
-import { freePort, waitFor } from '../helpers/net.js';
-import { deadline, dial, fdCount, lo, sleep, startBackend, startProxy, tmpDir, watchEnd, writeConfig } from './helpers.js';
+import { reservePort } from '../helpers/net.js';
+import { waitFor, waitUntil } from '../helpers/wait.js';
+import { deadline, dial, fdCount, lo, startBackend, startProxy, tmpDir, watchEnd, writeConfig } from './helpers.js';
 
 const HOST = lo(54);
 const FLOOD_FROM = lo(55);
@@ -58,8 +59,8 @@ test(`metrics flood: ${FLOOD} idle connections and a 1-byte-a-second client unde
   const be = await startBackend('greet', HOST);
   t.after(() => be.kill());
   const dir = tmpDir('metrics-flood');
-  const port = await freePort(HOST);
-  const mport = await freePort(HOST);
+  const port = await reservePort(HOST);
+  const mport = await reservePort(HOST);
   const file = writeConfig(
     dir,
     `{
@@ -73,7 +74,7 @@ test(`metrics flood: ${FLOOD} idle connections and a 1-byte-a-second client unde
   t.after(() => px.kill());
   const limits = (await import('node:fs')).readFileSync(`/proc/${px.pid}/limits`, 'utf8');
   assert.match(limits, new RegExp(`Max open files\\s+${NOFILE}\\s+${NOFILE}`), `the proxy does not run under ulimit -n ${NOFILE}`);
-  await waitFor(() => /-> UP/.test(px.stderr()), 5000, 'backend UP');
+  await waitFor(() => /-> UP/.test(px.stderr()), { timeoutMs: 5000, what: 'backend UP' });
   assert.equal(await scrape(mport), 200, 'no scrape before the flood');
   assert.equal(await greeted(port, 2000), true, 'not served before the flood');
   const fdsBefore = fdCount(px.pid);
@@ -110,8 +111,7 @@ test(`metrics flood: ${FLOOD} idle connections and a 1-byte-a-second client unde
   const sampler = setInterval(() => (peakFds = Math.max(peakFds, fdCount(px.pid))), 50);
   t.after(() => clearInterval(sampler));
   // All but the cap are closed at once (allow 3 s for 1,000 connects and closes on a busy host).
-  const heldBy = Date.now() + 3000;
-  while (cut.length < FLOOD - METRICS_BOUNDS.maxConnections && Date.now() < heldBy) await sleep(50);
+  await waitUntil(() => cut.length, { what: 'the connections beyond the cap closed', timeoutMs: 3000, intervalMs: 50, until: (n) => n >= FLOOD - METRICS_BOUNDS.maxConnections });
   const held = FLOOD - cut.length;
   const heldMs = Date.now() - floodStart;
 
@@ -129,16 +129,11 @@ test(`metrics flood: ${FLOOD} idle connections and a 1-byte-a-second client unde
 
   // A scrape works again once the held connections have timed out.
   let scrapeOkMs = -1;
-  const scrapeDeadline = Date.now() + CUT_BOUND_MS + 3000;
-  while (Date.now() < scrapeDeadline) {
-    if ((await scrape(mport, 1000)) === 200) {
-      scrapeOkMs = Date.now() - floodStart;
-      break;
-    }
-    await sleep(200);
+  if (await waitUntil(() => scrape(mport, 1000), { what: 'a scrape answered 200', timeoutMs: CUT_BOUND_MS + 3000, intervalMs: 200, until: (status) => status === 200 })) {
+    scrapeOkMs = Date.now() - floodStart;
   }
   // Every idle flood connection is cut by then too (their close may arrive just after the scrape).
-  while (cut.length < FLOOD && Date.now() - floodStart < CUT_BOUND_MS + 1000) await sleep(50);
+  await waitUntil(() => cut.length, { what: 'every flood connection cut', timeoutMs: Math.max(0, floodStart + CUT_BOUND_MS + 1000 - Date.now()), intervalMs: 50, until: (n) => n >= FLOOD });
   clearInterval(sampler);
   const lastCut = cut.length > 0 ? Math.max(...cut) : -1;
   const downs = px.stderr().match(/.*-> DOWN.*/g) ?? [];

@@ -10,7 +10,8 @@ import { test } from 'node:test';
 import type { CheckType } from '../../src/core/types.js';
 import { probeFor } from '../../src/health/registry.js';
 import type { ProbeOptions } from '../../src/health/types.js';
-import { backendReport, lo, mb, sleep, startBackend, type NodeChild } from './helpers.js';
+import { waitFor } from '../helpers/wait.js';
+import { backendReport, lo, mb, startBackend, type NodeChild } from './helpers.js';
 
 const HOST = lo(55);
 const TIMEOUT = 500;
@@ -48,9 +49,10 @@ test('200 probes against a flood server: RSS grows by less than 20 MB', { timeou
   const flood = await startBackend('flood', HOST, 'endless');
   const noise = await startBackend('flood', HOST, 'noise');
   t.after(() => Promise.all([flood.kill(), noise.kill()]));
+  const openAtBackends = async (): Promise<number> => (await backendReport(flood)).open + (await backendReport(noise)).open;
   // Warm up (module code, TLS context for ssl_hello, buffers) before the baseline.
   await Promise.all(TYPES.map((ty) => timed(ty, flood.port)));
-  await sleep(200);
+  await waitFor(openAtBackends, { what: 'the warm-up probes\' connections closed at both flood servers', timeoutMs: 3000, until: (n) => n === 0 });
   const rss0 = process.memoryUsage().rss;
   const heap0 = process.memoryUsage().heapUsed;
   let peak = rss0;
@@ -71,7 +73,8 @@ test('200 probes against a flood server: RSS grows by less than 20 MB', { timeou
     }
   }
   const secs = (performance.now() - t0) / 1000;
-  await sleep(1200); // polite closes drain for at most 1 s
+  // Polite closes drain for at most 1 s: wait until the servers saw every probe connection go.
+  await waitFor(openAtBackends, { what: 'every probe connection closed at both flood servers', timeoutMs: 3000, until: (n) => n === 0 });
   clearInterval(sampler);
   const rss1 = process.memoryUsage().rss;
   const heap1 = process.memoryUsage().heapUsed;

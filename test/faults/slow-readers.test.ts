@@ -52,7 +52,8 @@ import net from 'node:net';
 import path from 'node:path';
 import { test } from 'node:test';
 import { ROOT } from '../helpers/cli.js';
-import { freePort } from '../helpers/net.js';
+import { reservePort } from '../helpers/net.js';
+import { waitUntil } from '../helpers/wait.js';
 import { cpuSeconds, onJsonLines, rng, tcpMemMB, tcpMemLimitsMB, backendReport, lo, matchesPattern, mb, patternBlock, PATTERN_SIZE, RssSampler, sleep, startBackend, startProxy, tmpDir, writeConfig } from './helpers.js';
 
 const HOST = lo(52);
@@ -211,7 +212,7 @@ test(`slow readers: ${SLOW_CLIENTS} clients at ~10 KB/s for ${SLOW_FOR_MS / 1000
   const be = await startBackend('stream', HOST, String(OFFER));
   t.after(() => be.kill());
   const dir = tmpDir('slow');
-  const port = await freePort(HOST);
+  const port = await reservePort(HOST);
   const file = writeConfig(
     dir,
     `{
@@ -244,11 +245,11 @@ test(`slow readers: ${SLOW_CLIENTS} clients at ~10 KB/s for ${SLOW_FOR_MS / 1000
   assert.equal(crowdBlock, crypto.createHash('sha256').update(block).digest('hex'), 'slow-readers.py checks against a different pattern block');
   const crowdSocket = await crowd.started;
   // What the crowd costs each process while no fast round runs (the second half of the settle time).
-  await sleep(SETTLE_MS / 2);
+  await sleep(SETTLE_MS / 2); // the scenario: the crowd settles in before the CPU window
   const cpuOf = [px.pid, crowd.pid ?? 0, be.pid];
   const cpu0 = cpuOf.map(cpuSeconds);
   const settleT0 = performance.now();
-  await sleep(SETTLE_MS / 2);
+  await sleep(SETTLE_MS / 2); // the CPU measurement window
   const settleSecs = (performance.now() - settleT0) / 1000;
   const crowdCpu = cpuOf.map((pid, i) => ((cpuSeconds(pid) - cpu0[i]!) / settleSecs) * 100);
   const crowded: Pair[] = [];
@@ -263,7 +264,7 @@ test(`slow readers: ${SLOW_CLIENTS} clients at ~10 KB/s for ${SLOW_FOR_MS / 1000
   const peak = rss.stop();
   const rep = await backendReport(be);
   // Alone again, now that the crowd is gone: the baseline is both sets (the host is shared and noisy).
-  await sleep(500);
+  await waitUntil(async () => (await backendReport(be)).open, { what: 'the crowd\'s connections closed at the backend', timeoutMs: 3000, intervalMs: 50, until: (n) => n === 0 });
   for (let i = 0; i < ROUNDS; i++) alone.push(await pairedRound(i, port, be.port));
 
   const slowWritten = rep.written.filter((_, i) => rep.kinds[i] === 'S');

@@ -13,7 +13,8 @@ import net from 'node:net';
 import path from 'node:path';
 import { test } from 'node:test';
 import { request } from '../../src/control/client.js';
-import { freePort } from '../helpers/net.js';
+import { reservePort } from '../helpers/net.js';
+import { waitUntil } from '../helpers/wait.js';
 import { lo, rng, seedFromEnv, sleep, startProxy, tmpDir, writeConfig, type ProxyChild } from './helpers.js';
 
 const HOST = lo(65);
@@ -54,8 +55,8 @@ test(`state file: SIGKILL at a random moment while drain/enable are hammered, ${
   const seed = seedFromEnv();
   const rand = rng(seed);
   const dir = tmpDir('state');
-  const port = await freePort(HOST);
-  const ports = await Promise.all([0, 1, 2, 3].map(() => freePort(HOST)));
+  const port = await reservePort(HOST);
+  const ports = await Promise.all([0, 1, 2, 3].map(() => reservePort(HOST)));
   const ids = ports.map((p) => `u/${HOST}:${p}`);
   // Backends without checks start UP and nothing connects to them: only operator states change.
   const file = writeConfig(
@@ -119,7 +120,7 @@ test(`state file: SIGKILL at a random moment while drain/enable are hammered, ${
     sock.on('close', () => (closed = true));
     pump();
     const killAfter = 20 + Math.floor(rand() * 400);
-    await sleep(killAfter);
+    await sleep(killAfter); // the scenario: a SIGKILL at a random moment of the command stream
     px.child.kill('SIGKILL');
     await px.exited;
     closed = true;
@@ -143,8 +144,10 @@ test(`state file: SIGKILL at a random moment while drain/enable are hammered, ${
   px = await startProxy(file);
   const back = await liveState(sockPath);
   assert.equal(canon(back), canon(expected ?? new Map()), 'after the last restart the states are not those of the last save');
-  await sleep(300); // a restart that reapplies states saves once, which sweeps dead writers' tmp files
-  const tmpsLeft = fs.readdirSync(dir).filter((n) => n.startsWith('tcplb.state.tmp-'));
+  // A restart that reapplies states saves once, which sweeps dead writers' tmp files (a figure, not an assertion: up to 1 s).
+  const tmps = (): string[] => fs.readdirSync(dir).filter((n) => n.startsWith('tcplb.state.tmp-'));
+  await waitUntil(() => tmps().length, { what: 'tmp files of killed writers swept', timeoutMs: 1000, until: (n) => n === 0 });
+  const tmpsLeft = tmps();
   console.log(`state file crash safety (seed ${seed}): ${ROUNDS} SIGKILLs, ${totalCmds} commands sent, ${totalAcked} acknowledged; the file parsed every time and every restart showed its states; tmp files of killed writers left after the last restart: ${tmpsLeft.length}`);
   for (const f of figures) console.log(`  ${f}`);
 });

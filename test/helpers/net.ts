@@ -2,15 +2,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
 import net from 'node:net';
+import { waitFor } from './wait.js';
 
-/** A port that was free a moment ago on `host` (bind 0, read, close). */
-export async function freePort(host = '127.0.0.1'): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((r, j) => srv.once('error', j).listen(0, host, () => r()));
-  const port = (srv.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => srv.close(() => r()));
-  return port;
-}
+// One implementation each, re-exported for the tests that import everything from here.
+export { reservePort } from './ports.js';
+export { sleep, waitFor } from './wait.js';
 
 /** Start a TCP server on host:0 (or a given port); resolves with it and its port. */
 export async function listen(
@@ -105,15 +101,6 @@ export function sha256(b: Buffer): string {
   return crypto.createHash('sha256').update(b).digest('hex');
 }
 
-/** Resolve when `cond()` is true, polling every 20 ms; reject after `timeoutMs`. */
-export async function waitFor(cond: () => boolean, timeoutMs = 3000, what = 'condition'): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 /**
  * A listening socket that never accepts, with its accept queue filled, so new
  * connects to it hang (SYNs dropped): the "blackholed backend". Uses python3
@@ -134,13 +121,16 @@ time.sleep(120)
     child.once('error', reject);
   });
   // Fill the accept queue (backlog 0 admits one or two) so later SYNs are dropped.
+  // The queue is full once one filler completed its handshake; the others' SYNs are the ones dropped.
   const fillers: net.Socket[] = [];
+  let connected = 0;
   for (let i = 0; i < (fill ? 4 : 0); i++) {
     const f = net.connect({ port, host });
     f.on('error', () => {});
+    f.once('connect', () => connected++);
     fillers.push(f);
   }
-  if (fill) await new Promise((r) => setTimeout(r, 100));
+  if (fill) await waitFor(() => connected, { what: 'a blackhole filler connection to fill the accept queue', timeoutMs: 2000, until: (n) => n >= 1 });
   return {
     port,
     close: () => {

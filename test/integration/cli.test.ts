@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { runCli, startCli } from '../helpers/cli.js';
-import { connect, freePort, listen, namedEcho, readAll, readLine, waitFor } from '../helpers/net.js';
+import { connect, reservePort, listen, namedEcho, readAll, readLine, waitFor } from '../helpers/net.js';
 
 function tmpConfig(text: string): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tcplb-cli-'));
@@ -51,7 +51,7 @@ test('--check reports a typo with file:line:col and a suggestion, exit 1', async
 });
 
 test('a bad config never starts a listener (exit 1)', async () => {
-  const port = await freePort();
+  const port = await reservePort();
   const file = tmpConfig(`{ listeners: [{ listen: "127.0.0.1:${port}", upstream: "nope" }], upstreams: { u: { servers: ["127.0.0.1:1"] } } }`);
   const r = await runCli(['--headless', '-c', file]);
   assert.equal(r.code, 1);
@@ -64,7 +64,7 @@ test('headless: relays to two real backends, access log on stdout, SIGTERM exits
   const a = await listen(namedEcho('A'));
   const b = await listen(namedEcho('B'));
   t.after(() => Promise.all([a.close(), b.close()]));
-  const port = await freePort();
+  const port = await reservePort();
   const file = tmpConfig(`{
     listeners: [{ name: "front", listen: "127.0.0.1:${port}", upstream: "u" }],
     upstreams: { u: { servers: ["127.0.0.1:${a.port}", "127.0.0.1:${b.port}"] } },
@@ -80,7 +80,7 @@ test('headless: relays to two real backends, access log on stdout, SIGTERM exits
     await readAll(c);
   }
   assert.deepEqual([...seen].sort(), ['A', 'B']);
-  await waitFor(() => run.stdout().split('\n').filter(Boolean).length >= 4, 3000, 'access log lines');
+  await waitFor(() => run.stdout().split('\n').filter(Boolean).length >= 4, { timeoutMs: 3000, what: 'access log lines' });
   const rec = JSON.parse(run.stdout().split('\n')[0]!);
   assert.equal(rec.listener, 'front');
   assert.equal(rec.client, '127.0.0.1');
@@ -93,7 +93,7 @@ test('headless: relays to two real backends, access log on stdout, SIGTERM exits
 test('SIGTERM waits for an open connection (up to shutdownTimeout), then exits 0', async (t) => {
   const be = await listen(namedEcho('E'));
   t.after(() => be.close());
-  const port = await freePort();
+  const port = await reservePort();
   const file = tmpConfig(`{
     listeners: [{ listen: "127.0.0.1:${port}", upstream: "u" }],
     upstreams: { u: { servers: ["127.0.0.1:${be.port}"] } },
@@ -106,14 +106,21 @@ test('SIGTERM waits for an open connection (up to shutdownTimeout), then exits 0
   assert.equal(await readLine(c), 'E');
   const t0 = Date.now();
   run.child.kill('SIGTERM');
-  await new Promise((r) => setTimeout(r, 150));
+  await waitFor(() => /SIGTERM: stopped accepting/.test(run.stderr()), { what: 'the SIGTERM line', timeoutMs: 2000 });
   c.write('still here\n');
   assert.equal(await readLine(c), 'still here', 'open connection must keep relaying during shutdown');
+  // The listener is closed right after that line (by the engine's thread with the native engine): within 150 ms, as before.
+  const refused = (): Promise<boolean> =>
+    connect(port).then(
+      (s) => (s.destroy(), false),
+      () => true,
+    );
+  await waitFor(refused, { what: 'new connections refused once stopping', timeoutMs: 150, intervalMs: 10 });
   await assert.rejects(connect(port), 'no new connections once stopping');
   assert.equal(await run.exited, 0);
   const took = Date.now() - t0;
   assert.ok(took >= 550 && took < 3000, `exit after ${took} ms`);
-  await waitFor(() => /\bshutdown\b/.test(run.stdout()), 2000, 'access line with reason shutdown');
+  await waitFor(() => /\bshutdown\b/.test(run.stdout()), { timeoutMs: 2000, what: 'access line with reason shutdown' });
 });
 
 test('a listen address in use: one clear line naming the listener, exit 1', async (t) => {
@@ -129,7 +136,7 @@ test('a listen address in use: one clear line naming the listener, exit 1', asyn
 });
 
 test('an unresolvable backend host: one clear line naming the server, exit 1', async () => {
-  const port = await freePort();
+  const port = await reservePort();
   const file = tmpConfig(`{
     listeners: [{ listen: "127.0.0.1:${port}", upstream: "mail" }],
     upstreams: { mail: { servers: ["no-such-host.invalid:143"] } },
@@ -148,12 +155,12 @@ test('SIGTERM with a transfer in flight: it completes, then exit 0; a second SIG
     const step = (): void => {
       if (i === 8) return void s.end();
       s.write(data.subarray(i * (SIZE / 8), ++i * (SIZE / 8)));
-      setTimeout(step, 100);
+      setTimeout(step, 100); // the scenario: a slow transfer
     };
     step();
   });
   t.after(() => be.close());
-  const port = await freePort();
+  const port = await reservePort();
   const file = tmpConfig(`{
     listeners: [{ listen: "127.0.0.1:${port}", upstream: "u" }],
     upstreams: { u: { servers: ["127.0.0.1:${be.port}"] } },
@@ -162,8 +169,10 @@ test('SIGTERM with a transfer in flight: it completes, then exit 0; a second SIG
   const run = await startCli(['--headless', '-c', file], /serving/);
   t.after(() => run.child.kill('SIGKILL'));
   const c = await connect(port);
+  let first = 0;
+  c.on('data', (d: Buffer) => (first += d.length));
   const got = readAll(c);
-  await new Promise((r) => setTimeout(r, 150));
+  await waitFor(() => first, { what: 'the transfer under way', timeoutMs: 3000 });
   run.child.kill('SIGTERM');
   assert.equal((await got).data.length, SIZE, 'the transfer must complete during a graceful stop');
   assert.equal(await run.exited, 0);
@@ -173,10 +182,12 @@ test('SIGTERM with a transfer in flight: it completes, then exit 0; a second SIG
   t.after(() => run2.child.kill('SIGKILL'));
   const c2 = await connect(port);
   c2.on('error', () => {});
-  await new Promise((r) => setTimeout(r, 100));
+  let got2 = 0;
+  c2.on('data', (d: Buffer) => (got2 += d.length));
+  await waitFor(() => got2, { what: 'the second transfer under way', timeoutMs: 3000 });
   const t0 = Date.now();
   run2.child.kill('SIGTERM');
-  await new Promise((r) => setTimeout(r, 100));
+  await waitFor(() => /SIGTERM: stopped accepting/.test(run2.stderr()), { what: 'the first SIGTERM handled', timeoutMs: 2000 });
   run2.child.kill('SIGTERM');
   assert.equal(await run2.exited, 0);
   assert.ok(Date.now() - t0 < 2000, `second SIGTERM took ${Date.now() - t0} ms`);
@@ -187,7 +198,7 @@ test('SIGHUP reloads the config file; a bad edit is refused with file:line:col a
   const a = await listen(namedEcho('A'));
   const b = await listen(namedEcho('B'));
   t.after(() => Promise.all([a.close(), b.close()]));
-  const port = await freePort();
+  const port = await reservePort();
   const text = (addr: number, extra = '') => `{
     listeners: [{ listen: "127.0.0.1:${port}", upstream: "u" }],
     upstreams: { u: { servers: ["127.0.0.1:${addr}"] ${extra} } },
@@ -205,11 +216,11 @@ test('SIGHUP reloads the config file; a bad edit is refused with file:line:col a
   assert.equal(await greet(), 'A');
   fs.writeFileSync(file, text(a.port, ', wieght: 2'));
   run.child.kill('SIGHUP');
-  await waitFor(() => /reload refused: .*config\.json5:3:\d+: .*unknown key "wieght"/.test(run.stderr()), 3000, 'refusal in the log');
+  await waitFor(() => /reload refused: .*config\.json5:3:\d+: .*unknown key "wieght"/.test(run.stderr()), { timeoutMs: 3000, what: 'refusal in the log' });
   assert.equal(await greet(), 'A');
   fs.writeFileSync(file, text(b.port));
   run.child.kill('SIGHUP');
-  await waitFor(() => /reload: \+server u\/127\.0\.0\.1:\d+/.test(run.stderr()), 3000, 'reload lines');
+  await waitFor(() => /reload: \+server u\/127\.0\.0\.1:\d+/.test(run.stderr()), { timeoutMs: 3000, what: 'reload lines' });
   assert.equal(await greet(), 'B');
   run.child.kill('SIGTERM');
   assert.equal(await run.exited, 0);
@@ -235,7 +246,7 @@ test('import-nginx: the seed tcp-module config prints a config that --check acce
 test('SIGUSR1 reopens the access log file after logrotate moved it', async (t) => {
   const be = await listen(namedEcho('E'));
   t.after(() => be.close());
-  const port = await freePort();
+  const port = await reservePort();
   const file = tmpConfig(`{
     listeners: [{ name: "l", listen: "127.0.0.1:${port}", upstream: "u" }],
     upstreams: { u: { servers: ["127.0.0.1:${be.port}"] } },
@@ -251,12 +262,12 @@ test('SIGUSR1 reopens the access log file after logrotate moved it', async (t) =
     await readAll(c);
   };
   await once();
-  await waitFor(() => fs.existsSync(log) && fs.readFileSync(log, 'utf8').split('\n').length === 2, 3000, 'first line');
+  await waitFor(() => fs.existsSync(log) && fs.readFileSync(log, 'utf8').split('\n').length === 2, { timeoutMs: 3000, what: 'first line' });
   fs.renameSync(log, log + '.1');
   run.child.kill('SIGUSR1');
-  await waitFor(() => fs.existsSync(log), 3000, 'a new file after SIGUSR1');
+  await waitFor(() => fs.existsSync(log), { timeoutMs: 3000, what: 'a new file after SIGUSR1' });
   await once();
-  await waitFor(() => fs.readFileSync(log, 'utf8').split('\n').length === 2, 3000, 'line in the new file');
+  await waitFor(() => fs.readFileSync(log, 'utf8').split('\n').length === 2, { timeoutMs: 3000, what: 'line in the new file' });
   assert.equal(fs.readFileSync(log + '.1', 'utf8').split('\n').length, 2, 'the rotated file keeps only the old line');
   assert.match(fs.readFileSync(log, 'utf8'), / l 127\.0\.0\.1:\d+ u\/127\.0\.0\.1:\d+ \d+ 2 \d+\.\d{3}s closed/);
   run.child.kill('SIGTERM');
@@ -301,7 +312,7 @@ test('a reload that finds a FIFO is refused at once; a later good reload still a
   const a = await listen(namedEcho('A'));
   const b = await listen(namedEcho('B'));
   t.after(() => Promise.all([a.close(), b.close()]));
-  const port = await freePort();
+  const port = await reservePort();
   const text = (be: number) => `{
     listeners: [{ listen: "127.0.0.1:${port}", upstream: "u" }],
     upstreams: { u: { servers: ["127.0.0.1:${be}"] } },
@@ -320,12 +331,12 @@ test('a reload that finds a FIFO is refused at once; a later good reload still a
   fs.rmSync(file);
   execFileSync('mkfifo', [file]);
   run.child.kill('SIGHUP');
-  await waitFor(() => /reload refused: .*config\.json5:1:1: cannot read config: not a regular file: it is a named pipe \(FIFO\)/.test(run.stderr()), 3000, 'refusal in the log');
+  await waitFor(() => /reload refused: .*config\.json5:1:1: cannot read config: not a regular file: it is a named pipe \(FIFO\)/.test(run.stderr()), { timeoutMs: 3000, what: 'refusal in the log' });
   assert.equal(await greet(), 'A');
   fs.rmSync(file);
   fs.writeFileSync(file, text(b.port));
   run.child.kill('SIGHUP');
-  await waitFor(() => /reload: \+server u\/127\.0\.0\.1:\d+/.test(run.stderr()), 3000, 'the good reload applied');
+  await waitFor(() => /reload: \+server u\/127\.0\.0\.1:\d+/.test(run.stderr()), { timeoutMs: 3000, what: 'the good reload applied' });
   assert.equal(await greet(), 'B');
   run.child.kill('SIGTERM');
   assert.equal(await run.exited, 0);
@@ -335,7 +346,7 @@ for (const engine of ['native', 'js']) {
   test(`listen "localhost:P" starts and relays on the ${engine} engine (resolved at load to 127.0.0.1)`, async (t) => {
     const be = await listen(namedEcho('L'));
     t.after(() => be.close());
-    const port = await freePort();
+    const port = await reservePort();
     const file = tmpConfig(`{
       listeners: [{ name: "loc", listen: "localhost:${port}", upstream: "u" }],
       upstreams: { u: { servers: ["127.0.0.1:${be.port}"] } },
@@ -357,7 +368,7 @@ for (const engine of ['native', 'js']) {
 }
 
 test('--check finds listeners that clash through address forms, naming both as written', async () => {
-  const port = await freePort();
+  const port = await reservePort();
   const file = tmpConfig(`{
   listeners: [
     { name: "a", listen: "127.0.0.1:${port}", upstream: "u" },
@@ -377,7 +388,7 @@ test('--check finds listeners that clash through address forms, naming both as w
 test('SIGUSR1 with the log folder gone: reported as a failure, lines go on to the old file, logging resumes when the folder is back', async (t) => {
   const be = await listen(namedEcho('E'));
   t.after(() => be.close());
-  const port = await freePort();
+  const port = await reservePort();
   const file = tmpConfig(`{
     listeners: [{ name: "l", listen: "127.0.0.1:${port}", upstream: "u" }],
     upstreams: { u: { servers: ["127.0.0.1:${be.port}"] } },
@@ -397,17 +408,17 @@ test('SIGUSR1 with the log folder gone: reported as a failure, lines go on to th
   };
   const lines = (f: string): number => (fs.existsSync(f) ? fs.readFileSync(f, 'utf8').split('\n').length - 1 : 0);
   await once();
-  await waitFor(() => lines(log) === 1, 3000, 'first line');
+  await waitFor(() => lines(log) === 1, { timeoutMs: 3000, what: 'first line' });
   fs.renameSync(logs, moved);
   run.child.kill('SIGUSR1');
-  await waitFor(() => /error cannot open access log .*logs\/access\.log: ENOENT.*still writing to the file open before; retrying every 2 s/.test(run.stderr()), 3000, 'the failure reported');
+  await waitFor(() => /error cannot open access log .*logs\/access\.log: ENOENT.*still writing to the file open before; retrying every 2 s/.test(run.stderr()), { timeoutMs: 3000, what: 'the failure reported' });
   assert.doesNotMatch(run.stderr(), /access log reopened/);
   await once();
-  await waitFor(() => lines(path.join(moved, 'access.log')) === 2, 3000, 'a line in the moved file');
+  await waitFor(() => lines(path.join(moved, 'access.log')) === 2, { timeoutMs: 3000, what: 'a line in the moved file' });
   fs.mkdirSync(logs);
-  await waitFor(() => /info  access log .*logs\/access\.log open again after [\d.]+ s of failed attempts: logging to it resumes/.test(run.stderr()), 5000, 'logging resumes');
+  await waitFor(() => /info  access log .*logs\/access\.log open again after [\d.]+ s of failed attempts: logging to it resumes/.test(run.stderr()), { timeoutMs: 5000, what: 'logging resumes' });
   await once();
-  await waitFor(() => lines(log) === 1, 3000, 'a line in the new file');
+  await waitFor(() => lines(log) === 1, { timeoutMs: 3000, what: 'a line in the new file' });
   assert.equal(lines(path.join(moved, 'access.log')), 2);
   run.child.kill('SIGTERM');
   assert.equal(await run.exited, 0);

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { requireBinary } from '../fixtures/real/available.js';
 import { BIN } from '../helpers/cli.js';
-import { connect, freePort, greetingVia, listen, namedEcho, readLine, waitFor } from '../helpers/net.js';
+import { connect, reservePort, greetingVia, listen, namedEcho, readLine, waitFor } from '../helpers/net.js';
 
 const SOCK = `tcplb-e2e-${process.pid}`; // a private tmux server: nothing else of the user's is touched
 const tmux = (...args: string[]): string => execFileSync('tmux', ['-L', SOCK, ...args], { encoding: 'utf8' });
@@ -37,7 +37,7 @@ function childPids(pid: number): number[] {
 async function waitScreen(re: RegExp, what: string, ms = 8000): Promise<string> {
   let last = '';
   try {
-    await waitFor(() => re.test((last = screen())), ms, what);
+    await waitFor(() => re.test((last = screen())), { timeoutMs: ms, what: what });
   } catch (err) {
     throw new Error(`${(err as Error).message}; screen:\n${last}`);
   }
@@ -49,7 +49,7 @@ test('console e2e in tmux: d drains (open connection keeps relaying), e enables,
   const a = await listen(namedEcho('A'));
   const b = await listen(namedEcho('B'));
   t.after(() => Promise.all([a.close(), b.close()]));
-  const port = await freePort();
+  const port = await reservePort();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tcplb-e2e-'));
   const file = path.join(dir, 'config.json5');
   fs.writeFileSync(file, `{
@@ -106,5 +106,5 @@ test('console e2e in tmux: d drains (open connection keeps relaying), e enables,
   await waitScreen(/Quit\? \d+ open connections? will be closed/, 'the quit question with the open connection count');
   tmux('send-keys', '-t', 'lb', 'y');
   await waitScreen(/EXITED 0/, 'exit 0');
-  await waitFor(() => open.destroyed || open.readableEnded, 2000, 'open connection closed by quit');
+  await waitFor(() => open.destroyed || open.readableEnded, { timeoutMs: 2000, what: 'open connection closed by quit' });
 });

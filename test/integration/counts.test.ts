@@ -8,13 +8,14 @@ import assert from 'node:assert/strict';
 import type net from 'node:net';
 import { test } from 'node:test';
 import { startTestApp } from '../helpers/app.js';
-import { blackhole, connect, freePort, waitFor } from '../helpers/net.js';
+import { blackhole, connect, waitFor } from '../helpers/net.js';
+import { reservePort } from '../helpers/ports.js';
 
 test('a session that ends while the connect to its backend hangs (idle timeout) takes nothing off that backend\'s open count', { timeout: 20_000 }, async (t) => {
   // A listen(0) socket that never accepts: its queue takes the first connect or two, later ones hang.
   const hole = await blackhole('127.0.0.1', false);
   t.after(() => hole.close());
-  const port = await freePort();
+  const port = await reservePort();
   const app = await startTestApp(`{
     listeners: [{ listen: "127.0.0.1:${port}", upstream: "u", connectTimeout: "1500ms", idleTimeout: "400ms" }],
     upstreams: { u: { servers: [{ address: "127.0.0.1:${hole.port}", maxFails: 0 }] } },
@@ -31,7 +32,7 @@ test('a session that ends while the connect to its backend hangs (idle timeout) 
     const c = await connect(port);
     c.on('error', () => {});
     try {
-      await waitFor(() => open() === clients.length + 1, 300, 'the backend connect');
+      await waitFor(() => open() === clients.length + 1, { what: 'the backend connect', timeoutMs: 300 });
       clients.push(c);
     } catch {
       hanging = true;
@@ -42,7 +43,7 @@ test('a session that ends while the connect to its backend hangs (idle timeout) 
   assert.ok(reached >= 1, 'the first backend connect should complete');
   // The dialling session ends, the connected ones carry on. The JS engine idles it out (nothing
   // moved for idleTimeout); the native engine's idle timer starts at the connect, so it times out.
-  await waitFor(() => app.records.length === 1, 4000, "the dialling session's end");
+  await waitFor(() => app.records.length === 1, { what: "the dialling session's end", timeoutMs: 4000 });
   assert.match(app.records[0]!.reason, /^(idle_timeout|connect_failed)$/);
   await new Promise((r) => setTimeout(r, 100));
   assert.equal(app.engine.sessions(0).total, reached, 'sessions still open');
@@ -51,7 +52,7 @@ test('a session that ends while the connect to its backend hangs (idle timeout) 
   assert.equal(view().active, reached, 'snapshot (ctl status) open count');
   clearInterval(talk);
   for (const c of clients) c.destroy();
-  await waitFor(() => app.engine.sessions(0).total === 0, 3000, 'sessions to end');
+  await waitFor(() => app.engine.sessions(0).total === 0, { what: 'sessions to end', timeoutMs: 3000 });
   assert.equal(open(), 0);
   assert.equal(view().active, 0);
   assert.equal(view().total, reached, 'connections made to the backend');

@@ -9,13 +9,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { runCli, startCli } from '../helpers/cli.js';
-import { connect, freePort, greetingVia, listen, namedEcho, readLine, waitFor } from '../helpers/net.js';
+import { connect, reservePort, greetingVia, listen, namedEcho, readLine, waitFor } from '../helpers/net.js';
 
 async function setup(t: import('node:test').TestContext) {
   const a = await listen(namedEcho('A'));
   const b = await listen(namedEcho('B'));
   t.after(() => Promise.all([a.close(), b.close()]));
-  const port = await freePort();
+  const port = await reservePort();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tcplb-ctl-'));
   const file = path.join(dir, 'config.json5');
   fs.writeFileSync(
@@ -38,7 +38,7 @@ test('ctl: status, drain, enable, disable, check, kill, reload; errors for bad n
   const run = await startCli(['--headless', '-c', s.file], /serving/);
   t.after(() => run.child.kill('SIGKILL'));
   const ctl = (...args: string[]) => runCli(['ctl', '-c', s.file, ...args]);
-  await waitFor(() => fs.existsSync(path.join(s.dir, 'tcplb.sock')), 3000, 'socket');
+  await waitFor(() => fs.existsSync(path.join(s.dir, 'tcplb.sock')), { timeoutMs: 3000, what: 'socket' });
   assert.equal(fs.statSync(path.join(s.dir, 'tcplb.sock')).mode & 0o777, 0o600);
 
   const st = await ctl('status');
@@ -64,7 +64,7 @@ test('ctl: status, drain, enable, disable, check, kill, reload; errors for bad n
   const k = await ctl('kill', openId);
   assert.equal(k.code, 0);
   assert.match(k.stdout, /closed 1 open connection/);
-  await waitFor(() => open.destroyed || open.readableEnded, 2000, 'killed connection closed');
+  await waitFor(() => open.destroyed || open.readableEnded, { timeoutMs: 2000, what: 'killed connection closed' });
 
   assert.equal((await ctl('enable', openId)).code, 0);
   assert.equal((await ctl('disable', openId)).code, 0);
@@ -98,7 +98,7 @@ test('state file: a drained backend stays drained across a restart', async (t) =
   let run = await startCli(['--headless', '-c', s.file], /serving/);
   t.after(() => run.child.kill('SIGKILL'));
   assert.equal((await runCli(['ctl', '-c', s.file, 'drain', s.idA])).code, 0);
-  await waitFor(() => fs.existsSync(path.join(s.dir, 'tcplb.state')), 2000, 'state file written');
+  await waitFor(() => fs.existsSync(path.join(s.dir, 'tcplb.state')), { timeoutMs: 2000, what: 'state file written' });
   run.child.kill('SIGTERM');
   await run.exited;
   run = await startCli(['--headless', '-c', s.file], /serving/);

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { test } from 'node:test';
 import { startTestApp } from '../helpers/app.js';
-import { freePort, greetingVia, listen, waitFor } from '../helpers/net.js';
+import { reservePort, greetingVia, listen, waitFor } from '../helpers/net.js';
 
 /** An IMAP-like greeter that can be switched to silent (accepts, never writes). */
 async function imapLike(name: string) {
@@ -22,7 +22,7 @@ test('failover timing: a silent backend stops getting connections within fall*in
   const a = await imapLike('A');
   const b = await imapLike('B');
   t.after(() => Promise.all([a.close(), b.close()]));
-  const port = await freePort();
+  const port = await reservePort();
   const interval = 200;
   const timeout = 150;
   const rise = 2;
@@ -37,14 +37,14 @@ test('failover timing: a silent backend stops getting connections within fall*in
   t.after(() => app.stopNow());
   const idA = `imap/127.0.0.1:${a.port}`;
   const usableA = () => app.runtime.routes.upstreams.get('imap')!.backends.find((x) => x.id === idA)!.usable;
-  await waitFor(() => app.runtime.backends().every((x) => x.op === 'up'), 2000, 'first probes');
+  await waitFor(() => app.runtime.backends().every((x) => x.op === 'up'), { timeoutMs: 2000, what: 'first probes' });
   const seen = new Set<string>();
   for (let i = 0; i < 4; i++) seen.add(await greetingVia(port));
   assert.deepEqual([...seen].sort(), ['* OK A ready\r', '* OK B ready\r']);
 
   a.state.silent = true;
   const died = Date.now();
-  await waitFor(() => !usableA(), 3000, 'A to be taken out');
+  await waitFor(() => !usableA(), { timeoutMs: 3000, what: 'A to be taken out' });
   const out = Date.now() - died;
   const bound = fall * interval + timeout + 250;
   assert.ok(out <= bound, `A still got traffic ${out} ms after it went silent (bound ${bound} ms)`);
@@ -53,7 +53,7 @@ test('failover timing: a silent backend stops getting connections within fall*in
 
   a.state.silent = false;
   const back = Date.now();
-  await waitFor(() => usableA(), 3000, 'A to come back');
+  await waitFor(() => usableA(), { timeoutMs: 3000, what: 'A to come back' });
   const tookBack = Date.now() - back;
   // rise passes at interval spacing, the first within one interval; 500 ms of scheduling slack.
   assert.ok(tookBack <= rise * interval + timeout + 500, `A came back after ${tookBack} ms`);
@@ -63,7 +63,7 @@ test('failover timing: a silent backend stops getting connections within fall*in
 test('onMarkedDown "shutdown" closes the dead backend\'s open sessions with reason backend_down', async (t) => {
   const a = await imapLike('A');
   t.after(() => a.close());
-  const port = await freePort();
+  const port = await reservePort();
   const app = await startTestApp(`{
     listeners: [{ listen: "127.0.0.1:${port}", upstream: "imap" }],
     upstreams: { imap: { onMarkedDown: "shutdown",
@@ -72,12 +72,12 @@ test('onMarkedDown "shutdown" closes the dead backend\'s open sessions with reas
     } },
   }`);
   t.after(() => app.stopNow());
-  await waitFor(() => app.runtime.backends()[0]!.op === 'up', 2000, 'first probe');
+  await waitFor(() => app.runtime.backends()[0]!.op === 'up', { timeoutMs: 2000, what: 'first probe' });
   const c = net.connect({ port, host: '127.0.0.1' });
   c.on('error', () => {});
   await new Promise((r) => c.once('data', r));
   a.state.silent = true;
-  await waitFor(() => c.destroyed || c.readableEnded, 2000, 'session closed by backend_down');
-  await waitFor(() => app.records.length === 1, 2000, 'record');
+  await waitFor(() => c.destroyed || c.readableEnded, { timeoutMs: 2000, what: 'session closed by backend_down' });
+  await waitFor(() => app.records.length, { until: (n) => n === 1, timeoutMs: 2000, what: 'record' });
   assert.equal(app.records[0]!.reason, 'backend_down');
 });

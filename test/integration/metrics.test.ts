@@ -4,7 +4,8 @@ import net from 'node:net';
 import { test } from 'node:test';
 import { METRICS_BOUNDS, descriptorLimit, metricsConnectionCap } from '../../src/metrics/server.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
-import { connect, freePort, greetingVia, listen, namedEcho, readAll, waitFor } from '../helpers/net.js';
+import { connect, reservePort, greetingVia, listen, namedEcho, readAll } from '../helpers/net.js';
+import { waitFor, waitUntil } from '../helpers/wait.js';
 
 /** Parse the text exposition format into `name{labels}` -> value, checking every line's shape. */
 function parse(text: string): Map<string, number> {
@@ -21,20 +22,20 @@ function parse(text: string): Map<string, number> {
 test('metrics: listener and backend figures, states, refusals, probe histogram, reloads', async (t) => {
   const a = await listen(namedEcho('A'));
   t.after(() => a.close());
-  const dead = await freePort();
-  const port = await freePort();
-  const mport = await freePort();
+  const dead = await reservePort();
+  const port = await reservePort();
+  const mport = await reservePort();
   const app = await startTestApp(`{
     listeners: [{ name: "front", listen: "127.0.0.1:${port}", upstream: "u", deny: ["127.0.0.9"] }],
     upstreams: { u: { check: { type: "tcp", interval: "10s" }, servers: ["127.0.0.1:${a.port}", "127.0.0.1:${dead}"] } },
     metrics: { listen: "127.0.0.1:${mport}" },
   }`);
   t.after(() => app.stopNow());
-  await waitFor(() => app.runtime.backends().every((b) => b.op !== 'unknown'), 2000, 'first probes');
+  await waitFor(() => app.runtime.backends().every((b) => b.op !== 'unknown'), { timeoutMs: 2000, what: 'first probes' });
   for (let i = 0; i < 3; i++) assert.equal(await greetingVia(port), 'A');
   const denied = await connect(port, '127.0.0.1', '127.0.0.9');
   await readAll(denied);
-  await waitFor(() => app.records.length === 4, 2000, 'records');
+  await waitFor(() => app.records.length, { until: (n) => n === 4, timeoutMs: 2000, what: 'records' });
   await app.actions.reload('ctl'); // unchanged file: counts nothing
   app.refuse('test refusal', 'ctl');
 
@@ -60,8 +61,8 @@ test('metrics: listener and backend figures, states, refusals, probe histogram, 
 
 /** An app with only a metrics endpoint worth talking to; returns it and its metrics port. */
 async function metricsApp(t: { after(fn: () => unknown): void }): Promise<{ app: TestApp; mport: number }> {
-  const port = await freePort();
-  const mport = await freePort();
+  const port = await reservePort();
+  const mport = await reservePort();
   const app = await startTestApp(`{
     listeners: [{ listen: "127.0.0.1:${port}", upstream: "u" }],
     upstreams: { u: { servers: ["127.0.0.1:9"] } },
@@ -148,18 +149,21 @@ test('metrics: connections beyond the cap are closed at once; the held ones free
     s.on('end', () => s.end());
     socks.push(s);
   }
-  await waitFor(() => closed >= 4, 1000, 'the 4 connections beyond the cap closed');
-  await new Promise((r) => setTimeout(r, 200));
+  await waitFor(() => closed >= 4, { timeoutMs: 1000, what: 'the 4 connections beyond the cap closed' });
+  await new Promise((r) => setTimeout(r, 200)); // proving a negative: no further connection is closed
   assert.equal(closed, 4, `${closed} closed, expected the 4 beyond the cap of ${cap}`);
   const blocked = await fetch(`http://127.0.0.1:${mport}/metrics`, { signal: AbortSignal.timeout(1000) }).then((r) => r.status, () => 'refused');
   assert.equal(blocked, 'refused', 'a scrape got a slot while the cap was full');
   socks.forEach((s) => s.destroy());
-  await waitFor(() => closed === cap + 4, 1000, 'test sockets closed');
+  await waitFor(() => closed === cap + 4, { timeoutMs: 1000, what: 'test sockets closed' });
   // One warning with the count (after a second), not a line per connection.
-  await waitFor(() => app.lines.some((l) => l.includes('metrics: closed')), 2000, 'the drop warning');
-  await new Promise((r) => setTimeout(r, 1100));
-  const warned = app.lines.filter((l) => l.includes('metrics: closed'));
-  const counts = warned.map((l) => Number(new RegExp(`warn  metrics: closed (\\d+) connections? beyond the cap of ${cap}`).exec(l)?.[1]));
+  await waitFor(() => app.lines.some((l) => l.includes('metrics: closed')), { timeoutMs: 2000, what: 'the drop warning' });
+  const warnLines = (): string[] => app.lines.filter((l) => l.includes('metrics: closed'));
+  const countsOf = (lines: string[]): number[] => lines.map((l) => Number(new RegExp(`warn  metrics: closed (\\d+) connections? beyond the cap of ${cap}`).exec(l)?.[1]));
+  // The refused scrape may be counted in the next second's line: wait until all 5 are reported (the checks below say if not).
+  await waitUntil(() => countsOf(warnLines()).reduce((a, b) => a + b, 0), { what: 'all 5 drops reported', timeoutMs: 2500, until: (n) => n >= 5 });
+  const warned = warnLines();
+  const counts = countsOf(warned);
   // The 4 beyond the cap and the refused scrape, in one line (two if the scrape fell in the next second).
   assert.ok(warned.length >= 1 && warned.length <= 2, warned.join(''));
   assert.equal(counts.reduce((a, b) => a + b, 0), 5, warned.join(''));

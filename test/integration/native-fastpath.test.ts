@@ -16,7 +16,8 @@ import type { BalanceAlgorithm } from '../../src/core/types.js';
 import { loadNative, type NativeEngineHandle, type NativeRouteTable } from '../../src/proxy/native-binding.js';
 import { selectBackend } from '../../src/proxy/select.js';
 import type { RouteBackend, RouteUpstream } from '../../src/core/dataplane.js';
-import { connect, listen, namedEcho, waitFor } from '../helpers/net.js';
+import { connect, listen, namedEcho } from '../helpers/net.js';
+import { waitFor, waitUntil } from '../helpers/wait.js';
 
 const native = loadNative();
 const skip = native.ok ? false : `native engine not available: ${native.ok ? '' : native.reason}`;
@@ -126,16 +127,16 @@ class Rig {
     const lp = sock.localPort!;
     const fresh = (): 'routed' | 'plain' | undefined =>
       (this.routed.get(lp)?.connId ?? 0) > floor ? 'routed' : (this.plain.get(lp) ?? 0) > floor ? 'plain' : undefined;
-    await waitFor(() => fresh() !== undefined, 3000, 'accept event');
+    await waitFor(() => fresh() !== undefined, { timeoutMs: 3000, what: 'accept event' });
     const r = fresh() === 'routed' ? this.routed.get(lp) : undefined;
     if (r === undefined) return { sock, key: -1, connId: 0 };
-    await waitFor(() => this.connected.has(r.connId) || this.closed.has(r.connId), 3000, 'CONNECTED');
+    await waitFor(() => this.connected.has(r.connId) || this.closed.has(r.connId), { timeoutMs: 3000, what: 'CONNECTED' });
     return { sock, key: r.key, connId: r.connId };
   }
 
   async close(c: { sock: net.Socket; connId: number }): Promise<void> {
     c.sock.destroy();
-    if (c.connId !== 0) await waitFor(() => this.closed.has(c.connId), 3000, 'CLOSED');
+    if (c.connId !== 0) await waitFor(() => this.closed.has(c.connId), { timeoutMs: 3000, what: 'CLOSED' });
   }
 }
 
@@ -233,7 +234,8 @@ async function parity(algo: BalanceAlgorithm, seed: number, steps: number, opts:
     return compared;
   } finally {
     for (const c of held) c.sock.destroy();
-    await new Promise((res) => setTimeout(res, 50));
+    // Cleanup: let the engine see those closes before it stops (best effort, so a failure above stays the one reported).
+    await waitUntil(() => held.every((c) => c.connId === 0 || rig.closed.has(c.connId)), { what: 'the held connections closed in the engine', timeoutMs: 3000 });
     rig.h.stop();
     await Promise.all(srv.map((s) => s.close()));
   }

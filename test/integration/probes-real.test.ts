@@ -18,6 +18,7 @@ import { DEFAULT_SEND } from '../../src/health/probes/http.js';
 import { probeFor } from '../../src/health/registry.js';
 import type { ProbeOptions } from '../../src/health/types.js';
 import { requireRealServers } from '../fixtures/real/available.js';
+import { waitUntil } from '../helpers/wait.js';
 import { makeCert, type CertFiles } from '../fixtures/real/cert.js';
 import { findExecutable, runChecked, sleep, type Endpoint, type RealServer } from '../fixtures/real/common.js';
 import { startDovecot, type DovecotServer } from '../fixtures/real/dovecot.js';
@@ -114,12 +115,10 @@ async function logSize(file: string): Promise<number> {
 
 /** The log text written after `offset`, once it matches `re` (polled: daemons log asynchronously). */
 async function logAfter(file: string, offset: number, re: RegExp, ms = 3000): Promise<string> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const text = (await readFile(file)).subarray(offset).toString('utf8');
-    if (re.test(text) || Date.now() > deadline) return text;
-    await sleep(25);
-  }
+  const text = async (): Promise<string> => (await readFile(file)).subarray(offset).toString('utf8');
+  // The caller's assertion on the text says what is missing, so no failure here.
+  await waitUntil(async () => re.test(await text()), { what: `${re} in ${file}`, timeoutMs: ms, intervalMs: 25 });
+  return text();
 }
 
 // ---------------------------------------------------------------------------

@@ -21,7 +21,7 @@ import { requireRealServers } from '../fixtures/real/available.js';
 import { startDovecot, type DovecotServer } from '../fixtures/real/dovecot.js';
 import { startPostfix, type PostfixServer } from '../fixtures/real/postfix.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
-import { freePort, listen, waitFor } from '../helpers/net.js';
+import { reservePort, listen, waitFor } from '../helpers/net.js';
 
 const LB = '127.0.0.40';
 const NODE_CLIENT = '127.0.0.41';
@@ -238,8 +238,7 @@ async function logLines(path: string, re: RegExp, since = 0, timeoutMs = 5000): 
   let found: string[] = [];
   await waitFor(
     () => (found = readLog(path).slice(since).split('\n').filter((l) => re.test(l))).length > 0,
-    timeoutMs,
-    `a line matching ${re} in ${path}`,
+    { timeoutMs: timeoutMs, what: `a line matching ${re} in ${path}` },
   ).catch((e: Error) => {
     throw new Error(`${e.message}\n--- tail of ${path}:\n${readLog(path).split('\n').slice(-15).join('\n')}`);
   });
@@ -258,7 +257,7 @@ test('plain Node backend: v1 and v2 headers carry the real client (127.0.0.41) a
     s.write('backend hello\r\n');
   }, LB);
   t.after(() => backend.close());
-  const [p1, p2, p6, p61] = [await freePort(LB), await freePort(LB), await freePort('::1'), await freePort('::1')];
+  const [p1, p2, p6, p61] = [await reservePort(LB), await reservePort(LB), await reservePort('::1'), await reservePort('::1')];
   const lb = await app(`{
     listeners: [
       { name: "v1", listen: "${LB}:${p1}", upstream: "node", proxyProtocol: "v1" },
@@ -295,7 +294,7 @@ test('plain Node backend: v1 and v2 headers carry the real client (127.0.0.41) a
       const hh = d && readHeader(d);
       return hh !== undefined && d!.length - hh.length >= payload.length;
     };
-    await waitFor(complete, 5000, `${c.name}: header and payload at the backend`);
+    await waitFor(complete, { timeoutMs: 5000, what: `${c.name}: header and payload at the backend` });
     const got = conns[before]!.data;
     const h = readHeader(got);
     assert.ok(h, `${c.name}: a complete header`);
@@ -312,7 +311,7 @@ test('plain Node backend: v1 and v2 headers carry the real client (127.0.0.41) a
     log(`${c.name}: backend saw ${JSON.stringify(got.subarray(0, h.length).toString(h.version === 1 ? 'latin1' : 'hex'))}`);
     client.close();
   }
-  await waitFor(() => lb.records.length === cases.length, 3000, 'session records');
+  await waitFor(() => lb.records.length, { until: (n) => n === cases.length, timeoutMs: 3000, what: 'session records' });
 });
 
 test('plain Node backend: a dual-stack style listener ([::ffff:127.0.0.40]) reports its v4-mapped client as TCP4', async (t) => {
@@ -322,7 +321,7 @@ test('plain Node backend: a dual-stack style listener ([::ffff:127.0.0.40]) repo
     s.on('data', (d: Buffer) => (conns[i] = Buffer.concat([conns[i]!, d])));
   }, LB);
   t.after(() => backend.close());
-  const port = await freePort(LB);
+  const port = await reservePort(LB);
   await app(`{
     listeners: [
       { name: "m1", listen: "[::ffff:${LB}]:${port}", upstream: "node", proxyProtocol: "v1" },
@@ -331,7 +330,7 @@ test('plain Node backend: a dual-stack style listener ([::ffff:127.0.0.40]) repo
   }`);
   const client = await dial(LB, port, NODE_CLIENT);
   client.write('hi\n');
-  await waitFor(() => conns.length === 1 && conns[0]!.includes('hi\n'), 3000, 'data at the backend');
+  await waitFor(() => conns.length === 1 && conns[0]!.includes('hi\n'), { timeoutMs: 3000, what: 'data at the backend' });
   assert.equal(conns[0]!.toString('latin1'), `PROXY TCP4 ${NODE_CLIENT} ${LB} ${client.localPort} ${port}\r\nhi\n`);
   client.close();
 });
@@ -357,7 +356,7 @@ async function imapLogin(port: number, from: string): Promise<number> {
 test('dovecot (haproxy = yes) behind tcplb: v2 and v1 log the real client rip=127.0.0.43; no header = dropped', async (t) => {
   const d = await dovecot(t);
   if (!d) return;
-  const [pv2, pv1, pNone, pPlain] = [await freePort(LB), await freePort(LB), await freePort(LB), await freePort(LB)];
+  const [pv2, pv1, pNone, pPlain] = [await reservePort(LB), await reservePort(LB), await reservePort(LB), await reservePort(LB)];
   const lb = await app(`{
     listeners: [
       { name: "imap-v2", listen: "${LB}:${pv2}", upstream: "haproxy", proxyProtocol: "v2" },
@@ -404,13 +403,13 @@ test('dovecot (haproxy = yes) behind tcplb: v2 and v1 log the real client rip=12
   const waited = Date.now() - t0;
   assert.ok(waited >= 2500, `dovecot closed after ${waited} ms (haproxy_timeout is 3 s)`);
   const haproxyErrors = () => readLog(d.logPath).slice(mark).split('\n').filter((l) => /imap-login: Error: haproxy: /.test(l));
-  await waitFor(() => haproxyErrors().length >= 2, 3000, 'both dropped connections logged');
+  await waitFor(() => haproxyErrors().length, { until: (n) => n >= 2, timeoutMs: 3000, what: 'both dropped connections logged' });
   const errors = haproxyErrors();
   log(`dovecot without the header (closed after ${waited} ms):\n  ${errors.join('\n  ')}`);
   assert.match(errors.join('\n'), /Failed to read valid HAproxy data/);
   assert.match(errors.join('\n'), /Client timed out/);
   assert.equal(readLog(d.logPath).slice(mark).split('\n').filter((l) => /Login: user=<test>/.test(l)).length, 3, 'no extra logins');
-  await waitFor(() => lb.records.length === 5, 3000, 'session records');
+  await waitFor(() => lb.records.length, { until: (n) => n === 5, timeoutMs: 3000, what: 'session records' });
 });
 
 // ---------------------------------------------------------------------------
@@ -443,7 +442,7 @@ async function smtpSend(port: number, from: string): Promise<{ localPort: number
 test('postfix (smtpd_upstream_proxy_protocol = haproxy) behind tcplb: v1 and v2 mail is queued, log shows [127.0.0.45]', async (t) => {
   const p = await postfix(t);
   if (!p) return;
-  const [pv1, pv2, pNone] = [await freePort(LB), await freePort(LB), await freePort(LB)];
+  const [pv1, pv2, pNone] = [await reservePort(LB), await reservePort(LB), await reservePort(LB)];
   await app(`{
     listeners: [
       { name: "smtp-v1", listen: "${LB}:${pv1}", upstream: "smtp", proxyProtocol: "v1" },
@@ -479,7 +478,7 @@ test('health probes: check.proxyProtocol v1 and v2 (naming the probe connection)
   if (!d) return;
   const p = await postfix(t);
   if (!p) return;
-  const ports = [await freePort(LB), await freePort(LB), await freePort(LB), await freePort(LB), await freePort(LB), await freePort(LB)];
+  const ports = [await reservePort(LB), await reservePort(LB), await reservePort(LB), await reservePort(LB), await reservePort(LB), await reservePort(LB)];
   const check = (type: string, pp: string) => `{ type: "${type}", interval: "300ms", timeout: "1s", rise: 1, fall: 1${pp ? `, proxyProtocol: "${pp}"` : ''} }`;
   const dv = `${DOVECOT}:${DOVECOT_PROXY_PORT}`;
   const pf = `${POSTFIX}:${POSTFIX_PORT}`;
@@ -504,7 +503,7 @@ test('health probes: check.proxyProtocol v1 and v2 (naming the probe connection)
   const marks = { d: logMark(d.logPath), p: logMark(p.logPath) };
   const ids = { imapV2: `imapV2/${dv}`, imapV1: `imapV1/${dv}`, imapNone: `imapNone/${dv}`, smtpV2: `smtpV2/${pf}`, smtpV1: `smtpV1/${pf}`, smtpNone: `smtpNone/${pf}` };
   const b = (id: string) => lb.runtime.backend(id)!;
-  await waitFor(() => Object.values(ids).every((id) => b(id).lastProbe !== undefined && b(id).op !== 'unknown'), 5000, 'first probes');
+  await waitFor(() => Object.values(ids).every((id) => b(id).lastProbe !== undefined && b(id).op !== 'unknown'), { timeoutMs: 5000, what: 'first probes' });
   for (const [k, id] of Object.entries(ids)) {
     const x = b(id);
     log(`probe ${k}: op=${x.op} status=${x.lastProbe!.status} detail=${x.lastProbe!.detail} (${x.opReason})`);

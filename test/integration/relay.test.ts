@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import net from 'node:net';
 import { test } from 'node:test';
-import { connect, freePort, listen, readAll, readLine, sha256, waitFor } from '../helpers/net.js';
+import { connect, reservePort, listen, readAll, readLine, sha256 } from '../helpers/net.js';
+import { waitFor, waitForSteady } from '../helpers/wait.js';
 import { startTestApp } from '../helpers/app.js';
 
 test('20 MB of random bytes each way at once arrive intact', async (t) => {
@@ -19,7 +20,7 @@ test('20 MB of random bytes each way at once arrive intact', async (t) => {
     s.end(down);
   });
   t.after(() => be.close());
-  const port = await freePort();
+  const port = await reservePort();
   const app = await startTestApp(`{
     listeners: [{ name: "bulk", listen: "127.0.0.1:${port}", upstream: "b" }],
     upstreams: { b: { servers: ["127.0.0.1:${be.port}"] } },
@@ -32,7 +33,7 @@ test('20 MB of random bytes each way at once arrive intact', async (t) => {
   assert.equal(r.data.length, SIZE);
   assert.equal(sha256(r.data), sha256(down), 'backend -> client bytes differ');
   assert.equal(await backendGot, sha256(up), 'client -> backend bytes differ');
-  await waitFor(() => app.records.length === 1, 3000, 'access record');
+  await waitFor(() => app.records.length, { until: (n) => n === 1, timeoutMs: 3000, what: 'access record' });
   assert.equal(app.records[0]!.bytesIn, SIZE);
   assert.equal(app.records[0]!.bytesOut, SIZE);
   assert.equal(app.records[0]!.reason, 'closed');
@@ -54,7 +55,7 @@ test('a slow reader slows the backend: the proxy buffers a bounded amount', asyn
     pump();
   });
   t.after(() => be.close());
-  const port = await freePort();
+  const port = await reservePort();
   const app = await startTestApp(`{
     listeners: [{ listen: "127.0.0.1:${port}", upstream: "b" }],
     upstreams: { b: { servers: ["127.0.0.1:${be.port}"] } },
@@ -62,10 +63,10 @@ test('a slow reader slows the backend: the proxy buffers a bounded amount', asyn
   t.after(() => app.stopNow());
   const c = await connect(port);
   c.pause();
-  await waitFor(() => backendSock !== undefined, 2000, 'backend accept');
-  await new Promise((r) => setTimeout(r, 700));
-  const stalledAt = written;
-  await new Promise((r) => setTimeout(r, 500));
+  await waitFor(() => backendSock !== undefined, { timeoutMs: 2000, what: 'backend accept' });
+  // The buffers between the backend and the paused client fill up, then the backend's writes stop.
+  const stalledAt = await waitForSteady(() => written, { what: 'the backend\'s writes to stall', quietMs: 300, timeoutMs: 5000 });
+  await new Promise((r) => setTimeout(r, 500)); // proving a negative: it stays stalled
   // Socket buffers on three hops hold a few MB at most; without backpressure it would be 200 MB.
   assert.ok(stalledAt < 32 * 1024 * 1024, `backend wrote ${stalledAt} bytes to a client that reads nothing`);
   assert.equal(written, stalledAt, 'backend kept writing while the client did not read');
@@ -73,7 +74,7 @@ test('a slow reader slows the backend: the proxy buffers a bounded amount', asyn
   let read = 0;
   c.on('data', (d: Buffer) => (read += d.length));
   c.resume();
-  await waitFor(() => read > stalledAt, 5000, 'flow to resume');
+  await waitFor(() => read > stalledAt, { timeoutMs: 5000, what: 'flow to resume' });
   c.destroy();
 });
 
@@ -85,7 +86,7 @@ test('half-close: client FIN, backend keeps sending, then closes', async (t) => 
       s.on('end', () => {
         // The client finished sending; answer after its FIN, then close.
         s.write(`got ${Buffer.concat(got).toString()}; `);
-        setTimeout(() => s.end('bye'), 50);
+        setTimeout(() => s.end('bye'), 50); // the scenario: the backend answers a moment after the FIN
       });
     },
     '127.0.0.1',
@@ -93,7 +94,7 @@ test('half-close: client FIN, backend keeps sending, then closes', async (t) => 
     { allowHalfOpen: true },
   );
   t.after(() => be.close());
-  const port = await freePort();
+  const port = await reservePort();
   const app = await startTestApp(`{
     listeners: [{ listen: "127.0.0.1:${port}", upstream: "b" }],
     upstreams: { b: { servers: ["127.0.0.1:${be.port}"] } },
@@ -121,7 +122,7 @@ test('half-close: backend FIN, client keeps sending and gets the answer', async 
   );
   let received = '';
   t.after(() => be.close());
-  const port = await freePort();
+  const port = await reservePort();
   const app = await startTestApp(`{
     listeners: [{ listen: "127.0.0.1:${port}", upstream: "b" }],
     upstreams: { b: { servers: ["127.0.0.1:${be.port}"] } },
@@ -131,10 +132,10 @@ test('half-close: backend FIN, client keeps sending and gets the answer', async 
   let ended = false;
   c.on('end', () => (ended = true));
   assert.equal(await readLine(c), 'server done');
-  await waitFor(() => ended, 2000, 'client to see the FIN');
+  await waitFor(() => ended, { timeoutMs: 2000, what: 'client to see the FIN' });
   c.write('still talking');
   c.end();
-  await waitFor(() => received === 'still talking', 3000, 'backend to receive after its FIN');
+  await waitFor(() => received === 'still talking', { timeoutMs: 3000, what: 'backend to receive after its FIN' });
 });
 
 test('a reset from the backend reaches the client as a reset', async (t) => {
@@ -142,7 +143,7 @@ test('a reset from the backend reaches the client as a reset', async (t) => {
     s.once('data', () => s.resetAndDestroy());
   });
   t.after(() => be.close());
-  const port = await freePort();
+  const port = await reservePort();
   const app = await startTestApp(`{
     listeners: [{ listen: "127.0.0.1:${port}", upstream: "b" }],
     upstreams: { b: { servers: ["127.0.0.1:${be.port}"] } },
@@ -153,7 +154,7 @@ test('a reset from the backend reaches the client as a reset', async (t) => {
   c.write('hello');
   const { error } = await r;
   assert.equal(error?.code, 'ECONNRESET');
-  await waitFor(() => app.records.length === 1, 2000, 'record');
+  await waitFor(() => app.records.length, { until: (n) => n === 1, timeoutMs: 2000, what: 'record' });
   assert.match(app.records[0]!.detail, /ECONNRESET from backend/);
 });
 
@@ -161,7 +162,7 @@ test('idleTimeout closes both sides of a silent connection', async (t) => {
   let backendClosed = false;
   const be = await listen((s) => s.on('close', () => (backendClosed = true)).resume());
   t.after(() => be.close());
-  const port = await freePort();
+  const port = await reservePort();
   const app = await startTestApp(`{
     listeners: [{ listen: "127.0.0.1:${port}", upstream: "b", idleTimeout: 300 }],
     upstreams: { b: { servers: ["127.0.0.1:${be.port}"] } },
@@ -172,21 +173,21 @@ test('idleTimeout closes both sides of a silent connection', async (t) => {
   // Traffic keeps it alive: send every 150 ms for 600 ms; the last byte at ~450 ms.
   for (let i = 0; i < 4; i++) {
     c.write('x');
-    await new Promise((r) => setTimeout(r, 150));
+    await new Promise((r) => setTimeout(r, 150)); // the scenario: traffic paced under the idle timeout
   }
   assert.equal(c.destroyed, false, 'closed although traffic flowed');
   await readAll(c);
   const elapsed = Date.now() - started;
   assert.ok(elapsed >= 700 && elapsed < 2000, `closed after ${elapsed} ms`);
-  await waitFor(() => backendClosed, 2000, 'backend side closed');
-  await waitFor(() => app.records.length === 1, 2000, 'record');
+  await waitFor(() => backendClosed, { timeoutMs: 2000, what: 'backend side closed' });
+  await waitFor(() => app.records.length, { until: (n) => n === 1, timeoutMs: 2000, what: 'record' });
   assert.equal(app.records[0]!.reason, 'idle_timeout');
 });
 
 test('IPv6 clients and IPv6 backends work', async (t) => {
   const be = await listen((s) => s.end(`hello ${s.remoteAddress}\n`), '::1');
   t.after(() => be.close());
-  const port = await freePort('::1');
+  const port = await reservePort('::1');
   const app = await startTestApp(`{
     listeners: [{ listen: "[::1]:${port}", upstream: "b" }],
     upstreams: { b: { servers: ["[::1]:${be.port}"] } },
@@ -195,7 +196,7 @@ test('IPv6 clients and IPv6 backends work', async (t) => {
   const c = await connect(port, '::1');
   assert.equal(await readLine(c), 'hello ::1');
   c.destroy();
-  await waitFor(() => app.records.length === 1, 2000, 'record');
+  await waitFor(() => app.records.length, { until: (n) => n === 1, timeoutMs: 2000, what: 'record' });
   assert.equal(app.records[0]!.client, '::1');
   assert.equal(app.records[0]!.backend, `b/[::1]:${be.port}`);
 });
@@ -203,7 +204,7 @@ test('IPv6 clients and IPv6 backends work', async (t) => {
 test('a bare-port listener accepts IPv4 and IPv6 clients', async (t) => {
   const be = await listen((s) => s.end('ok\n'));
   t.after(() => be.close());
-  const port = await freePort('::');
+  const port = await reservePort('::');
   const app = await startTestApp(`{
     listeners: [{ listen: "${port}", upstream: "b" }],
     upstreams: { b: { servers: ["127.0.0.1:${be.port}"] } },
@@ -219,7 +220,7 @@ test('a bare-port listener accepts IPv4 and IPv6 clients', async (t) => {
 test('the suite runs on the engine this pass asked for (TCPLB_ENGINE), and says so', async (t) => {
   const be = await listen((s) => s.end('x'));
   t.after(() => be.close());
-  const port = await freePort();
+  const port = await reservePort();
   const app = await startTestApp(`{
     listeners: [{ listen: "127.0.0.1:${port}", upstream: "b" }],
     upstreams: { b: { servers: ["127.0.0.1:${be.port}"] } },

@@ -8,9 +8,8 @@ import fs from 'node:fs';
 import { test } from 'node:test';
 import { watchConfig } from '../../src/cli/watch.js';
 import { startTestApp } from '../helpers/app.js';
-import { connect, freePort, greetingVia, listen, namedEcho, readAll, sha256, waitFor } from '../helpers/net.js';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+import { connect, reservePort, greetingVia, listen, namedEcho, readAll, sha256 } from '../helpers/net.js';
+import { sleep, waitFor, waitForSteady, waitUntil } from '../helpers/wait.js';
 
 function cfg(parts: { listeners: string; upstreams: string; extra?: string }): string {
   return `{
@@ -39,7 +38,7 @@ test('a 50 MB transfer survives five live edits (add listener, remove backend, b
         const end = Math.min(off + 256 * 1024, SIZE);
         const ok = s.write(payload.subarray(off, end));
         off = end;
-        if (!ok) return void s.once('drain', () => setTimeout(pump, 5));
+        if (!ok) return void s.once('drain', () => setTimeout(pump, 5)); // pacing: a slow writer
       }
       s.end();
     };
@@ -48,8 +47,8 @@ test('a 50 MB transfer survives five live edits (add listener, remove backend, b
   const a = await listen(namedEcho('A'));
   const b = await listen(namedEcho('B'));
   t.after(() => Promise.all([bulk.close(), a.close(), b.close()]));
-  const p1 = await freePort();
-  const p2 = await freePort();
+  const p1 = await reservePort();
+  const p2 = await reservePort();
   const base = {
     listeners: `{ name: "bulk", listen: "127.0.0.1:${p1}", upstream: "bulk" }`,
     upstreams: `bulk: { servers: ["127.0.0.1:${bulk.port}"] }, echo: { servers: ["127.0.0.1:${a.port}", "127.0.0.1:${b.port}"] }`,
@@ -59,7 +58,8 @@ test('a 50 MB transfer survives five live edits (add listener, remove backend, b
   const w = watchConfig(app.file, () => void app.actions.reload('watcher'));
   t.after(() => w.close());
   app.setWatching(true);
-  await sleep(300); // watcher ready
+  // chokidar's first scan: watchConfig reports no "ready", so this stays a delay (see the test/ report).
+  await sleep(300);
 
   const c = await connect(p1);
   c.pause();
@@ -71,23 +71,23 @@ test('a 50 MB transfer survives five live edits (add listener, remove backend, b
   // 1. add a listener (by rename, as vim saves)
   let t0 = Date.now();
   saveByRename(app.file, cfg({ ...base, listeners: base.listeners + `, { name: "echo", listen: "127.0.0.1:${p2}", upstream: "echo" }` }));
-  await waitFor(() => app.engine.boundAddresses().has('echo'), 2000, 'new listener');
+  await waitFor(() => app.engine.boundAddresses().has('echo'), { timeoutMs: 2000, what: 'new listener' });
   assert.ok(Date.now() - t0 < 2000);
   assert.match(await greetingVia(p2), /^[AB]$/);
   // 2. remove backend B (in-place write)
   t0 = Date.now();
   const withEcho = { ...base, listeners: base.listeners + `, { name: "echo", listen: "127.0.0.1:${p2}", upstream: "echo" }` };
   fs.writeFileSync(app.file, cfg({ ...withEcho, upstreams: `bulk: { servers: ["127.0.0.1:${bulk.port}"] }, echo: { servers: ["127.0.0.1:${a.port}"] }` }));
-  await waitFor(() => app.runtime.backend(`echo/127.0.0.1:${b.port}`) === undefined, 2000, 'B removed');
+  await waitFor(() => app.runtime.backend(`echo/127.0.0.1:${b.port}`) === undefined, { timeoutMs: 2000, what: 'B removed' });
   for (let i = 0; i < 4; i++) assert.equal(await greetingVia(p2), 'A');
   // 3. change balance
   const three = { ...withEcho, upstreams: `bulk: { servers: ["127.0.0.1:${bulk.port}"] }, echo: { balance: "ip_hash", servers: ["127.0.0.1:${a.port}"] }` };
   fs.writeFileSync(app.file, cfg(three));
-  await waitFor(() => app.runtime.config.upstreams['echo']!.balance === 'ip_hash', 2000, 'balance change');
+  await waitFor(() => app.runtime.config.upstreams['echo']!.balance === 'ip_hash', { timeoutMs: 2000, what: 'balance change' });
   // 4. a broken file changes nothing and is reported with file:line:col
   const before = app.runtime.config;
   fs.writeFileSync(app.file, cfg(three).replace('balance:', 'balanse:'));
-  await waitFor(() => app.actions.snapshot().config.watch === 'refused', 2000, 'refusal');
+  await waitFor(() => app.actions.snapshot().config.watch === 'refused', { timeoutMs: 2000, what: 'refusal' });
   const snap = app.actions.snapshot();
   assert.ok(snap.config.error!.includes(`${app.file}:`), snap.config.error);
   assert.match(snap.config.error!, /unknown key "balanse" \(did you mean "balance"\?\)/);
@@ -96,7 +96,7 @@ test('a 50 MB transfer survives five live edits (add listener, remove backend, b
   // 5. the fix applies
   t0 = Date.now();
   fs.writeFileSync(app.file, cfg({ ...three, extra: 'shutdownTimeout: "3s",' }));
-  await waitFor(() => app.runtime.config.shutdownTimeoutMs === 3000, 5000, 'fixed file applied');
+  await waitFor(() => app.runtime.config.shutdownTimeoutMs === 3000, { timeoutMs: 5000, what: 'fixed file applied' });
   assert.ok(Date.now() - t0 < 2000, `the fix took ${Date.now() - t0} ms to apply`);
   assert.equal(app.actions.snapshot().config.watch, 'watching');
 
@@ -114,8 +114,8 @@ test('a reload whose new port is in use is refused as a whole; nothing else chan
   const a = await listen(namedEcho('A'));
   const busy = await listen(() => {});
   t.after(() => Promise.all([a.close(), busy.close()]));
-  const p1 = await freePort();
-  const p3 = await freePort();
+  const p1 = await reservePort();
+  const p3 = await reservePort();
   const base = { listeners: `{ name: "one", listen: "127.0.0.1:${p1}", upstream: "u" }`, upstreams: `u: { servers: ["127.0.0.1:${a.port}"] }` };
   const app = await startTestApp(cfg(base));
   t.after(() => app.stopNow());
@@ -139,7 +139,7 @@ test('operator state and check history survive an unrelated reload', async (t) =
   const a = await listen(namedEcho('A'));
   const b = await listen(namedEcho('B'));
   t.after(() => Promise.all([a.close(), b.close()]));
-  const p1 = await freePort();
+  const p1 = await reservePort();
   const base = {
     listeners: `{ name: "one", listen: "127.0.0.1:${p1}", upstream: "u" }`,
     upstreams: `u: { check: { type: "tcp", interval: "10s", rise: 2, fall: 3 }, servers: ["127.0.0.1:${a.port}", "127.0.0.1:${b.port}"] }`,
@@ -147,7 +147,7 @@ test('operator state and check history survive an unrelated reload', async (t) =
   const app = await startTestApp(cfg(base));
   t.after(() => app.stopNow());
   const idA = `u/127.0.0.1:${a.port}`;
-  await waitFor(() => app.runtime.backends().every((x) => x.op === 'up'), 2000, 'first probes');
+  await waitFor(() => app.runtime.backends().every((x) => x.op === 'up'), { timeoutMs: 2000, what: 'first probes' });
   assert.equal(app.actions.drain(idA, 'ctl').ok, true);
   const probedAt = app.runtime.backend(idA)!.lastProbe!.at;
   fs.writeFileSync(app.file, cfg({ ...base, extra: 'shutdownTimeout: "5s",' }));
@@ -164,8 +164,8 @@ test('100 reloads while 10 clients loop: no client error, no leaked handles or t
   const a = await listen(namedEcho('A'));
   const b = await listen(namedEcho('B'));
   t.after(() => Promise.all([a.close(), b.close()]));
-  const p1 = await freePort();
-  const p2 = await freePort();
+  const p1 = await reservePort();
+  const p2 = await reservePort();
   const one = { listeners: `{ name: "one", listen: "127.0.0.1:${p1}", upstream: "u" }`, upstreams: `u: { servers: ["127.0.0.1:${a.port}", "127.0.0.1:${b.port}"] }` };
   const two = {
     listeners: one.listeners + `, { name: "two", listen: "127.0.0.1:${p2}", upstream: "u" }`,
@@ -177,8 +177,7 @@ test('100 reloads while 10 clients loop: no client error, no leaked handles or t
     const r = process.getActiveResourcesInfo();
     return { timers: r.filter((x) => x === 'Timeout').length, tcp: r.filter((x) => x === 'TCPServerWrap' || x === 'TCPSocketWrap').length };
   };
-  await sleep(50);
-  const before = count();
+  const before = await waitForSteady(count, { what: 'handle and timer counts after start', quietMs: 50 });
   let errors = 0;
   let done = 0;
   let stop = false;
@@ -203,7 +202,8 @@ test('100 reloads while 10 clients loop: no client error, no leaked handles or t
   assert.equal(errors, 0, `${errors} client errors during reloads`);
   assert.ok(done > 50, `only ${done} client round trips`);
   assert.equal(app.engine.boundAddresses().size, 1, 'the last config has one listener');
-  await sleep(100);
+  // Closed sockets and cleared timers leave the counts asynchronously: wait for what the assertions check.
+  await waitUntil(count, { what: 'handles and timers back to the baseline', timeoutMs: 2000, until: (c) => c.tcp <= before.tcp && c.timers <= before.timers + 1 });
   const after = count();
   assert.ok(after.tcp <= before.tcp, `TCP handles ${before.tcp} -> ${after.tcp}`);
   assert.ok(after.timers <= before.timers + 1, `timers ${before.timers} -> ${after.timers}`);
@@ -213,7 +213,7 @@ test('renaming a listener keeps its socket; a down: edit is a logged state chang
   const a = await listen(namedEcho('A'));
   const b = await listen(namedEcho('B'));
   t.after(() => Promise.all([a.close(), b.close()]));
-  const p1 = await freePort();
+  const p1 = await reservePort();
   const servers = (down: boolean) => `u: { servers: ["127.0.0.1:${a.port}", { address: "127.0.0.1:${b.port}", down: ${down} }] }`;
   const app = await startTestApp(cfg({ listeners: `{ name: "old", listen: "127.0.0.1:${p1}", upstream: "u" }`, upstreams: servers(false) }));
   t.after(() => app.stopNow());

@@ -6,13 +6,13 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { startTestApp } from '../helpers/app.js';
-import { blackhole, connect, freePort, greetingVia, listen, namedEcho, readAll, readLine, waitFor } from '../helpers/net.js';
+import { blackhole, connect, reservePort, greetingVia, listen, namedEcho, readAll, readLine, waitFor } from '../helpers/net.js';
 
 test('a refused backend is retried on the next one; the client never notices', async (t) => {
-  const dead = await freePort();
+  const dead = await reservePort();
   const be = await listen(namedEcho('alive'));
   t.after(() => be.close());
-  const port = await freePort();
+  const port = await reservePort();
   const app = await startTestApp(`{
     listeners: [{ listen: "127.0.0.1:${port}", upstream: "u" }],
     upstreams: { u: { servers: [
@@ -32,7 +32,7 @@ test('a blackholed backend costs connectTimeout, then the next one serves', asyn
   t.after(() => hole.close());
   const be = await listen(namedEcho('alive'));
   t.after(() => be.close());
-  const port = await freePort();
+  const port = await reservePort();
   const app = await startTestApp(`{
     listeners: [{ listen: "127.0.0.1:${port}", upstream: "u", connectTimeout: "400ms" }],
     upstreams: { u: { balance: "round_robin", servers: [
@@ -53,9 +53,9 @@ test('a blackholed backend costs connectTimeout, then the next one serves', asyn
 });
 
 test('every backend failing closes the client: connect_failed, and no_backend when none is usable', async (t) => {
-  const a = await freePort();
-  const b = await freePort();
-  const port = await freePort();
+  const a = await reservePort();
+  const b = await reservePort();
+  const port = await reservePort();
   const app = await startTestApp(`{
     listeners: [{ listen: "127.0.0.1:${port}", upstream: "u" }],
     upstreams: { u: { servers: ["127.0.0.1:${a}", "127.0.0.1:${b}"] } },
@@ -64,12 +64,12 @@ test('every backend failing closes the client: connect_failed, and no_backend wh
   const c = await connect(port);
   const r = await readAll(c);
   assert.equal(r.data.length, 0);
-  await waitFor(() => app.records.length === 1, 2000, 'record');
+  await waitFor(() => app.records.length, { until: (n) => n === 1, timeoutMs: 2000, what: 'record' });
   assert.equal(app.records[0]!.reason, 'connect_failed');
   // Both are now out for failTimeout (maxFails 1): nothing usable.
   const c2 = await connect(port);
   await readAll(c2);
-  await waitFor(() => app.records.length === 2, 2000, 'record');
+  await waitFor(() => app.records.length, { until: (n) => n === 2, timeoutMs: 2000, what: 'record' });
   assert.equal(app.records[1]!.reason, 'no_backend');
 });
 
@@ -77,7 +77,7 @@ test('ip_hash: each client address keeps its backend; addresses spread over back
   const names = ['A', 'B', 'C'];
   const bes = await Promise.all(names.map((n) => listen(namedEcho(n))));
   t.after(() => Promise.all(bes.map((b) => b.close())));
-  const port = await freePort();
+  const port = await reservePort();
   const app = await startTestApp(`{
     listeners: [{ listen: "127.0.0.1:${port}", upstream: "u" }],
     upstreams: { u: { balance: "ip_hash", servers: [${bes.map((b) => `"127.0.0.1:${b.port}"`).join(',')}] } },
@@ -106,7 +106,7 @@ test('ip_hash: each client address keeps its backend; addresses spread over back
 test('maxConnections per listener: the extra client is closed with reason limit', async (t) => {
   const be = await listen(namedEcho('x'));
   t.after(() => be.close());
-  const port = await freePort();
+  const port = await reservePort();
   const app = await startTestApp(`{
     listeners: [{ listen: "127.0.0.1:${port}", upstream: "u", maxConnections: 2 }],
     upstreams: { u: { servers: ["127.0.0.1:${be.port}"] } },
@@ -118,9 +118,9 @@ test('maxConnections per listener: the extra client is closed with reason limit'
   assert.equal(await readLine(c2), 'x');
   const c3 = await connect(port);
   assert.equal((await readAll(c3)).data.length, 0);
-  await waitFor(() => app.records.some((r) => r.reason === 'limit'), 2000, 'limit record');
+  await waitFor(() => app.records.some((r) => r.reason === 'limit'), { timeoutMs: 2000, what: 'limit record' });
   c1.destroy();
-  await waitFor(() => app.records.length === 2, 2000, 'c1 record');
+  await waitFor(() => app.records.length, { until: (n) => n === 2, timeoutMs: 2000, what: 'c1 record' });
   const c4 = await connect(port);
   assert.equal(await readLine(c4), 'x', 'a slot freed up, the next client must get in');
   c2.destroy();
@@ -131,7 +131,7 @@ test('maxConns per server spills over to the next server', async (t) => {
   const a = await listen(namedEcho('A'));
   const b = await listen(namedEcho('B'));
   t.after(() => Promise.all([a.close(), b.close()]));
-  const port = await freePort();
+  const port = await reservePort();
   const app = await startTestApp(`{
     listeners: [{ listen: "127.0.0.1:${port}", upstream: "u" }],
     upstreams: { u: { balance: "least_conn", servers: [
@@ -156,7 +156,7 @@ test('backup servers serve only while no primary is usable; down servers never',
   const bk = await listen(namedEcho('backup'));
   const dn = await listen(namedEcho('down'));
   t.after(() => Promise.all([bk.close(), dn.close(), p.close()]));
-  const port = await freePort();
+  const port = await reservePort();
   const app = await startTestApp(`{
     listeners: [{ listen: "127.0.0.1:${port}", upstream: "u" }],
     upstreams: { u: { servers: [
@@ -173,10 +173,10 @@ test('backup servers serve only while no primary is usable; down servers never',
 });
 
 test('passive health: maxFails failures within failTimeout take a server out for failTimeout', async (t) => {
-  const deadPort = await freePort();
+  const deadPort = await reservePort();
   const alive = await listen(namedEcho('alive'));
   t.after(() => alive.close());
-  const port = await freePort();
+  const port = await reservePort();
   const app = await startTestApp(`{
     listeners: [{ listen: "127.0.0.1:${port}", upstream: "u" }],
     upstreams: { u: { servers: [
@@ -194,7 +194,7 @@ test('passive health: maxFails failures within failTimeout take a server out for
   // A dead backend that comes back gets traffic again once failTimeout passed.
   const back = await listen(namedEcho('back'), '127.0.0.1', deadPort);
   t.after(() => back.close());
-  await waitFor(() => transitions.length === 2, 2000, 'fail_timeout to pass');
+  await waitFor(() => transitions.length, { until: (n) => n === 2, timeoutMs: 2000, what: 'fail_timeout to pass' });
   assert.deepEqual(transitions, ['UP->DOWN', 'DOWN->UP']);
   const seen = new Set<string>();
   for (let i = 0; i < 4; i++) seen.add(await greetingVia(port));

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { runCtl } from '../../src/control/client.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
-import { freePort, waitFor } from '../helpers/net.js';
+import { reservePort, waitFor } from '../helpers/net.js';
 
 function capture(): { text: string; write(s: string): boolean } {
   return {
@@ -25,7 +25,7 @@ function capture(): { text: string; write(s: string): boolean } {
 
 /** An app with two backends (no checks: they stay UP), a control socket and `stateFile` at `state`. */
 async function start(t: import('node:test').TestContext, dir: string, state: string): Promise<{ app: TestApp; ids: string[]; sock: string }> {
-  const ports = [await freePort(), await freePort(), await freePort()];
+  const ports = [await reservePort(), await reservePort(), await reservePort()];
   const sock = path.join(dir, 'c.sock');
   const app = await startTestApp(`{
     listeners: [{ listen: "127.0.0.1:${ports[0]}", upstream: "u" }],
@@ -57,7 +57,7 @@ test('start-up: a state file pointing at another file is reported once, by path,
 test('start-up: 5,000 entries of removed backends give one summary line; the live one is reapplied', async (t) => {
   const dir = tmpDir();
   const state = path.join(dir, 'tcplb.state');
-  const ports = [await freePort(), await freePort(), await freePort()];
+  const ports = [await reservePort(), await reservePort(), await reservePort()];
   const live = `u/127.0.0.1:${ports[1]}`;
   const stale = Array.from({ length: 5000 }, (_, i) => ({ backend: `old/10.0.${i >> 8}.${i & 255}:143`, admin: 'drain' }));
   fs.writeFileSync(state, JSON.stringify({ version: 1, savedAt: new Date().toISOString(), backends: [...stale, { backend: live, admin: 'disabled' }] }));
@@ -73,7 +73,7 @@ test('start-up: 5,000 entries of removed backends give one summary line; the liv
   assert.equal(app.runtime.backend(live)?.admin, 'disabled');
   assert.ok(app.lines.some((l) => l.includes(`state file: ${live} disabled`)));
   // Saved once after the restore: the dropped entries are gone from the file, so the next start reads one entry.
-  await waitFor(() => JSON.parse(fs.readFileSync(state, 'utf8')).backends.length === 1, 3000, 'state file rewritten');
+  await waitFor(() => JSON.parse(fs.readFileSync(state, 'utf8')).backends.length === 1, { timeoutMs: 3000, what: 'state file rewritten' });
   assert.deepEqual(JSON.parse(fs.readFileSync(state, 'utf8')).backends, [{ backend: live, admin: 'disabled' }]);
 });
 

@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { BIN, ROOT } from '../helpers/cli.js';
-import { freePort, greetingVia, listen, namedEcho, waitFor } from '../helpers/net.js';
+import { reservePort, greetingVia, listen, namedEcho, waitFor } from '../helpers/net.js';
 
 function unit(): Map<string, string[]> {
   const out = new Map<string, string[]>();
@@ -36,7 +36,7 @@ test('the unit file has what an operator expects', () => {
 test('ExecStart as written serves traffic and stops on SIGTERM', async (t) => {
   const be = await listen(namedEcho('unit'));
   t.after(() => be.close());
-  const port = await freePort();
+  const port = await reservePort();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tcplb-unit-'));
   const config = path.join(dir, 'config.json5');
   fs.writeFileSync(config, `{ listeners: [{ listen: "127.0.0.1:${port}", upstream: "u" }], upstreams: { u: { servers: ["127.0.0.1:${be.port}"] } }, log: { access: null } }`);
@@ -53,7 +53,7 @@ test('ExecStart as written serves traffic and stops on SIGTERM', async (t) => {
   t.after(() => child.kill('SIGKILL'));
   let err = '';
   child.stderr.on('data', (d) => (err += d));
-  await waitFor(() => /serving/.test(err), 5000, 'serving');
+  await waitFor(() => /serving/.test(err), { timeoutMs: 5000, what: 'serving' });
   assert.equal(await greetingVia(port), 'unit');
   child.kill('SIGTERM');
   assert.equal(await new Promise((r) => child.on('close', r)), 0);

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import cluster from 'node:cluster';
 import fs from 'node:fs';
 import { test } from 'node:test';
-import { connect, freePort, listen, namedEcho, readAll, readLine, waitFor } from '../helpers/net.js';
+import { connect, reservePort, listen, namedEcho, readAll, readLine, waitFor } from '../helpers/net.js';
 import { startTestApp } from '../helpers/app.js';
 
 // `workers` is a setting of the JavaScript engine: these tests run it in
@@ -32,7 +32,7 @@ test('workers: 2 relays through two worker processes and reports every session t
   const a = await listen(namedEcho('a'), '127.0.0.1');
   const b = await listen(namedEcho('b'), '127.0.0.1');
   t.after(() => (a.close(), b.close()));
-  const port = await freePort();
+  const port = await reservePort();
   const app = await startTestApp(`{
     workers: 2, engine: "js",
     listeners: [{ name: "echo", listen: "127.0.0.1:${port}", upstream: "u" }],
@@ -49,7 +49,7 @@ test('workers: 2 relays through two worker processes and reports every session t
   replies.forEach((r, i) => assert.match(r, new RegExp(`^[ab]: hello ${i}$`)));
   const names = new Set(replies.map((r) => r[0]));
   assert.deepEqual([...names].sort(), ['a', 'b'], 'both backends served');
-  await waitFor(() => app.records.length === N, 5000, `${N} access records in the primary`);
+  await waitFor(() => app.records.length, { until: (n) => n === N, timeoutMs: 5000, what: `${N} access records in the primary` });
   assert.ok(app.records.every((r) => r.reason === 'closed' && r.listener === 'echo' && r.bytesIn > 0));
   const snap = app.actions.snapshot();
   const total = snap.upstreams.flatMap((u) => u.backends).reduce((n, x) => n + x.total, 0);
@@ -60,8 +60,8 @@ test('workers: 2 relays through two worker processes and reports every session t
 test('workers: a live session shows in the primary, an operator kill reaches it, a reload adds a listener in every worker', { timeout: 30_000 }, async (t) => {
   const a = await listen(namedEcho('a'), '127.0.0.1');
   t.after(() => a.close());
-  const port = await freePort();
-  const port2 = await freePort();
+  const port = await reservePort();
+  const port2 = await reservePort();
   const text = (extra: string): string => `{
     workers: 2, engine: "js",
     listeners: [{ name: "one", listen: "127.0.0.1:${port}", upstream: "u" }${extra}],
@@ -71,13 +71,13 @@ test('workers: a live session shows in the primary, an operator kill reaches it,
   t.after(() => app.stopNow());
   const c = await connect(port);
   assert.equal(await readLine(c), 'a');
-  await waitFor(() => app.engine.sessions(10).list.length === 1, 3000, 'the open session mirrored in the primary');
+  await waitFor(() => app.engine.sessions(10).list.length === 1, { timeoutMs: 3000, what: 'the open session mirrored in the primary' });
   assert.equal(app.engine.sessions(10).list[0]!.backend, `u/127.0.0.1:${a.port}`);
   const ended = readAll(c);
   const r = app.actions.kill(`u/127.0.0.1:${a.port}`, 'console');
   assert.ok(r.ok, r.message);
   await ended;
-  await waitFor(() => app.records.some((x) => x.reason === 'killed'), 3000, 'a killed record');
+  await waitFor(() => app.records.some((x) => x.reason === 'killed'), { timeoutMs: 3000, what: 'a killed record' });
 
   fs.writeFileSync(app.file, text(`, { name: "two", listen: "127.0.0.1:${port2}", upstream: "u" }`));
   const res = await app.actions.reload('ctl');
@@ -90,7 +90,7 @@ test('workers: a live session shows in the primary, an operator kill reaches it,
 test('workers: a worker that dies is replaced and the listener keeps serving; stop ends every worker', { timeout: 30_000 }, async (t) => {
   const a = await listen(namedEcho('a'), '127.0.0.1');
   t.after(() => a.close());
-  const port = await freePort();
+  const port = await reservePort();
   const app = await startTestApp(`{
     workers: 2, engine: "js",
     listeners: [{ name: "one", listen: "127.0.0.1:${port}", upstream: "u" }],
@@ -100,13 +100,13 @@ test('workers: a worker that dies is replaced and the listener keeps serving; st
   t.after(() => (stopped ? undefined : app.stopNow()));
   const [victim] = workerPids();
   process.kill(victim!, 'SIGKILL');
-  await waitFor(() => app.lines.some((l) => l.includes(`relay worker ${victim} died`)), 5000, 'the death logged');
-  await waitFor(() => workerPids().length === 2 && !workerPids().includes(victim!), 5000, 'a replacement worker');
+  await waitFor(() => app.lines.some((l) => l.includes(`relay worker ${victim} died`)), { timeoutMs: 5000, what: 'the death logged' });
+  await waitFor(() => workerPids().length === 2 && !workerPids().includes(victim!), { timeoutMs: 5000, what: 'a replacement worker' });
   // The replacement binds the same listener: many connections all succeed.
   const replies = await Promise.all(Array.from({ length: 40 }, (_, i) => ask(port, `y${i}`)));
   assert.ok(replies.every((x, i) => x === `a: y${i}`));
   const pids = workerPids();
   stopped = true;
   await app.stop(2000);
-  await waitFor(() => pids.every((p) => !alive(p)), 5000, 'every worker process gone');
+  await waitFor(() => pids.every((p) => !alive(p)), { timeoutMs: 5000, what: 'every worker process gone' });
 });

@@ -88,7 +88,7 @@ test('q shows the open-connection count and calls onQuit only after y; Ctrl-C be
   assert.equal(quits(), 0);
   r.stdin.write('\u0003');
   await until(() => status().startsWith('Quit? 12'), 'Ctrl-C asks too');
-  await tick();
+  await tick(); // proving a negative: no quit yet
   assert.equal(quits(), 0);
   r.stdin.write('y');
   await until(() => quits() === 1, 'onQuit called');
@@ -131,7 +131,7 @@ test('fast typing: each key acts on the newest state, not on the last drawn fram
   // A mode switch and a key for the new mode in one go: the Esc still closes the help.
   r.stdin.write('?');
   r.stdin.write('\u001B');
-  await tick(50);
+  await tick(50); // the frame below is the same before '?' and after Esc: nothing to wait on until both are handled
   await until(() => r.lines()[3]!.includes('BACKEND'), 'help closed again');
   r.stdin.write('K');
   r.stdin.write('n');

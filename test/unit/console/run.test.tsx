@@ -51,9 +51,9 @@ test('runConsole: Ctrl-C asks instead of exiting, y calls onQuit, unmount ends w
   const done = handle.waitUntilExit().then(() => {
     exited = true;
   });
-  await tick(50);
+  await until(() => stdin.listenerCount('readable') > 0, 'the console reading its input');
   stdin.write('\u0003');
-  await tick(100);
+  await tick(100); // proving a negative: Ctrl-C did not unmount
   assert.equal(exited, false, 'Ctrl-C did not unmount the console');
   assert.equal(quits, 0, 'Ctrl-C alone does not quit');
   stdin.write('y');

@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { startControlServer } from '../../../src/control/server.js';
 import { runCtl } from '../../../src/control/client.js';
+import { waitFor } from '../../helpers/wait.js';
 import { capture, fakeActions, KNOWN, raw, tmpDir } from './fake-actions.js';
 
 /** Servers opened by tests: closed at the end even when an assertion failed mid-test. */
@@ -113,7 +114,7 @@ test('drain/disable/enable: the reply waits for the save; a failed save says "ap
     fake.drain = (id, by) => ({ ...plain(id, by), persisted: new Promise<string | undefined>((r) => (release = r)) });
     let answered = false;
     const pending = ctl(sock, 'drain', KNOWN).then((r) => ((answered = true), r));
-    await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, 100)); // proving a negative: a reply that did not wait for the save would be here by now
     assert.equal(answered, false, 'no reply before the state file has the change');
     release('cannot save state file /var/lib/tcplb/tcplb.state: ENOSPC: no space left on device, write');
     const r = await pending;
@@ -133,7 +134,7 @@ test('pipelined drains run without waiting for each save; replies keep the reque
     const plain = fake.drain;
     fake.drain = (id, by) => ({ ...plain(id, by), persisted: new Promise<string | undefined>((r) => releases.push(() => r(undefined))) });
     const got = raw(sock, [1, 2, 3].map((i) => `{"cmd":"drain","backend":"${KNOWN}","id":${i}}\n`).join('') + '{"cmd":"status","id":4}\n', { want: 4 });
-    await new Promise((r) => setTimeout(r, 100));
+    await waitFor(() => fake.calls.length, { what: 'the 4 pipelined requests applied', timeoutMs: 2000, until: (n) => n >= 4 });
     assert.deepEqual(fake.calls, [`drain ${KNOWN} ctl`, `drain ${KNOWN} ctl`, `drain ${KNOWN} ctl`, 'snapshot'], 'all applied while the first save is pending');
     for (const release of releases.reverse()) release(); // saves finishing out of order
     const { lines } = await got;
@@ -184,6 +185,7 @@ test('partial lines are joined; a last line without newline is answered at EOF',
         c.on('close', () => resolve(got));
         c.on('error', reject);
         c.write('{"cmd":"dra');
+        // The scenario: a request split over two writes, then a half-close.
         setTimeout(() => c.write('in","backend":"imap/10.0.0.2:143"}\r\n{"cmd":"status"}'), 30);
         setTimeout(() => c.end(), 60);
       }, reject);
@@ -258,7 +260,7 @@ test('close() drops connected clients', async () => {
   const sock = path.join(dir, 'c.sock');
   const srv = await start(sock);
   const pending = raw(sock, '', { keepOpen: true });
-  await new Promise((r) => setTimeout(r, 30));
+  await new Promise((r) => setTimeout(r, 30)); // the server's accept: ControlServer exposes no client count to wait on
   await srv.close();
   assert.equal((await pending).closed, true);
   assert.equal(fs.existsSync(sock), false);

@@ -8,7 +8,7 @@ import { CHECK_TYPES, type CheckType, type ProbeStatus } from '../../../src/core
 import { probeFor } from '../../../src/health/registry.js';
 import type { ProbeOptions } from '../../../src/health/types.js';
 import { floodServer, noise, silentServer } from '../../fixtures/servers/misbehaving.js';
-import { freePort, run, serverSawClose } from '../../fixtures/servers/probe-kit.js';
+import { reservePort, run, serverSawClose } from '../../fixtures/servers/probe-kit.js';
 
 /** What looks like the start of a good answer, so a probe must not simply give up on byte one. */
 const PREFIX: Record<CheckType, string | Buffer> = {
@@ -51,7 +51,7 @@ for (const type of CHECK_TYPES) {
     });
 
     test('refused port: L4_REFUSED at once', async () => {
-      const r = await run(probe, { host: '127.0.0.1', port: await freePort() }, { timeoutMs: 2000 });
+      const r = await run(probe, { host: '127.0.0.1', port: await reservePort() }, { timeoutMs: 2000 });
       assert.equal(r.status, 'L4_REFUSED');
       assert.equal(r.detail, 'connection refused');
       assert.ok(r.elapsedMs < 200, `settled after ${r.elapsedMs} ms`);
@@ -73,7 +73,7 @@ for (const type of CHECK_TYPES) {
       t.after(() => server.close());
       const r = await run(probe, server, {}, AbortSignal.abort());
       assert.equal(r.status, 'ABORTED');
-      await new Promise((resolve) => setTimeout(resolve, 20));
+      await new Promise((resolve) => setTimeout(resolve, 20)); // proving a negative: no connection arrives
       assert.equal(server.conns.length, 0);
     });
 

@@ -5,8 +5,7 @@ import type { CheckConfig } from '../../../src/core/config.js';
 import type { ProbeResult } from '../../../src/core/types.js';
 import { HealthScheduler, START_SLICE, type CheckTarget } from '../../../src/health/scheduler.js';
 import type { Probe } from '../../../src/health/types.js';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+import { sleep, waitFor } from '../../helpers/wait.js';
 
 function check(over: Partial<CheckConfig> = {}): CheckConfig {
   return {
@@ -48,10 +47,10 @@ test('the first probe runs at once, later ones every interval', async (t) => {
   t.after(() => s.close());
   const t0 = Date.now();
   s.sync([target('u/a')]);
-  await sleep(20);
+  await sleep(20); // the schedule is what is tested: one probe in the first 20 ms, no more
   assert.equal(results.length, 1, 'first probe must not wait for the interval');
   assert.ok(results[0]! - t0 < 15);
-  await sleep(420);
+  await sleep(420); // the observation window
   // phase 50 ms, then every 100 ms: about 1 + 4 probes in 440 ms
   assert.ok(results.length >= 4 && results.length <= 6, `got ${results.length} probes`);
   const gaps = results.slice(2).map((x, i) => x - results[i + 1]!);
@@ -65,7 +64,7 @@ test('probes of one backend never overlap, even when slower than the interval', 
   s.sync([target('u/a', check({ intervalMs: 50 }))]);
   void s.checkNow('u/a');
   void s.checkNow('u/a');
-  await sleep(500);
+  await sleep(500); // the observation window
   assert.equal(f.maxRunning, 1);
   assert.ok(f.calls.length >= 3, `only ${f.calls.length} probes`);
 });
@@ -93,7 +92,7 @@ test('500 backends: after the first round, probes are spread over the interval',
   s.sync(Array.from({ length: 500 }, (_, i) => ({ id: `u/h${i}`, host: `h${i}`, port: 1, check: check({ intervalMs: 400 }) })));
   await new Promise((r) => setImmediate(r));
   assert.equal(f.calls.length, 500, 'every backend probes at once at start');
-  await sleep(400);
+  await sleep(400); // one interval: the second round
   const second = f.calls.slice(500).map((c) => c.at);
   assert.ok(second.length > 400, `${second.length} second-round probes`);
   // Spread: no 40 ms bucket holds more than a quarter of them.
@@ -125,22 +124,22 @@ test('sync keeps unchanged loops, restarts changed ones, stops removed ones; pau
   const s = new HealthScheduler({ onResult: () => {}, probeFor: () => f.probe, random: () => 0.99, paused: (id) => paused.has(id) });
   t.after(() => s.close());
   s.sync([target('u/a', check({ intervalMs: 10_000 })), { ...target('u/b', check({ intervalMs: 10_000 })), host: 'b' }]);
-  await sleep(10);
+  await waitFor(() => f.calls.length, { what: 'the first probes of a and b', timeoutMs: 1000, intervalMs: 2, until: (n) => n >= 2 });
   assert.equal(f.calls.length, 2);
   // Same settings for a, b removed, c new: only c probes at once.
   s.sync([target('u/a', check({ intervalMs: 10_000 })), { ...target('u/c', check({ intervalMs: 10_000 })), host: 'c' }]);
-  await sleep(10);
+  await sleep(10); // proving a negative too: a (unchanged) must not probe again, so no event to wait for
   assert.deepEqual(f.calls.slice(2).map((c) => c.id), ['c:1']);
   assert.equal(s.has('u/b'), false);
   // A paused backend gets no probe; resuming probes at once.
   paused.add('u/a');
   s.sync([target('u/a', check({ intervalMs: 10_000 }))]);
   s.refresh('u/a');
-  await sleep(10);
+  await sleep(10); // proving a negative: a paused backend gets no probe
   const n = f.calls.length;
   paused.delete('u/a');
   s.refresh('u/a');
-  await sleep(10);
+  await waitFor(() => f.calls.length, { what: 'the probe on resume', timeoutMs: 1000, intervalMs: 2, until: (k) => k >= n + 1 });
   assert.equal(f.calls.length, n + 1);
 });
 

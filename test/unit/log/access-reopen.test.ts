@@ -6,18 +6,13 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { AccessLog } from '../../../src/log/logger.js';
 import type { SessionRecord } from '../../../src/core/dataplane.js';
+import { waitFor } from '../../helpers/wait.js';
 
 const record = (listener: string): SessionRecord => ({
   start: Date.now(), durationMs: 5, listener, client: '127.0.0.1', clientPort: 40000, backend: 'u/127.0.0.1:1', bytesIn: 1, bytesOut: 2, reason: 'closed', detail: '',
 });
 
-async function until(what: string, ms: number, ok: () => boolean): Promise<void> {
-  const end = Date.now() + ms;
-  while (!ok()) {
-    if (Date.now() > end) throw new Error(`${what}: not within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+const until = (what: string, ms: number, ok: () => boolean): Promise<boolean> => waitFor(ok, { what, timeoutMs: ms });
 
 test('reopen with the log folder gone: reported as a failure, lines go on to the old file, logging resumes in the new file once the folder is back', async (t) => {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'tcplb-access-'));
@@ -44,7 +39,7 @@ test('reopen with the log folder gone: reported as a failure, lines go on to the
   assert.match(fs.readFileSync(path.join(moved, 'access.log'), 'utf8'), /before.*\n.*during/s, 'lines go on to the moved file');
 
   // Retries do not repeat the error; a second SIGUSR1 fails the same way, quietly.
-  await new Promise((r) => setTimeout(r, 200));
+  await new Promise((r) => setTimeout(r, 200)); // proving a negative: four retries (every 50 ms) have run by now
   assert.equal(log.reopen(), false);
   assert.equal(errors.length, 1, errors.join('\n'));
   assert.deepEqual(infos, []);

@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import { loadConfigText } from '../../../src/config/load.js';
 import type { ProbeResult } from '../../../src/core/types.js';
 import { Runtime } from '../../../src/runtime/store.js';
+import { waitFor } from '../../helpers/wait.js';
 
 function runtime(check = 'check: { type: "tcp", rise: 2, fall: 3 },'): Runtime {
   const res = loadConfigText(
@@ -147,7 +148,8 @@ test('a probe that could not run for tcplb\'s own shortage (LOCAL_ERROR) changes
   assert.equal(logs.length, 1, `one line at once, not one per probe: ${JSON.stringify(logs)}`);
   assert.equal(logs[0]!.level, 'error');
   assert.match(logs[0]!.msg, /^health checks: probe of u\/127\.0\.0\.2:1 could not run: EMFILE: tcplb is out of file descriptors.*not the backend's fault/);
-  await new Promise((res) => setTimeout(res, 1100));
+  // The summary comes with the next second.
+  await waitFor(() => logs.length, { what: 'the summary line of the local errors', timeoutMs: 2500, until: (n) => n >= 2 });
   assert.equal(logs.length, 2);
   assert.match(logs[1]!.msg, /^health checks: 100 more probes could not run in the last second \(EMFILE: tcplb is out of file descriptors/);
 

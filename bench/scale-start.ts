@@ -81,6 +81,7 @@ function ctlRaw(socket: string): Promise<{ ms: number; line: string }> {
     const chunks: Buffer[] = [];
     s.on('connect', () => s.write(JSON.stringify({ id: 1, cmd: 'status' }) + '\n'));
     s.on('data', (d: Buffer) => {
+      if (chunks.length === 0 && process.env.SCALE_TTFB) console.error(`ttfb ${(performance.now() - t0).toFixed(1)} ms`);
       chunks.push(d);
       if (d.includes(10)) {
         s.destroy();

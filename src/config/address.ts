@@ -146,6 +146,11 @@ export function isWildcardHost(host: string): boolean {
   return host === '' || host === '0.0.0.0' || host === '::';
 }
 
+/** True for 127.0.0.0/8, ::1 and localhost: endpoints there are not reachable from other hosts. */
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\./.test(host) || /^::ffff:127\./.test(host);
+}
+
 /**
  * Why `text` is not a CIDR (`10.0.0.0/8`, `2001:db8::/32`) or single address
  * (`192.0.2.7`, `::1`), or undefined if it is fine. Host bits under the mask

@@ -6,11 +6,11 @@
  */
 import { Bus, type TransitionEvent } from '../core/events.js';
 import { backendId, type BackendId, type ChangeCause } from '../core/types.js';
-import { formatDuration } from '../config/duration.js';
 import type { Config, UpstreamConfig } from '../core/config.js';
 import type { ProbeResult } from '../core/types.js';
 import type { CheckTarget } from '../health/scheduler.js';
 import { LocalErrorLog } from '../health/local-error-log.js';
+import { connectFailure, timeoutPassed } from '../health/passive.js';
 import { evidence, step, type Transition } from '../health/threshold.js';
 import type { EngineSink, RouteBackend, RouteUpstream, RoutingTable, SessionRecord } from '../core/dataplane.js';
 import { displayState, newBackendState, type BackendState } from './backend.js';
@@ -204,30 +204,32 @@ export class Runtime implements EngineSink {
     if (b === undefined) return;
     b.connectFailures++;
     this.bus.emit('log', { level: 'warn', msg: `connect to ${id} failed: ${detail}` });
-    const { maxFails, failTimeoutMs } = b.server;
-    if (maxFails <= 0) return;
     const now = this.#now();
-    b.passiveFails = b.passiveFails.filter((t) => now - t < failTimeoutMs);
-    b.passiveFails.push(now);
-    if (b.passiveFails.length >= maxFails && b.passiveUntil === 0) {
-      const reason = `${b.passiveFails.length} connect failure${b.passiveFails.length > 1 ? 's' : ''} within ${formatDuration(failTimeoutMs)} (${detail})`;
-      this.#change(b, 'passive', reason, () => {
-        b.passiveUntil = now + failTimeoutMs;
-        b.passiveFails = [];
-      });
-      clearTimeout(this.#passiveTimers.get(id));
-      const t = setTimeout(() => {
-        this.#passiveTimers.delete(id);
-        if (this.#backends.get(id) !== b) return;
-        this.#change(b, 'passive', `fail_timeout ${formatDuration(failTimeoutMs)} passed`, () => {
-          b.passiveUntil = 0;
-        });
-      }, failTimeoutMs);
-      t.unref();
-      this.#passiveTimers.set(id, t);
-    }
+    const d = connectFailure({ fails: b.passiveFails, until: b.passiveUntil }, now, b.server, detail);
+    if (d.kind === 'counted') b.passiveFails = d.fails;
+    if (d.kind !== 'out') return;
+    this.#change(b, 'passive', d.reason, () => {
+      b.passiveUntil = d.until;
+      b.passiveFails = [];
+    });
+    this.#passiveTimer(b, b.server.failTimeoutMs);
   }
 
+  /** Bring `b` back once its passive timeout ran out, unless it left the config meanwhile. */
+  #passiveTimer(b: BackendState, failTimeoutMs: number): void {
+    clearTimeout(this.#passiveTimers.get(b.id));
+    const t = setTimeout(() => {
+      this.#passiveTimers.delete(b.id);
+      if (this.#backends.get(b.id) !== b) return;
+      this.#change(b, 'passive', timeoutPassed(failTimeoutMs), () => {
+        b.passiveUntil = 0;
+      });
+    }, failTimeoutMs);
+    t.unref();
+    this.#passiveTimers.set(b.id, t);
+  }
+
+  /** A connect worked: the run of failures is broken, counting starts again. */
   connectOk(id: BackendId): void {
     const b = this.#backends.get(id);
     if (b !== undefined && b.passiveFails.length > 0) b.passiveFails = [];

@@ -49,7 +49,8 @@ test('the first probe runs at once, later ones every interval', async (t) => {
   s.sync([target('u/a')]);
   await sleep(20); // the schedule is what is tested: one probe in the first 20 ms, no more
   assert.equal(results.length, 1, 'first probe must not wait for the interval');
-  assert.ok(results[0]! - t0 < 15);
+  // It started within sync() itself (the phase for later probes would be 50 ms); when it ended depends on the host's load.
+  assert.ok(f.calls[0]!.at - t0 < 15, `first probe started ${f.calls[0]!.at - t0} ms after sync`);
   await sleep(420); // the observation window
   // phase 50 ms, then every 100 ms: about 1 + 4 probes in 440 ms
   assert.ok(results.length >= 4 && results.length <= 6, `got ${results.length} probes`);

@@ -8,7 +8,7 @@ import type { Key } from 'ink';
 import type { ActionResult, Actions, AdminResult } from '../runtime/actions-types.js';
 import { notPersisted } from '../runtime/actions.js';
 import type { BackendView, Snapshot } from '../runtime/snapshot.js';
-import { confirmAnswer, filterCommand, helpCommand, normalCommand, type Command, type KeyLike } from './keymap.js';
+import { confirmAnswer, filterCommand, firstKey, helpCommand, isOneKey, normalCommand, type Command, type KeyLike } from './keymap.js';
 import { effectiveSelection, type UiAction, type UiState } from './reducer.js';
 import { visibleBackends } from './view.js';
 
@@ -186,5 +186,22 @@ export function handleKey(ctx: KeyContext, input: string, key: KeyLike | Key): v
       info(ctx, `quitting: closing ${c.count} open connection${c.count === 1 ? '' : 's'}…`);
       ctx.onQuit();
     }
+  }
+}
+
+/**
+ * Handle what Ink delivered as one input event: one key, or the keys of one
+ * read (typed ahead, `tmux send-keys -l`), each in order and routed by the
+ * mode the previous key left (`K` `y` in one read: the `y` answers the
+ * prompt, the keys after it go back to the table).
+ */
+export function handleInput(ctx: KeyContext, input: string, key: KeyLike | Key): void {
+  if (isOneKey(input, key)) return handleKey(ctx, input, key);
+  let rest = input;
+  // A quit confirmed by an earlier key unmounts the console: the rest is dropped.
+  while (rest !== '' && ctx.alive()) {
+    const next = firstKey(rest, ctx.get().mode.kind === 'filter');
+    handleKey(ctx, next.press.input, next.press.key);
+    rest = next.rest;
   }
 }

@@ -105,6 +105,60 @@ export function filterCommand(input: string, key: KeyLike): FilterCommand | unde
   return text === '' ? undefined : { type: 'type', text };
 }
 
+/** One key as Ink's `useInput` passes it: its text and its flags. */
+export interface KeyPress {
+  readonly input: string;
+  readonly key: KeyLike;
+}
+
+const FLAGS = ['upArrow', 'downArrow', 'pageUp', 'pageDown', 'home', 'end', 'return', 'escape', 'ctrl', 'tab', 'backspace', 'delete', 'meta'] as const;
+
+/**
+ * Whether Ink's `(input, key)` is one key. Ink passes the keys that arrived
+ * in one read (typed ahead over a slow ssh link, `tmux send-keys -l`) as one
+ * `input` string with no key flag. It already hands over each escape sequence
+ * (arrows, PgUp…, Esc, Alt-x) as its own event, so only a plain run of
+ * characters needs splitting: a flag, an Esc or a single character means one key.
+ */
+export function isOneKey(input: string, key: KeyLike): boolean {
+  return FLAGS.some((f) => key[f] === true) || input.includes('\u001B') || [...input].length <= 1;
+}
+
+/** A character as Ink reports it when it arrives alone (its parse-keypress + useInput). */
+function keyOf(ch: string): KeyPress {
+  switch (ch) {
+    case '\r':
+      return { input: '', key: { return: true } };
+    case '\t':
+      return { input: '', key: { tab: true } };
+    case '\b':
+      return { input: '', key: { backspace: true } };
+    case '\u007F':
+      return { input: '', key: { delete: true } };
+    case '\n':
+      return { input: ch, key: {} };
+  }
+  // Ctrl-<letter> is its control code (Ctrl-C is \x03); Ink reports the letter with `ctrl`.
+  if (ch <= '\u001A') return { input: String.fromCharCode(ch.charCodeAt(0) + 96), key: { ctrl: true } };
+  return { input: ch, key: {} };
+}
+
+const TEXT_RUN = /^[^\u0000-\u001F\u007F]+/u;
+
+/**
+ * The first key of a multi-key run and the rest. In a mode that takes text
+ * (the filter prompt), a run of printable characters is one key, as a paste
+ * is; a control character (Enter, Backspace, Ctrl-C) still ends it. Elsewhere
+ * every character is a key of its own. The caller picks `takesText` by the
+ * mode current after the previous key.
+ */
+export function firstKey(run: string, takesText: boolean): { readonly press: KeyPress; readonly rest: string } {
+  const text = takesText ? TEXT_RUN.exec(run)?.[0] : undefined;
+  if (text !== undefined) return { press: { input: text, key: {} }, rest: run.slice(text.length) };
+  const ch = String.fromCodePoint(run.codePointAt(0)!);
+  return { press: keyOf(ch), rest: run.slice(ch.length) };
+}
+
 /** Help overlay: Esc or `?` closes it; Ctrl-C still asks to quit. */
 export function helpCommand(input: string, key: KeyLike): 'close' | 'quit' | undefined {
   if (isCtrlC(input, key)) return 'quit';

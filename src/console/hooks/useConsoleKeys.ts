@@ -10,13 +10,17 @@
  * operator moved to, and a key arriving before the new mode's listener is
  * subscribed must be routed by the new mode.
  *
+ * Keys that arrive in one read come as one `input` string; handleInput
+ * splits them and routes each by the mode the previous one left, which is
+ * why the routing is by the newest mode and not by the subscribed listener.
+ *
  * The Ctrl-C listener also keeps Ink's raw-mode count above zero while the
  * mode listeners swap (React runs every cleanup before any setup): at zero,
  * Ink resets its input parser and a just-typed Esc would be lost.
  */
 import { useInput, type Key } from 'ink';
 import { useCallback, useEffect, useRef } from 'react';
-import { handleKey, type KeyContext } from '../commands.js';
+import { handleInput, type KeyContext } from '../commands.js';
 import { isCtrlC } from '../keymap.js';
 import type { UiState } from '../reducer.js';
 
@@ -38,7 +42,7 @@ export function useConsoleKeys(opts: UseConsoleKeysOptions): void {
       mounted.current = false;
     };
   }, []);
-  const handle = useCallback((input: string, key: Key) => handleKey({ ...props.current, alive: () => mounted.current }, input, key), []);
+  const handle = useCallback((input: string, key: Key) => handleInput({ ...props.current, alive: () => mounted.current }, input, key), []);
   const modeKey = useCallback(
     (input: string, key: Key) => {
       if (!isCtrlC(input, key)) handle(input, key);

@@ -1,7 +1,7 @@
 /** keymap.ts: key -> command per mode, and the key-help list. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { confirmAnswer, filterCommand, helpCommand, KEY_HELP, normalCommand, PAGE } from '../../../src/console/keymap.js';
+import { confirmAnswer, filterCommand, firstKey, helpCommand, isOneKey, KEY_HELP, normalCommand, PAGE } from '../../../src/console/keymap.js';
 
 test('normal mode: letters and special keys', () => {
   const cases: [string, object, object | undefined][] = [
@@ -70,4 +70,31 @@ test('key help lists every command key once, with unique footer ranks', () => {
     assert.ok(keys.includes(k), k);
     assert.notEqual(normalCommand(k, {}), undefined, k);
   }
+});
+
+test('a run of keys from one read: one key per character, a text run only where text is taken', () => {
+  assert.equal(isOneKey('j', {}), true);
+  assert.equal(isOneKey('', { downArrow: true }), true);
+  assert.equal(isOneKey('jj', { meta: true }), true);
+  assert.equal(isOneKey('😀', {}), true);
+  assert.equal(isOneKey('jjd', {}), false);
+  const keys = (run: string, takesText: boolean) => {
+    const out = [];
+    for (let rest = run; rest !== ''; ) {
+      const next = firstKey(rest, takesText);
+      out.push(next.press);
+      rest = next.rest;
+    }
+    return out;
+  };
+  assert.deepEqual(keys('jK😀', false), [{ input: 'j', key: {} }, { input: 'K', key: {} }, { input: '😀', key: {} }]);
+  assert.deepEqual(keys('a\r\t\u007F\b\u0003', false), [
+    { input: 'a', key: {} },
+    { input: '', key: { return: true } },
+    { input: '', key: { tab: true } },
+    { input: '', key: { delete: true } },
+    { input: '', key: { backspace: true } },
+    { input: 'c', key: { ctrl: true } },
+  ]);
+  assert.deepEqual(keys('web 1\rd', true), [{ input: 'web 1', key: {} }, { input: '', key: { return: true } }, { input: 'd', key: {} }]);
 });

@@ -150,3 +150,58 @@ test('PgDn/PgUp scroll the connection list down and up', async (t) => {
   r.stdin.write('\u001B[5~'); // PgUp
   await until(() => /^203\.0\.113\.10:/.test(first()), 'back at the top');
 });
+
+// Keys that arrive in one read (typed ahead over a slow ssh link, `tmux send-keys -l`) reach
+// the handler as one string: each must act, in order, in the mode the previous key left.
+
+test('keys in one read: jjd moves twice and drains the third row', async (t) => {
+  const { r, actions, status } = await mount(t);
+  r.stdin.write('jjd');
+  await until(() => actions.calls.length === 1, 'drain called');
+  assert.deepEqual(actions.calls, [{ name: 'drain', id: 'smtp/10.0.0.21:25', by: 'console' }]);
+  await until(() => status() === 'smtp/10.0.0.21:25 draining: no new connections', 'result in the status line');
+  await until(() => r.lines().some((l) => /^› 10\.0\.0\.21:25 +DRAINING/.test(l)), 'the third row selected and draining');
+});
+
+test('keys in one read: jjjk ends on the third row', async (t) => {
+  const { r, actions } = await mount(t);
+  r.stdin.write('jjjk');
+  await until(() => r.lines().some((l) => l.startsWith('› 10.0.0.21:25')), 'third row selected');
+  r.stdin.write('d');
+  await until(() => actions.calls.length === 1, 'drain called');
+  assert.deepEqual(actions.calls, [{ name: 'drain', id: 'smtp/10.0.0.21:25', by: 'console' }]);
+});
+
+test('keys in one read with an arrow in the middle: the escape sequence stays one key', async (t) => {
+  const { r, actions } = await mount(t);
+  r.stdin.write('j\u001B[Bjd'); // down, down (arrow), down, drain: the fourth row
+  await until(() => actions.calls.length === 1, 'drain called');
+  assert.deepEqual(actions.calls, [{ name: 'drain', id: 'smtp/10.0.0.22:25', by: 'console' }]);
+  await until(() => r.lines().some((l) => l.startsWith('› 10.0.0.22:25')), 'the fourth row selected');
+});
+
+test('keys in one read: Ky answers the kill prompt, the keys after it go to the table', async (t) => {
+  const { r, actions, status, quits } = await mount(t);
+  r.stdin.write('Kyj');
+  await until(() => actions.calls.length === 1, 'kill called');
+  assert.deepEqual(actions.calls, [{ name: 'kill', id: 'imaps/mail2.example.net:993', by: 'console' }]);
+  await until(() => status() === 'imaps/mail2.example.net:993: closed 5 open connections', 'kill result');
+  await until(() => r.lines().some((l) => l.startsWith('› mail3')), 'the j after the answer moved');
+  r.stdin.write('qn'); // the n answers the quit prompt only
+  await until(() => status() === 'quit cancelled', 'quit cancelled');
+  r.stdin.write('j\u0003'); // Ctrl-C in a run still asks to quit
+  await until(() => status().startsWith('Quit? 12'), 'quit prompt');
+  assert.ok(r.lines().some((l) => l.startsWith('› 10.0.0.21:25')));
+  assert.equal(quits(), 0);
+  assert.equal(actions.calls.length, 1);
+});
+
+test('keys in one read: a filter typed with its Enter applies, and the next key acts on the filtered table', async (t) => {
+  const { r, actions, status } = await mount(t);
+  r.stdin.write('/mail3x\u007F\rd'); // a typo and Backspace too
+  await until(() => actions.calls.length === 1, 'drain called');
+  assert.deepEqual(actions.calls, [{ name: 'drain', id: 'imaps/mail3.example.net:993', by: 'console' }]);
+  await until(() => status() === 'imaps/mail3.example.net:993 draining: no new connections', 'drain result');
+  assert.match(r.lines()[22]!, /^filter "mail3" │/);
+  assert.ok(!r.lines().some((l) => /^[ ›] 10\.0\.0\.21:25/.test(l)), 'smtp rows filtered out');
+});

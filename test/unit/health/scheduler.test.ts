@@ -55,7 +55,8 @@ test('the first probe runs at once, later ones every interval', async (t) => {
   // phase 50 ms, then every 100 ms: about 1 + 4 probes in 440 ms
   assert.ok(results.length >= 4 && results.length <= 6, `got ${results.length} probes`);
   const gaps = results.slice(2).map((x, i) => x - results[i + 1]!);
-  for (const g of gaps) assert.ok(g >= 90 && g <= 130, `gap ${g} ms, interval 100 ms`);
+  // Each probe is scheduled from the previous one's start, so a late timer shortens the next gap: allow a loaded host's jitter.
+  for (const g of gaps) assert.ok(g >= 75 && g <= 160, `gap ${g} ms, interval 100 ms`);
 });
 
 test('probes of one backend never overlap, even when slower than the interval', async (t) => {

@@ -7,7 +7,10 @@
 #include <node_api.h>
 #include <uv.h>
 
+#include <sys/socket.h>
+
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -840,6 +843,39 @@ napi_value TestLog(napi_env env, napi_callback_info info) {
   return r;
 }
 
+// peerCredentials(fd) -> { pid, uid, gid } | null
+// The credentials of the process at the other end of a connected Unix socket,
+// as the kernel recorded them at connect() (SO_PEERCRED): the control socket
+// names who ran a command by these, never by anything the client says. null
+// when `fd` carries no credentials: getsockopt fails (not a socket), or the
+// kernel recorded none (uid -1: a TCP socket, an unconnected one). pid is 0
+// when the peer runs in a pid namespace this process cannot see.
+napi_value PeerCredentials(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  NAPI_OK_OR_RETURN(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  double d = 0;
+  // A missing argument reads as undefined (napi_get_cb_info fills argv) and fails here.
+  if (!argNumber(env, argv[0], "fd", &d)) return nullptr;
+  if (!(d >= 0 && d <= 2147483647.0) || std::floor(d) != d) {
+    napi_throw_type_error(env, nullptr, "fd must be a non-negative integer");
+    return nullptr;
+  }
+  struct ucred cred;
+  socklen_t len = sizeof cred;
+  napi_value r;
+  if (getsockopt(static_cast<int>(d), SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || len != sizeof cred ||
+      cred.uid == static_cast<uid_t>(-1)) {
+    napi_get_null(env, &r);
+    return r;
+  }
+  napi_create_object(env, &r);
+  setProp(env, r, "pid", makeInt(env, cred.pid));
+  setProp(env, r, "uid", makeInt(env, cred.uid));
+  setProp(env, r, "gid", makeInt(env, cred.gid));
+  return r;
+}
+
 napi_value Init(napi_env env, napi_value exports) {
   napi_value version, cls;
   napi_create_string_utf8(env, kVersion, NAPI_AUTO_LENGTH, &version);
@@ -847,6 +883,9 @@ napi_value Init(napi_env env, napi_value exports) {
   cls = JsEngine::Define(env);
   if (cls == nullptr) return nullptr;
   napi_set_named_property(env, exports, "Engine", cls);
+  napi_value peer;
+  napi_create_function(env, "peerCredentials", NAPI_AUTO_LENGTH, PeerCredentials, nullptr, &peer);
+  napi_set_named_property(env, exports, "peerCredentials", peer);
   napi_value test;
   napi_create_object(env, &test);
   napi_property_descriptor fns[] = {

@@ -16,6 +16,7 @@ import { AccessLog, createLogger, formatTransition, type Logger } from '../log/l
 import { startControlServer, type ControlServer } from '../control/server.js';
 import { createMetrics, startMetricsServer } from '../metrics/server.js';
 import { createEngine, type EngineChoice } from '../proxy/create-engine.js';
+import { loadNative } from '../proxy/native-binding.js';
 import type { Engine } from '../core/dataplane.js';
 import { createActions } from '../runtime/actions.js';
 import type { Actions, Actor, ReloadResult } from '../runtime/actions-types.js';
@@ -157,7 +158,10 @@ export async function startApp(config: Config, opts: AppOptions = {}): Promise<A
 
   if (config.control.socket !== null) {
     try {
-      control = await startControlServer(config.control.socket, actions, (m) => logger.warn(m));
+      // The addon names ctl's callers (SO_PEERCRED) whichever engine relays.
+      const native = loadNative();
+      const peerCredentials = (native.ok ? native.binding.peerCredentials : undefined) ?? null;
+      control = await startControlServer(config.control.socket, actions, (m) => logger.warn(m), { peerCredentials });
     } catch (err) {
       throw startFailed([(err as Error).message]);
     }

@@ -6,8 +6,9 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import nodePath from 'node:path';
-import type { ActionResult, Actions } from '../runtime/actions-types.js';
+import type { ActionResult, Actions, Actor } from '../runtime/actions-types.js';
 import { settleAdmin } from '../runtime/actions.js';
+import { peerActor, type PeerLookup } from './peer.js';
 import { encodeLine, LineSplitter, MAX_LINE_BYTES, MAX_SOCKET_PATH_BYTES, parseRequest, type Reply, type Request } from './protocol.js';
 
 /** A running control server. */
@@ -20,16 +21,27 @@ export interface ControlServer {
 /** A client with nothing in flight is dropped after this long without traffic. */
 const IDLE_MS = 5 * 60_000;
 
+/** How the server names who sent a request. */
+export interface ControlServerOptions {
+  /**
+   * The addon's SO_PEERCRED lookup: clients are `ctl (user NAME, pid N)`.
+   * null: no lookup on this machine, every client is `ctl (peer unknown)`.
+   * Absent: peers are not named, every client is plain `ctl`.
+   */
+  readonly peerCredentials?: PeerLookup | null;
+}
+
 /**
  * Listen on the Unix socket `path` and serve operator commands through
- * `actions` (as actor `ctl`). The socket is created under umask 0177 and
+ * `actions`, as actor `ctl (user NAME, pid N)` from the kernel's record of the
+ * client (control/peer.ts), never from the request. The socket is created under umask 0177 and
  * chmodded to 0600, so no other user can ever connect.
  *
  * An existing `path` is replaced only when it is a socket nobody answers on
  * (a crashed tcplb's leftover). A live socket rejects with `control socket
  * PATH is in use by another tcplb`; a non-socket rejects and is left alone.
  */
-export async function startControlServer(path: string, actions: Actions, log: (msg: string) => void): Promise<ControlServer> {
+export async function startControlServer(path: string, actions: Actions, log: (msg: string) => void, opts: ControlServerOptions = {}): Promise<ControlServer> {
   if (Buffer.byteLength(path) > MAX_SOCKET_PATH_BYTES) {
     throw new Error(`control socket path is too long (${Buffer.byteLength(path)} bytes, at most ${MAX_SOCKET_PATH_BYTES}): ${path}`);
   }
@@ -38,7 +50,8 @@ export async function startControlServer(path: string, actions: Actions, log: (m
   const server = net.createServer({ allowHalfOpen: true }, (sock) => {
     clients.add(sock);
     sock.on('close', () => clients.delete(sock));
-    serveClient(sock, actions, log);
+    // Once per connection: the kernel recorded the peer at connect().
+    serveClient(sock, actions, log, peerActor(sock, opts.peerCredentials));
   });
   let ino = 0;
   await new Promise<void>((resolve, reject) => {
@@ -131,7 +144,7 @@ async function clearStale(path: string): Promise<void> {
  * command runs while its state file save is still under way (its reply waits
  * for the save), so pipelined actions share one save instead of one fsync each.
  */
-function serveClient(sock: net.Socket, actions: Actions, log: (msg: string) => void): void {
+function serveClient(sock: net.Socket, actions: Actions, log: (msg: string) => void, by: Actor): void {
   const lines = new LineSplitter(MAX_LINE_BYTES);
   let queue: Promise<unknown> = Promise.resolve(); // commands, each after the previous one took effect
   let replies: Promise<void> = Promise.resolve(); // answers, in request order
@@ -141,7 +154,7 @@ function serveClient(sock: net.Socket, actions: Actions, log: (msg: string) => v
   };
   const enqueue = (line: string): void => {
     inFlight++;
-    const started = queue.then(() => (sock.destroyed ? undefined : answer(line, actions, log)));
+    const started = queue.then(() => (sock.destroyed ? undefined : answer(line, actions, log, by)));
     queue = started.then((a) => a?.applied);
     replies = replies.then(async () => {
       const a = await started;
@@ -184,7 +197,7 @@ function serveClient(sock: net.Socket, actions: Actions, log: (msg: string) => v
  * effect, `reply` once it can be answered (for drain/disable/enable: after
  * the state file save). Never throws; neither promise rejects.
  */
-function answer(line: string, actions: Actions, log: (msg: string) => void): { applied: Promise<unknown>; reply: Promise<Reply> } {
+function answer(line: string, actions: Actions, log: (msg: string) => void, by: Actor): { applied: Promise<unknown>; reply: Promise<Reply> } {
   const p = parseRequest(line);
   if (!p.ok) {
     const reply = Promise.resolve<Reply>({ ok: false, error: p.error, ...(p.id === undefined ? {} : { id: p.id }) });
@@ -194,7 +207,7 @@ function answer(line: string, actions: Actions, log: (msg: string) => void): { a
   const id = req.id === undefined ? {} : { id: req.id };
   let step: Step;
   try {
-    step = run(req, actions);
+    step = run(req, actions, by);
   } catch (err) {
     step = { applied: Promise.resolve(), result: Promise.reject(err as Error) };
   }
@@ -214,40 +227,40 @@ interface Step {
   readonly result: Promise<Outcome>;
 }
 
-function run(req: Request, actions: Actions): Step {
+function run(req: Request, actions: Actions, by: Actor): Step {
   switch (req.cmd) {
     case 'drain':
     case 'disable':
     case 'enable': {
       // Applied now; answered once the state file has the change (or failed to
       // take it), so the reply can say "applied, not persisted" and ctl exit 1.
-      const result = settleAdmin(actions[req.cmd](req.backend, 'ctl')).then((r): Outcome => {
+      const result = settleAdmin(actions[req.cmd](req.backend, by)).then((r): Outcome => {
         if (!r.ok || r.persisted === null) return { ok: r.ok, message: r.message };
         return { ok: true, message: r.message, data: r.persisted ? { persisted: true } : { persisted: false, error: r.error } };
       });
       return { applied: Promise.resolve(), result };
     }
     default: {
-      const result = runOther(req, actions);
+      const result = runOther(req, actions, by);
       return { applied: result, result };
     }
   }
 }
 
-async function runOther(req: Request, actions: Actions): Promise<Outcome> {
+async function runOther(req: Request, actions: Actions, by: Actor): Promise<Outcome> {
   switch (req.cmd) {
     case 'status':
       return { ok: true, message: 'status', data: actions.snapshot() };
     case 'reload': {
-      const r = await actions.reload('ctl');
+      const r = await actions.reload(by);
       return { ok: r.ok, message: r.message, data: { changes: r.changes ?? [] } };
     }
     case 'check': {
-      const r = await actions.check(req.backend, 'ctl');
+      const r = await actions.check(req.backend, by);
       return { ok: r.ok, message: r.message, data: r.result };
     }
     case 'kill':
-      return actions.kill(req.backend, 'ctl');
+      return actions.kill(req.backend, by);
     default:
       throw new Error(`no handler for ${req.cmd}`);
   }

@@ -53,6 +53,8 @@ export interface NativeBinding {
   readonly version: string;
   /** `threads`: relay threads (default 1), each with its own SO_REUSEPORT socket per listener. */
   readonly Engine: new (onEvents: (ev: unknown[]) => void, opts?: { threads?: number }) => NativeEngineHandle;
+  /** SO_PEERCRED of a Unix socket fd (native/API.md); absent in a build older than this source. */
+  readonly peerCredentials?: (fd: number) => { pid: number; uid: number; gid: number } | null;
 }
 
 export type NativeLoad = { ok: true; binding: NativeBinding; path: string } | { ok: false; reason: string };

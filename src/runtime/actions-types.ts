@@ -6,8 +6,12 @@
 import type { BackendId, ProbeResult } from '../core/types.js';
 import type { Snapshot } from './snapshot.js';
 
-/** Who asked: shown in the event log (`drain imap/10.0.0.2:143 by console`). */
-export type Actor = 'console' | 'ctl' | 'statefile' | 'signal' | 'watcher';
+/**
+ * Who asked: shown in the event log (`drain imap/10.0.0.2:143 by console`).
+ * A control socket client is named by the kernel's record of its process
+ * (`ctl (user alice, pid 4242)`, control/peer.ts), or `ctl (peer unknown)`.
+ */
+export type Actor = 'console' | 'ctl' | `ctl (${string})` | 'statefile' | 'signal' | 'watcher';
 
 export interface ActionResult {
   readonly ok: boolean;

@@ -98,7 +98,7 @@ test('ctl drain/disable whose save fails: applied, "not persisted" with the erro
   assert.equal(app.runtime.backend(ids[0]!)?.admin, 'drain', 'the drain itself applies');
   const ev = app.actions.snapshot().events.filter((e) => e.kind === 'action' && !e.ok);
   assert.equal(ev.length, 1);
-  assert.match(ev[0]!.text, /^drain by ctl: applied, not persisted: cannot save state file .*ENOENT/);
+  assert.match(ev[0]!.text, /^drain by ctl \(user \S+, pid \d+\): applied, not persisted: cannot save state file .*ENOENT/);
   assert.ok(app.lines.some((l) => /cannot save state file .*ENOENT/.test(l)), 'and the log has it');
 
   // A full disk: writing the tmp file fails with ENOSPC.
@@ -116,7 +116,7 @@ test('ctl drain/disable whose save fails: applied, "not persisted" with the erro
   const x = await ctl('disable', ids[1]!);
   assert.equal(x.code, 1);
   assert.match(x.out, /disabled: .* — applied, not persisted: cannot save state file \S+: ENOSPC: no space left on device/);
-  assert.ok(app.actions.snapshot().events.some((e) => /^disable by ctl: applied, not persisted: .*ENOSPC/.test(e.text)));
+  assert.ok(app.actions.snapshot().events.some((e) => /^disable by ctl \(user \S+, pid \d+\): applied, not persisted: .*ENOSPC/.test(e.text)));
   assert.deepEqual(fs.readdirSync(stDir), [], 'no tmp file left on the full disk');
   t.mock.restoreAll();
 

@@ -1,19 +1,32 @@
 /**
  * The control socket's wire format, shared by the server and `ctl`:
- * newline-delimited JSON, one request line in, one reply line out.
+ * newline-delimited JSON, one request line in, one reply line out
+ * (docs/control-protocol.md is the reference).
  *
  * Request: `{"cmd":"status"}`, `{"cmd":"reload"}`, or
  * `{"cmd":"drain"|"disable"|"enable"|"check"|"kill","backend":"upstream/host:port"}`,
  * each with an optional `"id"` (string or number) that the reply echoes.
  * Reply: `{"ok":true,"message":"...","data":...}` or `{"ok":false,"error":"..."}`.
+ *
+ * `{"cmd":"watch","interval":ms,"events":true,"snapshots":true}` turns the
+ * connection into a stream: one reply line, then stream lines (`StreamLine`)
+ * until either side closes.
  */
+import type { ConfigView, EventView, Snapshot } from '../runtime/snapshot.js';
+
+/**
+ * The protocol version, in the `status` and `watch` replies. Bumped when a
+ * change would mislead an older client (a field removed or its meaning
+ * changed); new fields and commands keep it.
+ */
+export const PROTOCOL_VERSION = 1;
 
 /** Commands that name a backend (`upstream/host:port`). */
 export const BACKEND_COMMANDS = ['drain', 'disable', 'enable', 'check', 'kill'] as const;
 export type BackendCommand = (typeof BACKEND_COMMANDS)[number];
 
 /** Every command, in the order `ctl` lists them. */
-export const COMMANDS = ['status', ...BACKEND_COMMANDS, 'reload'] as const;
+export const COMMANDS = ['status', ...BACKEND_COMMANDS, 'reload', 'watch'] as const;
 export type Command = (typeof COMMANDS)[number];
 
 /** A request id: echoed in the reply so a client can match pipelined answers. */
@@ -22,7 +35,51 @@ export type RequestId = string | number;
 /** One parsed request. */
 export type Request =
   | { readonly cmd: 'status' | 'reload'; readonly id?: RequestId }
-  | { readonly cmd: BackendCommand; readonly backend: string; readonly id?: RequestId };
+  | { readonly cmd: BackendCommand; readonly backend: string; readonly id?: RequestId }
+  | WatchRequest;
+
+/** Subscribe: snapshots every `interval` ms (clamped to WATCH_INTERVAL_MS), events as they happen. */
+export interface WatchRequest {
+  readonly cmd: 'watch';
+  readonly id?: RequestId;
+  /** Asked interval, ms (default WATCH_INTERVAL_MS.default); the reply says the one applied. */
+  readonly interval?: number;
+  /** Stream events (default true). */
+  readonly events?: boolean;
+  /** Stream snapshots (default true). */
+  readonly snapshots?: boolean;
+}
+
+/** Snapshot intervals a watcher may ask for: below 100 ms a snapshot of a large config would cost the proxy. */
+export const WATCH_INTERVAL_MS = { min: 100, max: 60_000, default: 1000 } as const;
+
+/** The interval applied for an asked one: clamped into WATCH_INTERVAL_MS. */
+export function clampInterval(asked: number | undefined): number {
+  if (asked === undefined) return WATCH_INTERVAL_MS.default;
+  return Math.min(WATCH_INTERVAL_MS.max, Math.max(WATCH_INTERVAL_MS.min, Math.round(asked)));
+}
+
+/** The `watch` reply's fields beyond ok/message/protocol. */
+export interface WatchInfo {
+  readonly pid: number;
+  /** Epoch ms the tcplb process started. */
+  readonly started: number;
+  readonly version: string;
+  readonly config: ConfigView;
+  /** The snapshot interval applied, ms. */
+  readonly interval: number;
+  readonly events: boolean;
+  readonly snapshots: boolean;
+}
+
+/**
+ * One line of a watch stream after its reply. `end` is the last line when
+ * the server drops the watcher (it may not arrive: a stuck reader never reads it).
+ */
+export type StreamLine =
+  | { readonly type: 'snapshot'; readonly data: Snapshot }
+  | { readonly type: 'event'; readonly data: EventView }
+  | { readonly type: 'end'; readonly reason: string };
 
 /**
  * One reply line. `data`: the Snapshot (status), the ProbeResult (check),
@@ -30,7 +87,7 @@ export type Request =
  * `{persisted: true}` or `{persisted: false, error}` (applied, not saved).
  */
 export type Reply =
-  | { readonly id?: RequestId; readonly ok: true; readonly message: string; readonly data?: unknown }
+  | ({ readonly id?: RequestId; readonly ok: true; readonly message: string; readonly data?: unknown; readonly protocol?: number } & Partial<WatchInfo>)
   | { readonly id?: RequestId; readonly ok: false; readonly error: string };
 
 /** Longest request line the server accepts, in bytes, newline excluded: 1 MiB. */
@@ -64,13 +121,32 @@ export function parseRequest(line: string): { ok: true; req: Request } | { ok: f
   if (typeof o.cmd !== 'string') return fail(`missing "cmd" (one of ${COMMANDS.join(', ')})`);
   const cmd = o.cmd;
   if (cmd === 'status' || cmd === 'reload') return { ok: true, req: { cmd, ...withId } };
+  if (cmd === 'watch') return parseWatch(o, withId, fail);
   if (!isBackendCommand(cmd)) return fail(`unknown cmd "${cmd.slice(0, 40)}" (one of ${COMMANDS.join(', ')})`);
   if (typeof o.backend !== 'string' || o.backend.trim() === '') return fail(`"${cmd}" needs "backend": "upstream/host:port"`);
   return { ok: true, req: { cmd, backend: o.backend.trim(), ...withId } };
 }
 
+function parseWatch(
+  o: Record<string, unknown>,
+  withId: { id?: RequestId },
+  fail: (error: string) => { ok: false; error: string; id?: RequestId },
+): { ok: true; req: WatchRequest } | { ok: false; error: string; id?: RequestId } {
+  const { interval, events, snapshots } = o;
+  if (interval !== undefined && (typeof interval !== 'number' || !Number.isFinite(interval))) {
+    return fail(`"watch": "interval" must be a number of ms (${WATCH_INTERVAL_MS.min}-${WATCH_INTERVAL_MS.max})`);
+  }
+  if (events !== undefined && typeof events !== 'boolean') return fail('"watch": "events" must be true or false');
+  if (snapshots !== undefined && typeof snapshots !== 'boolean') return fail('"watch": "snapshots" must be true or false');
+  if (events === false && snapshots === false) return fail('"watch" with "events" and "snapshots" both false would send nothing');
+  return {
+    ok: true,
+    req: { cmd: 'watch', ...withId, ...(interval === undefined ? {} : { interval }), ...(events === undefined ? {} : { events }), ...(snapshots === undefined ? {} : { snapshots }) },
+  };
+}
+
 /** Serialise one message as a line (JSON plus `\n`). */
-export function encodeLine(msg: Reply | Request): string {
+export function encodeLine(msg: Reply | Request | StreamLine): string {
   return `${JSON.stringify(msg)}\n`;
 }
 

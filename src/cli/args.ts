@@ -26,13 +26,15 @@ export const USAGE = `Usage:
   tcplb-console --demo                         start demo backends and the balancer on them
   tcplb-console import-nginx FILE              translate an nginx tcp{}/stream{} config
   tcplb-console ctl CMD [U/S]                  talk to a running instance
-        (status | drain | disable | enable | check | kill U/S | reload)
+        (status | drain | disable | enable | check | kill U/S | reload
+         | watch [--json]: print events as they happen until interrupted)
 
 Options:
   -c, --config PATH   config file (default ./config.json5)
       --headless      no console; log to stderr (for systemd)
       --check         validate only: exit 0 with a summary, 1 with errors
       --socket PATH   control socket for ctl and attach (default: control.socket of the config)
+      --json          ctl watch: print the raw JSON stream lines
       --demo          run the demo
   -h, --help          this text
   -v, --version       print the version
@@ -54,6 +56,7 @@ export function parseCommand(argv: readonly string[]): Command {
         check: { type: 'boolean' },
         demo: { type: 'boolean' },
         socket: { type: 'string' },
+        json: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'v' },
       },
@@ -66,13 +69,15 @@ export function parseCommand(argv: readonly string[]): Command {
   if (v.help) return { kind: 'help' };
   if (v.version) return { kind: 'version' };
   const [verb, ...rest] = pos;
+  if (v.json && verb !== 'ctl') throw new UsageError('--json goes with ctl watch');
   if (verb === 'import-nginx') {
     if (rest.length !== 1) throw new UsageError('import-nginx needs exactly one FILE');
     return { kind: 'import-nginx', file: rest[0]! };
   }
   if (verb === 'ctl') {
-    if (rest.length === 0) throw new UsageError('ctl needs a command: status, drain, disable, enable, check, kill, reload');
-    return { kind: 'ctl', args: rest, socket: v.socket, config };
+    if (rest.length === 0) throw new UsageError('ctl needs a command: status, drain, disable, enable, check, kill, reload, watch');
+    if (v.json && rest[0] !== 'watch') throw new UsageError('--json goes with ctl watch');
+    return { kind: 'ctl', args: v.json ? [...rest, '--json'] : rest, socket: v.socket, config };
   }
   if (verb === 'attach') {
     if (rest.length > 0) throw new UsageError(`attach takes no arguments (got "${rest[0]}"); name the instance with --socket PATH or -c CONFIG`);

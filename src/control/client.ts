@@ -2,9 +2,11 @@
  * `tcplb-console ctl CMD [U/S]`: send one command to a running tcplb over its
  * control socket and print the answer. Exit codes follow the CLI: 0 success,
  * 1 failed command (or unreachable instance), 2 usage error.
+ * `ctl watch [--json]` follows the event stream until interrupted.
  */
 import net from 'node:net';
-import { COMMANDS, encodeLine, isBackendCommand, LineSplitter, MAX_LINE_BYTES, type Reply, type Request } from './protocol.js';
+import type { EventView } from '../runtime/snapshot.js';
+import { COMMANDS, encodeLine, isBackendCommand, LineSplitter, MAX_LINE_BYTES, PROTOCOL_VERSION, type Reply, type Request } from './protocol.js';
 
 /** Where `runCtl` prints: process.stdout / process.stderr, or a capture in tests. */
 export interface TextOut {
@@ -14,7 +16,7 @@ export interface TextOut {
 /** How long `ctl` waits for an answer (a `check` may take a whole probe timeout). */
 export const CTL_TIMEOUT_MS = 10_000;
 
-const USAGE = `usage: tcplb-console ctl status | drain U/S | disable U/S | enable U/S | check U/S | kill U/S | reload
+const USAGE = `usage: tcplb-console ctl status | drain U/S | disable U/S | enable U/S | check U/S | kill U/S | reload | watch [--json]
   U/S names a backend as upstream/host:port`;
 
 /**
@@ -32,7 +34,16 @@ export async function runCtl(
   out: TextOut = process.stdout,
   err: TextOut = process.stderr,
   timeoutMs: number = CTL_TIMEOUT_MS,
+  signal?: AbortSignal,
 ): Promise<number> {
+  if (args[0] === 'watch') {
+    const extra = args.slice(1).filter((a) => a !== '--json');
+    if (extra.length > 0) {
+      err.write(`tcplb ctl: "watch" takes only --json (got "${extra[0]}")\n${USAGE}\n`);
+      return 2;
+    }
+    return runWatch(socketPath, args.includes('--json'), out, err, timeoutMs, signal);
+  }
   const req = parseArgs(args);
   if (typeof req === 'string') {
     err.write(`tcplb ctl: ${req}\n${USAGE}\n`);
@@ -47,6 +58,11 @@ export async function runCtl(
   }
   if (!reply.ok) {
     err.write(`${reply.error}\n`);
+    return 1;
+  }
+  const mismatch = incompatible(reply, socketPath, false);
+  if (mismatch !== undefined) {
+    err.write(`${mismatch}\n`);
     return 1;
   }
   switch (req.cmd) {
@@ -70,6 +86,112 @@ export async function runCtl(
     default:
       out.write(`${reply.message}\n`);
       return 0;
+  }
+}
+
+/**
+ * Why the server's protocol cannot be trusted, or undefined when it can. A
+ * reply without a version comes from a tcplb older than versioning: fine for
+ * the one-shot commands (unchanged since), not for `watch` (it did not exist).
+ */
+export function incompatible(reply: Reply, socketPath: string, required: boolean): string | undefined {
+  const v = reply.ok ? reply.protocol : undefined;
+  if (v === PROTOCOL_VERSION || (v === undefined && !required)) return undefined;
+  const theirs = v === undefined ? 'no protocol version (an older tcplb)' : `control protocol ${String(v)}`;
+  return `tcplb at ${socketPath} speaks ${theirs}; this tcplb-console speaks protocol ${PROTOCOL_VERSION}: use the tcplb-console of the running tcplb's release`;
+}
+
+/** One event as a line, as the console's event log shows it: `12:01:03 imap/10.0.0.2:143 drain by ctl`. */
+export function formatEvent(e: EventView): string {
+  const d = new Date(e.time);
+  const two = (n: number): string => String(n).padStart(2, '0');
+  return `${two(d.getHours())}:${two(d.getMinutes())}:${two(d.getSeconds())} ${e.backend ?? '-'} ${e.text}\n`;
+}
+
+/**
+ * `ctl watch`: subscribe to events (no snapshots) and print each as a line,
+ * or as the raw stream line with `json`, until `signal` aborts (exit 0; on
+ * the CLI, SIGINT or SIGTERM) or the server ends the stream (exit 1, saying
+ * why). Refuses (exit 1) a server whose protocol version is not ours.
+ */
+async function runWatch(socketPath: string, json: boolean, out: TextOut, err: TextOut, timeoutMs: number, signal: AbortSignal | undefined): Promise<number> {
+  let ownSignals: (() => void) | undefined;
+  if (signal === undefined) {
+    const ac = new AbortController();
+    const stop = (): void => ac.abort();
+    process.once('SIGINT', stop).once('SIGTERM', stop);
+    ownSignals = () => process.off('SIGINT', stop).off('SIGTERM', stop);
+    signal = ac.signal;
+  }
+  try {
+    return await new Promise<number>((resolve) => {
+      const lines = new LineSplitter(MAX_LINE_BYTES * 64);
+      const sock = net.connect(socketPath);
+      let connected = false;
+      let replied = false;
+      let done = false;
+      const finish = (code: number, message?: string): void => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        signal!.removeEventListener('abort', onAbort);
+        sock.destroy();
+        if (message !== undefined) err.write(`${message}\n`);
+        resolve(code);
+      };
+      const onAbort = (): void => finish(0);
+      if (signal!.aborted) return finish(0);
+      signal!.addEventListener('abort', onAbort);
+      const timer = setTimeout(() => finish(1, `no answer from tcplb at ${socketPath} within ${timeoutMs / 1000} s`), timeoutMs);
+      const onLine = (line: string): void => {
+        if (line.trim() === '') return;
+        if (!replied) {
+          replied = true;
+          clearTimeout(timer);
+          const r = parseReply(line, socketPath);
+          if (r instanceof Error) return finish(1, r.message);
+          if (!r.ok) {
+            const old = /unknown cmd "watch"/.test(r.error);
+            return finish(1, old ? `tcplb at ${socketPath} does not support watch (an older tcplb): ${r.error}` : r.error);
+          }
+          const mismatch = incompatible(r, socketPath, true);
+          if (mismatch !== undefined) return finish(1, mismatch);
+          return;
+        }
+        let msg: { type?: unknown; data?: unknown; reason?: unknown };
+        try {
+          msg = JSON.parse(line) as typeof msg;
+        } catch {
+          return finish(1, `tcplb at ${socketPath} sent an unreadable stream line: ${line.slice(0, 200)}`);
+        }
+        if (msg.type === 'event') out.write(json ? `${line}\n` : formatEvent(msg.data as EventView));
+        else if (msg.type === 'end') {
+          if (json) out.write(`${line}\n`);
+          finish(1, `tcplb at ${socketPath} ended the watch: ${String(msg.reason)}`);
+        }
+        // Other line types (snapshots, ones a newer server adds) are not ours to print.
+      };
+      sock.on('connect', () => {
+        connected = true;
+        sock.write(encodeLine({ cmd: 'watch', id: 1, events: true, snapshots: false }));
+      });
+      sock.on('data', (chunk: Buffer) => {
+        const got = lines.push(chunk);
+        if (got === 'overflow') return finish(1, `tcplb at ${socketPath} sent an oversized line`);
+        for (const l of got) if (!done) onLine(l);
+      });
+      sock.on('end', () => {
+        const rest = lines.flush();
+        if (rest !== '') onLine(rest);
+        finish(1, replied ? `tcplb at ${socketPath} closed the watch (stopped?)` : `tcplb at ${socketPath} closed the connection without an answer`);
+      });
+      sock.on('error', (e: NodeJS.ErrnoException) => {
+        if (connected) return finish(1, `connection to tcplb at ${socketPath} failed: ${e.code ?? e.message}`);
+        finish(1, `cannot reach tcplb at ${socketPath}: ${e.code ?? e.message} (is it running? is control.socket set in the config?)`);
+      });
+    });
+  } finally {
+    ownSignals?.();
   }
 }
 

@@ -17,8 +17,8 @@ import type { ActionResult, AdminResult, ReloadResult } from '../runtime/actions
 import type { AttachLink, Attachment, ConsoleSource } from '../runtime/console-source.js';
 import type { EventView, Snapshot } from '../runtime/snapshot.js';
 import type { BackendId, ProbeResult } from '../core/types.js';
-import { CTL_TIMEOUT_MS, request } from './client.js';
-import { encodeLine, LineSplitter, MAX_LINE_BYTES, PROTOCOL_VERSION, type Reply, type Request, type StreamLine } from './protocol.js';
+import { CTL_TIMEOUT_MS, incompatible, request } from './client.js';
+import { encodeLine, LineSplitter, MAX_LINE_BYTES, type Reply, type Request, type StreamLine } from './protocol.js';
 
 export interface RemoteOptions {
   /** Snapshot period asked of the server, ms. @default 500 */
@@ -173,12 +173,6 @@ export async function attachRemote(socketPath: string, opts: RemoteOptions = {})
   return source;
 }
 
-/** `tcplb at PATH speaks …`: the message for a server this console cannot read. */
-export function mismatchMessage(socketPath: string, theirs: unknown): string {
-  const what = theirs === undefined ? 'no protocol version (an older tcplb)' : `control protocol ${String(theirs)}`;
-  return `tcplb at ${socketPath} speaks ${what}; this tcplb-console speaks protocol ${PROTOCOL_VERSION}: use the tcplb-console of the running tcplb's release`;
-}
-
 /**
  * One watch connection. Before the first snapshot, any failure rejects;
  * after it, the end of the stream (closed, error, `end` line, silence) calls
@@ -236,7 +230,9 @@ function openWatch(socketPath: string, intervalMs: number, silenceMs: number, ti
         const old = /unknown cmd "watch"/.test(String(r.error));
         return end(old ? `tcplb at ${socketPath} cannot be attached to (an older tcplb without watch): ${r.error}` : `tcplb at ${socketPath}: ${r.error}`);
       }
-      if (r.protocol !== PROTOCOL_VERSION) return end(mismatchMessage(socketPath, r.protocol));
+      // A watch needs the version: a reply without one is from a tcplb this console cannot read.
+      const mismatch = incompatible(r, socketPath, true);
+      if (mismatch !== undefined) return end(mismatch);
       info = {
         pid: typeof r.pid === 'number' ? r.pid : 0,
         started: typeof r.started === 'number' ? r.started : 0,

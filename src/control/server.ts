@@ -1,22 +1,31 @@
 /**
  * The control socket: a Unix socket (mode 0600) speaking newline-delimited
- * JSON (see protocol.ts), the back end of `tcplb-console ctl`. Every request
- * is answered with one line, errors included; no client input can crash it.
+ * JSON (see protocol.ts, docs/control-protocol.md), the back end of
+ * `tcplb-console ctl`. Every request is answered with one line, errors
+ * included; no client input can crash it. A `watch` request turns its
+ * connection into a stream (watch.ts).
  */
 import fs from 'node:fs';
 import net from 'node:net';
 import nodePath from 'node:path';
 import type { ActionResult, Actions, Actor } from '../runtime/actions-types.js';
+import type { Snapshot } from '../runtime/snapshot.js';
 import { settleAdmin } from '../runtime/actions.js';
 import { peerActor, type PeerLookup } from './peer.js';
-import { encodeLine, LineSplitter, MAX_LINE_BYTES, MAX_SOCKET_PATH_BYTES, parseRequest, type Reply, type Request } from './protocol.js';
+import { clampInterval, encodeLine, LineSplitter, MAX_LINE_BYTES, MAX_SOCKET_PATH_BYTES, parseRequest, PROTOCOL_VERSION, type Reply, type Request, type WatchRequest } from './protocol.js';
+import { WATCH_LIMITS, Watcher, type WatchLimits } from './watch.js';
 
 /** A running control server. */
 export interface ControlServer {
   /** Stop listening, drop the clients, and unlink the socket (if it is still ours). */
   close(): Promise<void>;
   readonly path: string;
+  /** Connected clients, and how many of them are watching (for tests and leak checks). */
+  stats(): { clients: number; watchers: number };
 }
+
+/** Epoch ms this process started: the `started` of a watch reply. */
+const STARTED = Math.round(performance.timeOrigin);
 
 /** A client with nothing in flight is dropped after this long without traffic. */
 const IDLE_MS = 5 * 60_000;
@@ -29,6 +38,8 @@ export interface ControlServerOptions {
    * Absent: peers are not named, every client is plain `ctl`.
    */
   readonly peerCredentials?: PeerLookup | null;
+  /** Bounds on each `watch` subscriber (watch.ts); default WATCH_LIMITS. */
+  readonly limits?: Partial<WatchLimits>;
 }
 
 /**
@@ -47,11 +58,12 @@ export async function startControlServer(path: string, actions: Actions, log: (m
   }
   await clearStale(path);
   const clients = new Set<net.Socket>();
+  const ctx: Context = { actions, log, limits: { ...WATCH_LIMITS, ...opts.limits }, watchers: new Set() };
   const server = net.createServer({ allowHalfOpen: true }, (sock) => {
     clients.add(sock);
     sock.on('close', () => clients.delete(sock));
     // Once per connection: the kernel recorded the peer at connect().
-    serveClient(sock, actions, log, peerActor(sock, opts.peerCredentials));
+    serveClient(sock, ctx, peerActor(sock, opts.peerCredentials));
   });
   let ino = 0;
   await new Promise<void>((resolve, reject) => {
@@ -85,8 +97,10 @@ export async function startControlServer(path: string, actions: Actions, log: (m
   let closing: Promise<void> | undefined;
   return {
     path,
+    stats: () => ({ clients: clients.size, watchers: ctx.watchers.size }),
     close() {
       closing ??= new Promise<void>((resolve) => {
+        for (const w of [...ctx.watchers]) w.stop();
         for (const c of clients) c.destroy();
         server.close(() => resolve());
       }).then(() => {
@@ -138,23 +152,85 @@ async function clearStale(path: string): Promise<void> {
   }
 }
 
+interface Context {
+  readonly actions: Actions;
+  readonly log: (msg: string) => void;
+  readonly limits: WatchLimits;
+  /** The connections streaming now. */
+  readonly watchers: Set<Watcher>;
+}
+
 /**
  * Read request lines and run them in order, one at a time; replies go out in
  * the same order. A drain/disable/enable counts as done once applied: the next
  * command runs while its state file save is still under way (its reply waits
  * for the save), so pipelined actions share one save instead of one fsync each.
+ *
+ * After a `watch` the connection is a stream: the watch reply goes out in its
+ * turn, then stream lines; a request line sent after the watch is not run
+ * (actions use another connection) and is answered with an error line, which
+ * counts against the watcher's backlog like any stream line.
  */
-function serveClient(sock: net.Socket, actions: Actions, log: (msg: string) => void, by: Actor): void {
+function serveClient(sock: net.Socket, ctx: Context, by: Actor): void {
+  const { actions, log } = ctx;
   const lines = new LineSplitter(MAX_LINE_BYTES);
   let queue: Promise<unknown> = Promise.resolve(); // commands, each after the previous one took effect
   let replies: Promise<void> = Promise.resolve(); // answers, in request order
   let inFlight = 0;
+  let watchAsked = false; // a watch is queued or running: later lines are refused
+  let watcher: Watcher | undefined;
   const send = (r: Reply): void => {
-    if (!sock.destroyed && sock.writable) sock.write(encodeLine(r));
+    if (watcher !== undefined) watcher.write(encodeLine(r));
+    else if (!sock.destroyed && sock.writable) sock.write(encodeLine(r));
+  };
+  const startWatch = (req: WatchRequest): void => {
+    if (sock.destroyed || !sock.writable) return;
+    const opts = { interval: clampInterval(req.interval), events: req.events ?? true, snapshots: req.snapshots ?? true };
+    // One snapshot for the reply's facts and the stream's first line.
+    let snap: Snapshot;
+    try {
+      snap = actions.snapshot();
+    } catch (err) {
+      log(`control: watch failed: ${(err as Error).stack ?? String(err)}`);
+      send({ ...(req.id === undefined ? {} : { id: req.id }), ok: false, error: `internal error: ${(err as Error).message}` });
+      watchAsked = false;
+      return;
+    }
+    send({
+      ...(req.id === undefined ? {} : { id: req.id }),
+      ok: true,
+      message: `watching: ${[opts.snapshots ? `snapshots every ${opts.interval} ms` : '', opts.events ? 'events' : ''].filter((x) => x !== '').join(', ')}`,
+      protocol: PROTOCOL_VERSION,
+      pid: snap.pid,
+      started: STARTED,
+      version: snap.version,
+      config: snap.config,
+      ...opts,
+    });
+    const w = new Watcher(sock, actions, opts, ctx.limits, log, () => ctx.watchers.delete(w));
+    watcher = w;
+    ctx.watchers.add(w);
+    // A stream is never idle in the 5-minute sense: a quiet proxy sends nothing.
+    sock.setTimeout(0);
+    sock.once('close', () => w.stop());
+    w.start(snap);
   };
   const enqueue = (line: string): void => {
+    if (watchAsked) {
+      replies = replies.then(() => {
+        if (!sock.destroyed) send({ ok: false, error: 'this connection is watching; send other commands on another connection' });
+      });
+      return;
+    }
+    const parsed = parseRequest(line);
+    if (parsed.ok && parsed.req.cmd === 'watch') {
+      const req = parsed.req;
+      watchAsked = true;
+      replies = replies.then(() => startWatch(req));
+      return;
+    }
     inFlight++;
-    const started = queue.then(() => (sock.destroyed ? undefined : answer(line, actions, log, by)));
+    const started = queue.then(() => (sock.destroyed ? undefined : answer(parsed, actions, log, by)));
     queue = started.then((a) => a?.applied);
     replies = replies.then(async () => {
       const a = await started;
@@ -184,9 +260,11 @@ function serveClient(sock: net.Socket, actions: Actions, log: (msg: string) => v
   });
   sock.on('end', () => {
     // The client half-closed: answer what it sent (a last line needs no newline), then close.
+    // A watcher half-closing detaches: its stream ends.
     const rest = lines.flush();
     if (rest.trim() !== '') enqueue(rest);
     void replies.then(() => {
+      watcher?.stop();
       if (!sock.destroyed) sock.end();
     });
   });
@@ -197,8 +275,7 @@ function serveClient(sock: net.Socket, actions: Actions, log: (msg: string) => v
  * effect, `reply` once it can be answered (for drain/disable/enable: after
  * the state file save). Never throws; neither promise rejects.
  */
-function answer(line: string, actions: Actions, log: (msg: string) => void, by: Actor): { applied: Promise<unknown>; reply: Promise<Reply> } {
-  const p = parseRequest(line);
+function answer(p: ReturnType<typeof parseRequest>, actions: Actions, log: (msg: string) => void, by: Actor): { applied: Promise<unknown>; reply: Promise<Reply> } {
   if (!p.ok) {
     const reply = Promise.resolve<Reply>({ ok: false, error: p.error, ...(p.id === undefined ? {} : { id: p.id }) });
     return { applied: reply, reply };
@@ -211,8 +288,10 @@ function answer(line: string, actions: Actions, log: (msg: string) => void, by: 
   } catch (err) {
     step = { applied: Promise.resolve(), result: Promise.reject(err as Error) };
   }
+  // `status` says the protocol version, so a client can refuse a server it does not understand.
+  const version = req.cmd === 'status' ? { protocol: PROTOCOL_VERSION } : {};
   const reply = step.result.then(
-    (r): Reply => (r.ok ? { ...id, ok: true, message: r.message, ...(r.data === undefined ? {} : { data: r.data }) } : { ...id, ok: false, error: r.message }),
+    (r): Reply => (r.ok ? { ...id, ok: true, message: r.message, ...version, ...(r.data === undefined ? {} : { data: r.data }) } : { ...id, ok: false, error: r.message }),
     (err: Error): Reply => {
       log(`control: ${req.cmd} failed: ${err.stack ?? String(err)}`);
       return { ...id, ok: false, error: `internal error: ${err.message}` };
@@ -262,6 +341,7 @@ async function runOther(req: Request, actions: Actions, by: Actor): Promise<Outc
     case 'kill':
       return actions.kill(req.backend, by);
     default:
+      // `watch` never gets here: serveClient turns the connection into a stream.
       throw new Error(`no handler for ${req.cmd}`);
   }
 }

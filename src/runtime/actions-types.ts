@@ -4,7 +4,7 @@
  * with a result an operator can read; none throws.
  */
 import type { BackendId, ProbeResult } from '../core/types.js';
-import type { Snapshot } from './snapshot.js';
+import type { EventView, Snapshot } from './snapshot.js';
 
 /**
  * Who asked: shown in the event log (`drain imap/10.0.0.2:143 by console`).
@@ -49,4 +49,10 @@ export interface Actions {
   reload(by: Actor): Promise<ReloadResult>;
   /** Everything an operator can see; `connLimit` bounds the connection list. */
   snapshot(connLimit?: number): Snapshot;
+  /**
+   * Call `listener` with each event-log entry as it is recorded (what
+   * `snapshot().events` gains); returns the unsubscribe. Optional: an Actions
+   * without it has no event stream (`watch` then streams snapshots only).
+   */
+  onEvent?(listener: (e: EventView) => void): () => void;
 }

@@ -131,6 +131,7 @@ export function createActions(d: ActionDeps): Actions {
       return { ok: true, message: `${b.id}: closed ${n} open connection${n === 1 ? '' : 's'}` };
     },
     reload: (by) => d.reload(by),
+    onEvent: (listener) => events.subscribe(listener),
     snapshot(connLimit = 50): Snapshot {
       const now = Date.now();
       const cfg = runtime.config;

@@ -8,6 +8,7 @@ import type { Runtime } from './store.js';
 export class EventLog {
   #ring: EventView[] = [];
   #cap: number;
+  #listeners = new Set<(e: EventView) => void>();
 
   constructor(cap = 200) {
     this.#cap = cap;
@@ -16,6 +17,27 @@ export class EventLog {
   push(e: EventView): void {
     this.#ring.push(e);
     if (this.#ring.length > this.#cap * 2) this.#ring = this.#ring.slice(-this.#cap);
+    for (const fn of this.#listeners) {
+      // A listener (a control socket watcher) must not break the one pushing:
+      // the runtime's bus, an operator action.
+      try {
+        fn(e);
+      } catch {
+        /* the listener's own problem */
+      }
+    }
+  }
+
+  /** Call `fn` with every event pushed from now on; returns the unsubscribe. */
+  subscribe(fn: (e: EventView) => void): () => void {
+    const own = (e: EventView): void => fn(e); // a fresh identity: subscribing one function twice gives two subscriptions
+    this.#listeners.add(own);
+    return () => this.#listeners.delete(own);
+  }
+
+  /** Subscribers right now (for leak tests). */
+  get subscribers(): number {
+    return this.#listeners.size;
   }
 
   /** Newest last, at most `cap`. */

@@ -8,7 +8,8 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { runCli, startCli } from '../helpers/cli.js';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { BIN, runCli, startCli } from '../helpers/cli.js';
 import { connect, reservePort, greetingVia, listen, namedEcho, readLine, waitFor } from '../helpers/net.js';
 
 async function setup(t: import('node:test').TestContext) {
@@ -106,6 +107,58 @@ test('state file: a drained backend stays drained across a restart', async (t) =
   for (let i = 0; i < 4; i++) assert.equal(await greetingVia(s.port), 'B');
   const snap = JSON.parse((await runCli(['ctl', '-c', s.file, 'status'])).stdout);
   assert.equal(snap.upstreams[0].backends[0].state, 'DRAINING');
+  run.child.kill('SIGTERM');
+  assert.equal(await run.exited, 0);
+});
+
+/** `ctl watch ARGS` as its own process; stdout collected. */
+function spawnWatch(file: string, args: string[]): { child: ChildProcess; out(): string; exited: Promise<number | null> } {
+  const child = spawn(process.execPath, [BIN, 'ctl', '-c', file, 'watch', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  const exited = new Promise<number | null>((r) => child.on('close', (c) => r(c)));
+  return { child, out: () => out, exited };
+}
+
+test('ctl watch (--json and human) shows a drain made by ctl drain from another process', async (t) => {
+  const s = await setup(t);
+  const run = await startCli(['--headless', '-c', s.file], /serving/);
+  t.after(() => run.child.kill('SIGKILL'));
+  const ctl = (...args: string[]) => runCli(['ctl', '-c', s.file, ...args]);
+  await waitFor(() => fs.existsSync(path.join(s.dir, 'tcplb.sock')), { timeoutMs: 3000, what: 'socket' });
+  const json = spawnWatch(s.file, ['--json']);
+  const human = spawnWatch(s.file, []);
+  t.after(() => {
+    json.child.kill('SIGKILL');
+    human.child.kill('SIGKILL');
+  });
+  // Attached once a `check` (an event) shows in both; the watch prints nothing before an event.
+  await waitFor(
+    async () => {
+      if (json.out().includes('check by ctl') && human.out().includes('check by ctl')) return true;
+      await ctl('check', s.idB);
+      return false;
+    },
+    { what: 'both watches attached (a check event shown)', timeoutMs: 8000, intervalMs: 100 },
+  );
+  assert.equal((await ctl('drain', s.idA)).code, 0);
+  await waitFor(() => json.out().includes('drain by ctl') && human.out().includes('drain by ctl'), { what: 'the drain event in both watches', timeoutMs: 3000 });
+  const lines = json
+    .out()
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => JSON.parse(l));
+  assert.ok(lines.every((l) => l.type === 'event'), 'events only, one JSON object a line');
+  assert.ok(
+    lines.some((l) => l.data.kind === 'action' && l.data.backend === s.idA && l.data.text === 'drain by ctl'),
+    json.out(),
+  );
+  assert.ok(lines.some((l) => l.data.kind === 'transition' && l.data.text === 'UP -> DRAINING (operator: drain by ctl)'), json.out());
+  assert.match(human.out(), new RegExp(`^\\d\\d:\\d\\d:\\d\\d ${s.idA.replace(/[./]/g, '\\$&')} drain by ctl$`, 'm'));
+  // Interrupted: exit 0 (SIGTERM and SIGINT end a watch as the way to stop it).
+  json.child.kill('SIGTERM');
+  human.child.kill('SIGINT');
+  assert.deepEqual(await Promise.all([json.exited, human.exited]), [0, 0]);
   run.child.kill('SIGTERM');
   assert.equal(await run.exited, 0);
 });

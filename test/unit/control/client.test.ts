@@ -115,3 +115,30 @@ test('a reply split over many writes is reassembled', async () => {
   assert.equal(JSON.parse(r.out).pad.length, 300_000);
   await f.close();
 });
+
+test('a server of another protocol version is refused with a clear message, exit 1', async () => {
+  const v2 = await fakeServer((line, s) => s.write(`${JSON.stringify({ id: JSON.parse(line).id, ok: true, message: 'x', protocol: 2, data: {} })}\n`));
+  const st = await ctl(['status'], v2.sock);
+  assert.deepEqual([st.code, st.out], [1, '']);
+  assert.match(st.err, /^tcplb at .* speaks control protocol 2; this tcplb-console speaks protocol 1: use the tcplb-console of the running tcplb's release\n$/);
+  const w = await ctl(['watch'], v2.sock);
+  assert.deepEqual([w.code, w.out], [1, '']);
+  assert.match(w.err, /speaks control protocol 2; this tcplb-console speaks protocol 1/);
+  await v2.close();
+  // A tcplb from before versioning: status works as before, watch says what is wrong.
+  const old = await fakeServer((line, s) => {
+    const req = JSON.parse(line) as { cmd: string; id: number };
+    s.write(`${JSON.stringify(req.cmd === 'watch' ? { id: req.id, ok: false, error: 'unknown cmd "watch" (one of status, drain)' } : { id: req.id, ok: true, message: 'status', data: { pid: 1 } })}\n`);
+  });
+  assert.equal((await ctl(['status'], old.sock)).code, 0);
+  const ow = await ctl(['watch', '--json'], old.sock);
+  assert.equal(ow.code, 1);
+  assert.match(ow.err, /does not support watch \(an older tcplb\)/);
+  await old.close();
+});
+
+test('ctl watch: usage errors exit 2', async () => {
+  const r = await ctl(['watch', '--jsn'], '/nonexistent/tcplb.sock');
+  assert.equal(r.code, 2);
+  assert.match(r.err, /"watch" takes only --json \(got "--jsn"\)/);
+});

@@ -4,7 +4,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import type { Actions, ActionResult, Actor, ReloadResult } from '../../../src/runtime/actions-types.js';
-import type { Snapshot } from '../../../src/runtime/snapshot.js';
+import type { EventView, Snapshot } from '../../../src/runtime/snapshot.js';
 import type { ProbeResult } from '../../../src/core/types.js';
 
 export const KNOWN = 'imap/10.0.0.2:143';
@@ -30,6 +30,12 @@ export interface FakeActions extends Actions {
   checkDelay: number;
   probe: ProbeResult;
   reloadResult: ReloadResult;
+  /** What snapshot() returns (default SNAPSHOT). */
+  snap: Snapshot;
+  /** Record an event: every onEvent listener gets it. */
+  emit(e: EventView): void;
+  /** onEvent listeners subscribed now. */
+  listeners: Set<(e: EventView) => void>;
 }
 
 /** Every backend command succeeds for KNOWN and fails like the runtime for anything else. */
@@ -42,8 +48,19 @@ export function fakeActions(): FakeActions {
       calls.push(`${verb} ${id} ${by}`);
       return id === KNOWN ? { ok: true, message: `${id} ${text}` } : unknown(id);
     };
+  const listeners = new Set<(e: EventView) => void>();
   const fake: FakeActions = {
     calls,
+    listeners,
+    snap: SNAPSHOT,
+    emit(e) {
+      for (const fn of listeners) fn(e);
+    },
+    onEvent(fn) {
+      const own = (e: EventView): void => fn(e);
+      listeners.add(own);
+      return () => listeners.delete(own);
+    },
     checkDelay: 0,
     probe: PROBE,
     reloadResult: { ok: true, message: 'reloaded config.json5: 2 changes', changes: ['+listener smtps 0.0.0.0:465', '-backend imap/10.0.0.3:143'] },
@@ -63,7 +80,7 @@ export function fakeActions(): FakeActions {
     },
     snapshot() {
       calls.push('snapshot');
-      return SNAPSHOT;
+      return fake.snap;
     },
   };
   return fake;

@@ -46,3 +46,11 @@ test('LineSplitter overflows on a long line, complete or not, and stays overflow
   assert.equal(b.push(Buffer.from('67890')), 'overflow');
   assert.equal(encodeLine({ ok: false, error: 'x' }), '{"ok":false,"error":"x"}\n');
 });
+
+test('watch requests: fields checked, interval clamped to 100 ms..60 s', async () => {
+  const { clampInterval } = await import('../../../src/control/protocol.js');
+  assert.deepEqual(parseRequest('{"cmd":"watch"}'), { ok: true, req: { cmd: 'watch' } });
+  assert.deepEqual(parseRequest('{"cmd":"watch","interval":250,"events":false,"id":3}'), { ok: true, req: { cmd: 'watch', id: 3, interval: 250, events: false } });
+  assert.match((parseRequest('{"cmd":"watch","snapshots":1}') as { error: string }).error, /"snapshots" must be true or false/);
+  assert.deepEqual([clampInterval(undefined), clampInterval(0), clampInterval(-5), clampInterval(250.4), clampInterval(1e12)], [1000, 100, 100, 250, 60_000]);
+});

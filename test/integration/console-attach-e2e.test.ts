@@ -36,7 +36,7 @@ function childrenOf(pid: number): number[] {
   return out;
 }
 
-async function waitScreen(win: string, re: RegExp, what: string, ms = 8000): Promise<string> {
+async function waitScreen(win: string, re: RegExp, what: string, ms = 10_000): Promise<string> {
   let last = '';
   try {
     await waitFor(() => re.test((last = screen(win))), { timeoutMs: ms, what: `${win}: ${what}` });
@@ -102,7 +102,8 @@ test('attached consoles in tmux: d drains, q detaches (tcplb serves on), a secon
   proxy.stderr.on('data', (d) => (log += d));
   t.after(() => killed(proxy.pid!));
   await waitFor(() => /serving/.test(log), { what: 'the headless tcplb serving', timeoutMs: 8000 });
-  const rowA = (state: string): RegExp => new RegExp(`127\\.0\\.0\\.1:${a.port}\\s+${state}`);
+  // A table row (`› 127.0.0.1:P  UP`), not an event line (`… u/127.0.0.1:P UP -> DRAINING`).
+  const rowA = (state: string): RegExp => new RegExp(`^[› ] 127\\.0\\.0\\.1:${a.port}\\s+${state}`, 'm');
 
   // A plain start on a terminal finds the config's control socket answering: it attaches.
   await openConsole(t, 'c1', ['-c', file]);
@@ -126,7 +127,7 @@ test('attached consoles in tmux: d drains, q detaches (tcplb serves on), a secon
   assert.equal(await readLine(open), 'still relaying');
 
   tmux('send-keys', '-t', 'c1', 'q');
-  await waitScreen('c1', new RegExp(`detached; tcplb \\(pid ${proxy.pid}\\) goes on serving[\\s\\S]*EXITED 0`), 'detached at once, exit 0', 4000);
+  await waitScreen('c1', new RegExp(`detached; tcplb \\(pid ${proxy.pid}\\) goes on serving[\\s\\S]*EXITED 0`), 'detached at once, exit 0');
   assert.equal(proxy.exitCode, null, 'the proxy still runs');
   assert.equal(await greetingVia(port), 'B', 'the proxy still serves');
   open.write('after detach\n');

@@ -17,6 +17,7 @@ import { ERR_IMPORT, ERR_STARTUP, ERR_USAGE, isLbError } from '../core/errors.js
 import { watchConfig } from './watch.js';
 import { createLogger, type Level } from '../log/logger.js';
 import type { ConsoleHandle } from '../console/run.js';
+import { chooseRun, instanceAnswers, runAttached } from './attach.js';
 
 /**
  * Load Ink only when the console runs. Ink reads CI/CONTINUOUS_INTEGRATION
@@ -152,6 +153,23 @@ async function run(config: Config, label: string, useConsole: boolean): Promise<
   });
 }
 
+/** The control socket of a config file, or undefined (said on stderr) when it cannot be read or sets none. */
+async function socketOf(file: string): Promise<string | undefined> {
+  const config = await load(file);
+  if (config === undefined) return undefined;
+  if (config.control.socket === null) {
+    process.stderr.write(`tcplb: ${file} sets no control.socket; add control: { socket: "tcplb.sock" } or pass --socket PATH\n`);
+    return undefined;
+  }
+  return config.control.socket;
+}
+
+/** The console attached to the tcplb at `socket` (`q` detaches; the proxy runs on). */
+async function attach(socket: string): Promise<number> {
+  const { runConsole } = await openConsole();
+  return runAttached(socket, runConsole, { version: version() });
+}
+
 async function main(cmd: Command): Promise<number> {
   switch (cmd.kind) {
     case 'help':
@@ -176,8 +194,16 @@ async function main(cmd: Command): Promise<number> {
       return 0;
     }
     case 'run': {
+      // `--socket PATH` names a running instance to attach to; the config is only read when none answers there.
+      if (cmd.socket !== undefined && (await chooseRun({ console: wantConsole(cmd.headless), socket: cmd.socket, answers: instanceAnswers })) === 'attach') {
+        return attach(cmd.socket);
+      }
       const config = await load(cmd.config);
       if (config === undefined) return 1;
+      // A tcplb already serves this config (under systemd, say): attach to it rather than start a second one.
+      if (cmd.socket === undefined && (await chooseRun({ console: wantConsole(cmd.headless), socket: config.control.socket, answers: instanceAnswers })) === 'attach') {
+        return attach(config.control.socket!);
+      }
       return run(config, path.relative(process.cwd(), config.file) || config.file, wantConsole(cmd.headless));
     }
     case 'demo': {
@@ -214,19 +240,18 @@ async function main(cmd: Command): Promise<number> {
         throw err;
       }
     }
+    case 'attach': {
+      if (!wantConsole(false)) {
+        process.stderr.write('tcplb: attach needs a terminal (without one: ctl status, ctl watch)\n');
+        return 1;
+      }
+      const socket = cmd.socket ?? (await socketOf(cmd.config));
+      return socket === undefined ? 1 : attach(socket);
+    }
     case 'ctl': {
       const { runCtl } = await import('../control/client.js');
-      let socket = cmd.socket;
-      if (socket === undefined) {
-        const config = await load(cmd.config);
-        if (config === undefined) return 1;
-        if (config.control.socket === null) {
-          process.stderr.write(`tcplb: ${cmd.config} sets no control.socket; add control: { socket: "tcplb.sock" } or pass --socket PATH\n`);
-          return 1;
-        }
-        socket = config.control.socket;
-      }
-      return runCtl(cmd.args, socket);
+      const socket = cmd.socket ?? (await socketOf(cmd.config));
+      return socket === undefined ? 1 : runCtl(cmd.args, socket);
     }
   }
 }

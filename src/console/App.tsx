@@ -5,7 +5,7 @@
  */
 import { Box } from 'ink';
 import { useMemo, useRef } from 'react';
-import type { Actions } from '../runtime/actions-types.js';
+import type { ConsoleSource } from '../runtime/console-source.js';
 import { BackendTables } from './components/BackendTables.js';
 import { BottomPanel } from './components/BottomPanel.js';
 import { Header } from './components/Header.js';
@@ -22,8 +22,8 @@ import { filterUpstreams, tableRows } from './view.js';
 /** Props of {@link App}. */
 export interface AppProps {
   /** The runtime's operator actions and snapshots. */
-  readonly actions: Actions;
-  /** Called once the operator confirmed quitting; the caller shuts the proxy down and unmounts. */
+  readonly actions: ConsoleSource;
+  /** Called once the operator confirmed quitting (attached: on `q` at once); the caller shuts the proxy down (attached: detaches) and unmounts. */
   readonly onQuit: () => void;
   /** Shown in the header instead of `snapshot.version`. */
   readonly version?: string;
@@ -53,6 +53,9 @@ export function App({ actions, onQuit, version, intervalMs = 500, connLimit = 20
   const selectedId = effectiveSelection(ui.selected, ids);
   const selected = backends.find((b) => b.id === selectedId);
 
+  // Attached: the link's state, read at each frame (frames follow the poll timer).
+  const attach = actions.attachment?.link();
+
   useConsoleKeys({ actions, latest, refresh, mode: ui.mode.kind, get, dispatch, onQuit });
 
   const h = computeHeights(termRows, rows.length === 0 ? 2 : rows.length + 1);
@@ -60,9 +63,9 @@ export function App({ actions, onQuit, version, intervalMs = 500, connLimit = 20
   const emptyText = ui.filter === '' ? 'no backends configured' : `no backend matches "${ui.filter}" (/ then Esc clears)`;
   return (
     <Box flexDirection="column" width={width}>
-      <Header snapshot={snapshot} width={width} version={version} firstLoadedAt={firstLoadedAt} height={h.header} />
+      <Header snapshot={snapshot} width={width} version={version} firstLoadedAt={firstLoadedAt} height={h.header} attach={attach} />
       {ui.mode.kind === 'help' ? (
-        <HelpOverlay width={width} height={h.table + h.panel} />
+        <HelpOverlay width={width} height={h.table + h.panel} attached={attach !== undefined} />
       ) : (
         <>
           <BackendTables rows={rows} width={width} height={h.table} selected={selectedId} checking={ui.checking} emptyText={emptyText} />
@@ -70,7 +73,7 @@ export function App({ actions, onQuit, version, intervalMs = 500, connLimit = 20
         </>
       )}
       {h.footer > 0 ? <StatusLine mode={ui.mode} status={status} selected={selected} width={width} /> : null}
-      {h.footer > 1 ? <Footer width={width} filter={ui.filter} /> : null}
+      {h.footer > 1 ? <Footer width={width} filter={ui.filter} attached={attach !== undefined} /> : null}
     </Box>
   );
 }

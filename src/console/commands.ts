@@ -5,8 +5,9 @@
  * context, so it is testable without rendering.
  */
 import type { Key } from 'ink';
-import type { ActionResult, Actions, AdminResult } from '../runtime/actions-types.js';
+import type { ActionResult, AdminResult } from '../runtime/actions-types.js';
 import { notPersisted } from '../runtime/actions.js';
+import type { ConsoleSource } from '../runtime/console-source.js';
 import type { BackendView, Snapshot } from '../runtime/snapshot.js';
 import { confirmAnswer, filterCommand, firstKey, helpCommand, isOneKey, normalCommand, type Command, type KeyLike } from './keymap.js';
 import { effectiveSelection, type UiAction, type UiState } from './reducer.js';
@@ -14,7 +15,8 @@ import { visibleBackends } from './view.js';
 
 /** What key handling needs: newest state getters, the store's dispatch and the outside world. */
 export interface KeyContext {
-  readonly actions: Actions;
+  /** In-process actions, or the remote source of an attached console. */
+  readonly actions: ConsoleSource;
   /** The newest snapshot. */
   readonly latest: () => Snapshot;
   /** The newest UI state. */
@@ -22,6 +24,7 @@ export interface KeyContext {
   readonly dispatch: (action: UiAction) => void;
   /** Take a fresh snapshot (after an action, so its effect shows at once). */
   readonly refresh: () => void;
+  /** Quit (in-process: after the operator confirmed; attached: detach at once). */
   readonly onQuit: () => void;
   /** False once unmounted: late results of async actions are dropped. */
   readonly alive: () => boolean;
@@ -41,14 +44,24 @@ function info(ctx: KeyContext, text: string): void {
   ctx.dispatch({ type: 'status', status: { text, tone: 'info' } });
 }
 
-/** Actions never throw by contract; if one does anyway, the operator sees why and the proxy keeps running. */
-function runSync(ctx: KeyContext, f: () => ActionResult): void {
-  let r: ActionResult;
+/** A promise (a remote source's answer) rather than a result given at once. */
+function isPromise<T>(v: T | Promise<T>): v is Promise<T> {
+  return typeof (v as { then?: unknown } | undefined)?.then === 'function';
+}
+
+/**
+ * Actions never throw by contract; if one does anyway, the operator sees why
+ * and the proxy keeps running. An in-process result is reported at once; a
+ * remote one when its reply arrives.
+ */
+function runSync(ctx: KeyContext, f: () => ActionResult | Promise<ActionResult>): void {
+  let r: ActionResult | Promise<ActionResult>;
   try {
     r = f();
   } catch (err) {
     r = failure(err);
   }
+  if (isPromise(r)) return runAsync(ctx, () => r as Promise<ActionResult>);
   report(ctx, r);
 }
 
@@ -57,12 +70,19 @@ function runSync(ctx: KeyContext, f: () => ActionResult): void {
  * it, that failure, led by what matters so a narrow status line keeps it (the
  * event log has the whole line too).
  */
-function runAdmin(ctx: KeyContext, id: string, f: () => AdminResult): void {
-  let r: AdminResult;
+function runAdmin(ctx: KeyContext, id: string, f: () => AdminResult | Promise<AdminResult>): void {
+  let r: AdminResult | Promise<AdminResult>;
   try {
     r = f();
   } catch (err) {
     r = failure(err);
+  }
+  if (isPromise(r)) {
+    void r.then(
+      (res) => runAdmin(ctx, id, () => res),
+      (err: unknown) => report(ctx, failure(err)),
+    );
+    return;
   }
   report(ctx, r);
   void r.persisted?.then((error) => {
@@ -91,7 +111,9 @@ export function currentSelection(ctx: Pick<KeyContext, 'latest' | 'get'>): { ids
   return { ids, selected: visible.find((b) => b.id === id) };
 }
 
+/** In-process, quitting stops the proxy: ask first. Attached, it only detaches: at once. */
 function askQuit(ctx: KeyContext): void {
+  if (ctx.actions.attachment !== undefined) return ctx.onQuit();
   ctx.dispatch({ type: 'ask', confirm: { kind: 'quit', count: ctx.latest().totals.active } });
 }
 

@@ -191,3 +191,12 @@ export const KEY_HELP: readonly KeyHelp[] = [
   { keys: 's', short: 'sort', long: 'sort connections by age or bytes', rank: 12 },
   { keys: 'PgUp/PgDn', short: 'scroll', long: 'scroll the bottom panel', rank: 13 },
 ];
+
+/**
+ * The key list of a console attached to a tcplb elsewhere: the same keys, but
+ * `q` only detaches (stopping that proxy is `systemctl stop` or SIGTERM).
+ */
+export function keyHelp(attached: boolean): readonly KeyHelp[] {
+  if (!attached) return KEY_HELP;
+  return KEY_HELP.map((k) => (k.keys === 'q' ? { ...k, short: 'detach', long: 'detach at once: tcplb goes on serving (also Ctrl-C)' } : k));
+}

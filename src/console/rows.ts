@@ -4,6 +4,7 @@
  * without rendering.
  */
 import type { SessionInfo } from '../core/dataplane.js';
+import type { AttachLink } from '../runtime/console-source.js';
 import type { BackendView, ConfigView, EventView, Snapshot, UpstreamView } from '../runtime/snapshot.js';
 import {
   certCell,
@@ -27,6 +28,31 @@ import { MARKER_WIDTH, type Column } from './layout.js';
 /** Header line 1: `tcplb 0.1.0 · engine js · pid 4242`, the clock at the right. */
 export function titleLine(s: Snapshot, width: number, version?: string): Segment[] {
   const left = `tcplb ${version ?? s.version} · engine ${s.engine} · pid ${s.pid}`;
+  const clock = formatClock(s.time);
+  const gap = width - textWidth(left) - clock.length;
+  if (gap < 1) return fitSegments([{ text: left, bold: true }], width);
+  return fitSegments([{ text: left, bold: true }, { text: ' '.repeat(gap) }, { text: clock, dim: true }], width);
+}
+
+/** `12:00` (today) or `2024-05-01 12:00` for a start time. */
+function startedText(epochMs: number, now: number): string {
+  const d = new Date(epochMs);
+  const two = (n: number): string => String(n).padStart(2, '0');
+  const hm = `${two(d.getHours())}:${two(d.getMinutes())}`;
+  return new Date(now).toDateString() === d.toDateString() ? hm : `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())} ${hm}`;
+}
+
+/**
+ * Header line 1 of an attached console: `attached to pid 4242 · started
+ * 12:00 · config /etc/tcplb/config.json5`, the clock at the right; while the
+ * link is down, in red, that it is lost and retried (the tables below keep
+ * the last data seen).
+ */
+export function attachLine(link: AttachLink, s: Snapshot, width: number): Segment[] {
+  if (link.lost !== undefined) {
+    return fitSegments([{ text: `connection to tcplb lost: ${link.lost} — retrying ${link.socket}`, color: 'red', bold: true }], width);
+  }
+  const left = `attached to pid ${link.pid} · started ${startedText(link.started, s.time)} · config ${link.config}`;
   const clock = formatClock(s.time);
   const gap = width - textWidth(left) - clock.length;
   if (gap < 1) return fitSegments([{ text: left, bold: true }], width);

@@ -4,7 +4,7 @@
  * the console, which asks first, like `q`.
  */
 import { render } from 'ink';
-import type { Actions } from '../runtime/actions-types.js';
+import type { ConsoleSource } from '../runtime/console-source.js';
 import { App } from './App.js';
 
 /** Options of {@link runConsole}. */
@@ -29,7 +29,7 @@ export interface ConsoleHandle {
 }
 
 /** Render the console on stdout/stdin with Ctrl-C handled by the app and console.* left alone (the logger owns it). */
-export function runConsole(actions: Actions, opts: RunConsoleOptions): ConsoleHandle {
+export function runConsole(actions: ConsoleSource, opts: RunConsoleOptions): ConsoleHandle {
   const instance = render(
     <App actions={actions} onQuit={opts.onQuit} {...(opts.version !== undefined ? { version: opts.version } : {})} {...(opts.intervalMs !== undefined ? { intervalMs: opts.intervalMs } : {})} />,
     {

@@ -94,7 +94,7 @@ export async function runCtl(
  * reply without a version comes from a tcplb older than versioning: fine for
  * the one-shot commands (unchanged since), not for `watch` (it did not exist).
  */
-function incompatible(reply: Reply, socketPath: string, required: boolean): string | undefined {
+export function incompatible(reply: Reply, socketPath: string, required: boolean): string | undefined {
   const v = reply.ok ? reply.protocol : undefined;
   if (v === PROTOCOL_VERSION || (v === undefined && !required)) return undefined;
   const theirs = v === undefined ? 'no protocol version (an older tcplb)' : `control protocol ${String(v)}`;

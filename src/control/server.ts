@@ -11,8 +11,8 @@ import nodePath from 'node:path';
 import type { ActionResult, Actions, Actor } from '../runtime/actions-types.js';
 import type { Snapshot } from '../runtime/snapshot.js';
 import { settleAdmin } from '../runtime/actions.js';
-import { clampInterval, encodeLine, LineSplitter, MAX_LINE_BYTES, MAX_SOCKET_PATH_BYTES, parseRequest, PROTOCOL_VERSION, type Reply, type Request, type WatchRequest } from './protocol.js';
 import { peerActor, type PeerLookup } from './peer.js';
+import { clampInterval, encodeLine, LineSplitter, MAX_LINE_BYTES, MAX_SOCKET_PATH_BYTES, parseRequest, PROTOCOL_VERSION, type Reply, type Request, type WatchRequest } from './protocol.js';
 import { WATCH_LIMITS, Watcher, type WatchLimits } from './watch.js';
 
 /** A running control server. */
@@ -30,6 +30,18 @@ const STARTED = Math.round(performance.timeOrigin);
 /** A client with nothing in flight is dropped after this long without traffic. */
 const IDLE_MS = 5 * 60_000;
 
+/** How the server names who sent a request. */
+export interface ControlServerOptions {
+  /**
+   * The addon's SO_PEERCRED lookup: clients are `ctl (user NAME, pid N)`.
+   * null: no lookup on this machine, every client is `ctl (peer unknown)`.
+   * Absent: peers are not named, every client is plain `ctl`.
+   */
+  readonly peerCredentials?: PeerLookup | null;
+  /** Bounds on each `watch` subscriber (watch.ts); default WATCH_LIMITS. */
+  readonly limits?: Partial<WatchLimits>;
+}
+
 /**
  * Listen on the Unix socket `path` and serve operator commands through
  * `actions`, as actor `ctl (user NAME, pid N)` from the kernel's record of the
@@ -40,18 +52,6 @@ const IDLE_MS = 5 * 60_000;
  * (a crashed tcplb's leftover). A live socket rejects with `control socket
  * PATH is in use by another tcplb`; a non-socket rejects and is left alone.
  */
-/** How the server names who sent a request, and the watch stream's bounds. */
-export interface ControlServerOptions {
-  /**
-   * The addon's SO_PEERCRED lookup: clients are `ctl (user NAME, pid N)`.
-   * null: no lookup on this machine, every client is `ctl (peer unknown)`.
-   * Absent: peers are not named, every client is plain `ctl`.
-   */
-  readonly peerCredentials?: PeerLookup | null;
-  /** Overrides of WATCH_LIMITS (tests). */
-  readonly limits?: Partial<WatchLimits>;
-}
-
 export async function startControlServer(path: string, actions: Actions, log: (msg: string) => void, opts: ControlServerOptions = {}): Promise<ControlServer> {
   if (Buffer.byteLength(path) > MAX_SOCKET_PATH_BYTES) {
     throw new Error(`control socket path is too long (${Buffer.byteLength(path)} bytes, at most ${MAX_SOCKET_PATH_BYTES}): ${path}`);

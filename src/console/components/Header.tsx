@@ -1,8 +1,9 @@
 /** The three header lines: identity, config watch state, totals and listeners. */
 import { Box } from 'ink';
 import { memo } from 'react';
+import type { AttachLink } from '../../runtime/console-source.js';
 import type { Snapshot } from '../../runtime/snapshot.js';
-import { configLine, titleLine, totalsLine } from '../rows.js';
+import { attachLine, configLine, titleLine, totalsLine } from '../rows.js';
 import { Line } from './Line.js';
 
 /** Props of {@link Header}. */
@@ -15,11 +16,13 @@ export interface HeaderProps {
   readonly firstLoadedAt: number;
   /** 1 to 3: lines available. */
   readonly height: number;
+  /** Attached to a tcplb elsewhere: line 1 says to which (or that the link is lost). */
+  readonly attach?: AttachLink | undefined;
 }
 
-/** Header: `tcplb VERSION · engine js · pid N`, the config line (red when a reload was refused), totals. */
-export const Header = memo(function Header({ snapshot, width, version, firstLoadedAt, height }: HeaderProps) {
-  const lines = [titleLine(snapshot, width, version), configLine(snapshot.config, width, firstLoadedAt), totalsLine(snapshot, width)];
+/** Header: `tcplb VERSION · engine js · pid N` (attached: `attached to pid N · started … · config …`), the config line (red when a reload was refused), totals. */
+export const Header = memo(function Header({ snapshot, width, version, firstLoadedAt, height, attach }: HeaderProps) {
+  const lines = [attach === undefined ? titleLine(snapshot, width, version) : attachLine(attach, snapshot, width), configLine(snapshot.config, width, firstLoadedAt), totalsLine(snapshot, width)];
   return (
     <Box flexDirection="column">
       {lines.slice(0, height).map((segs, i) => (

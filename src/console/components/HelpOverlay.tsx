@@ -2,11 +2,12 @@
 import { Box } from 'ink';
 import { memo } from 'react';
 import { fitSegments, pad, type Segment } from '../format.js';
-import { KEY_HELP } from '../keymap.js';
+import { keyHelp } from '../keymap.js';
 import { Blank, Line } from './Line.js';
 
 /** The overlay's lines for a width (pure, for tests). */
-export function helpLines(width: number): Segment[][] {
+export function helpLines(width: number, attached = false): Segment[][] {
+  const KEY_HELP = keyHelp(attached);
   const keyW = Math.max(...KEY_HELP.map((k) => k.keys.length));
   return [
     fitSegments([{ text: 'Keys', bold: true }, { text: '   Esc or ? closes this help', dim: true }], width),
@@ -20,11 +21,13 @@ export interface HelpOverlayProps {
   readonly width: number;
   /** Exactly this many lines are drawn (cut if the terminal is short). */
   readonly height: number;
+  /** Attached console: `q` detaches. */
+  readonly attached?: boolean;
 }
 
 /** The help overlay. */
-export const HelpOverlay = memo(function HelpOverlay({ width, height }: HelpOverlayProps) {
-  const lines = helpLines(width).slice(0, Math.max(0, height));
+export const HelpOverlay = memo(function HelpOverlay({ width, height, attached = false }: HelpOverlayProps) {
+  const lines = helpLines(width, attached).slice(0, Math.max(0, height));
   return (
     <Box flexDirection="column">
       {lines.map((segs, i) => (

@@ -5,7 +5,7 @@
 import { memo } from 'react';
 import type { BackendView } from '../../runtime/snapshot.js';
 import { fitSegments, formatClock, stateColor, textWidth, type Segment } from '../format.js';
-import { KEY_HELP } from '../keymap.js';
+import { keyHelp } from '../keymap.js';
 import type { Mode, Status } from '../reducer.js';
 import { Line } from './Line.js';
 
@@ -39,7 +39,8 @@ export function statusSegments(mode: Mode, status: Status | undefined, selected:
 }
 
 /** Footer segments: the most needed key-help items that fit whole, after the applied filter (if any). */
-export function footerSegments(width: number, filter: string): Segment[] {
+export function footerSegments(width: number, filter: string, attached = false): Segment[] {
+  const KEY_HELP = keyHelp(attached);
   const head = filter === '' ? [] : fitSegments([{ text: `filter "${filter}"`, color: 'yellow' }, { text: ' │ ', dim: true }], Math.min(width, 30));
   const room = width - head.reduce((n, s) => n + textWidth(s.text), 0);
   // Take items by rank while they fit, then print them in their usual order.
@@ -72,6 +73,6 @@ export function StatusLine({ mode, status, selected, width }: StatusLineProps) {
 }
 
 /** The key-help footer; changes only with width or filter. */
-export const Footer = memo(function Footer({ width, filter }: { readonly width: number; readonly filter: string }) {
-  return <Line segments={footerSegments(width, filter)} />;
+export const Footer = memo(function Footer({ width, filter, attached = false }: { readonly width: number; readonly filter: string; readonly attached?: boolean }) {
+  return <Line segments={footerSegments(width, filter, attached)} />;
 });

@@ -4,7 +4,7 @@
  * and the console redraws at most 1000/intervalMs times a second.
  */
 import { useCallback, useEffect, useRef, useState } from 'react';
-import type { Actions } from '../../runtime/actions-types.js';
+import type { ConsoleSource } from '../../runtime/console-source.js';
 import type { Snapshot } from '../../runtime/snapshot.js';
 
 /** What `useSnapshot` returns. */
@@ -24,7 +24,7 @@ export interface UseSnapshotReturn {
  * @param intervalMs poll period; @default 250
  * @param connLimit how many open connections to list; @default 200
  */
-export function useSnapshot(actions: Actions, intervalMs = 250, connLimit = 200): UseSnapshotReturn {
+export function useSnapshot(actions: ConsoleSource, intervalMs = 250, connLimit = 200): UseSnapshotReturn {
   const [state, setState] = useState<{ snapshot: Snapshot; error: string | undefined }>(() => ({
     snapshot: actions.snapshot(connLimit),
     error: undefined,

@@ -1,0 +1,75 @@
+/**
+ * Attaching the console to a running tcplb: whether plain `tcplb-console`
+ * should attach rather than start a second proxy, and the attached console's
+ * life (mount on the terminal, `q` detaches, the proxy runs on).
+ */
+import { request } from '../control/client.js';
+import { attachRemote } from '../control/remote.js';
+import type { ConsoleHandle, RunConsoleOptions } from '../console/run.js';
+import type { ConsoleSource } from '../runtime/console-source.js';
+
+/** How long a plain start waits for a control socket's `status` before starting a proxy instead. */
+export const LIVE_PROBE_MS = 1500;
+
+/**
+ * Does a tcplb answer on `socket`? Live means the connect succeeds and
+ * `status` is answered: a leftover socket file of a crashed tcplb is not.
+ */
+export async function instanceAnswers(socket: string, timeoutMs = LIVE_PROBE_MS): Promise<boolean> {
+  try {
+    return (await request(socket, { cmd: 'status' }, timeoutMs)).ok;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Plain `tcplb-console` (run): attach when the console would run (a terminal,
+ * not --headless) and the control socket answers; otherwise start the proxy.
+ * `--headless` never attaches: a supervisor starting a second copy must get
+ * the "socket in use" failure, not a console.
+ */
+export async function chooseRun(o: { console: boolean; socket: string | null | undefined; answers: (socket: string) => Promise<boolean> }): Promise<'attach' | 'run'> {
+  if (!o.console || o.socket === null || o.socket === undefined) return 'run';
+  return (await o.answers(o.socket)) ? 'attach' : 'run';
+}
+
+type Mount = (source: ConsoleSource, opts: RunConsoleOptions) => ConsoleHandle;
+
+/**
+ * Attach the console to the tcplb at `socket` until the operator detaches
+ * (`q`, Ctrl-C), SIGTERM/SIGINT/SIGHUP arrive, or the terminal goes away.
+ * Resolves with the exit code: 0 after a detach, 1 when the instance cannot
+ * be attached to (unreachable, another protocol version), said on `err`.
+ */
+export async function runAttached(socket: string, mount: Mount, opts: { version: string; out?: NodeJS.WritableStream; err?: NodeJS.WritableStream }): Promise<number> {
+  const out = opts.out ?? process.stdout;
+  const err = opts.err ?? process.stderr;
+  let source;
+  try {
+    source = await attachRemote(socket);
+  } catch (e) {
+    err.write(`tcplb: ${(e as Error).message}\n`);
+    return 1;
+  }
+  const pid = source.attachment.link().pid;
+  return new Promise<number>((resolve) => {
+    let ui: ConsoleHandle | undefined;
+    let detached = false;
+    const detach = (): void => {
+      if (detached) return;
+      detached = true;
+      source.attachment.close();
+      ui?.unmount();
+      ui = undefined;
+      for (const [sig, fn] of handlers) process.off(sig, fn);
+      out.write(`detached; tcplb (pid ${pid}) goes on serving\n`);
+      resolve(0);
+    };
+    // A signal to the console is for the console: the proxy is another process.
+    const handlers: [NodeJS.Signals, () => void][] = (['SIGTERM', 'SIGINT', 'SIGHUP'] as const).map((s) => [s, detach]);
+    for (const [sig, fn] of handlers) process.on(sig, fn);
+    process.stdout.once('error', detach);
+    ui = mount(source, { version: opts.version, intervalMs: 500, onQuit: detach });
+  });
+}

@@ -8,26 +8,11 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { test } from 'node:test';
 import { reservePort } from '../helpers/net.js';
-import { cpuSeconds, fdCount, listenOn, lo, sleep, startProxy, tmpDir, writeConfig } from './helpers.js';
+import { cpuSeconds, fdCount, greeted, listenOn, lo, sleep, startProxy, tmpDir, writeConfig } from './helpers.js';
 
 const HOST = lo(61);
 const CLIENTS = 150;
 
-/** Connect, wait for the greeting line; resolves true when greeted within `ms`. */
-function greeted(port: number, ms: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect({ port, host: HOST });
-    const t = setTimeout(() => finish(false), ms);
-    function finish(ok: boolean): void {
-      clearTimeout(t);
-      s.destroy();
-      resolve(ok);
-    }
-    s.once('data', (d: Buffer) => finish(d.toString().startsWith('hello')));
-    s.once('error', () => finish(false));
-    s.once('close', () => finish(false));
-  });
-}
 
 test(`EMFILE: proxy under ulimit -n 100, ${CLIENTS} clients: no crash, rate-limited error lines, recovery within 2 s`, { timeout: 60_000 }, async (t) => {
   const be = await listenOn(HOST, (s) => {
@@ -49,7 +34,7 @@ test(`EMFILE: proxy under ulimit -n 100, ${CLIENTS} clients: no crash, rate-limi
   t.after(() => px.kill());
   const limits = await import('node:fs').then((fs) => fs.readFileSync(`/proc/${px.pid}/limits`, 'utf8'));
   assert.match(limits, /Max open files\s+100\s+100/, 'the proxy does not run under ulimit -n 100');
-  assert.equal(await greeted(port, 2000), true, 'not served before the overload');
+  assert.equal(await greeted(port, HOST, 2000), true, 'not served before the overload');
   const errLinesBefore = px.stderr().split('\n').length;
 
   // 150 clients at once, held open.
@@ -79,7 +64,7 @@ test(`EMFILE: proxy under ulimit -n 100, ${CLIENTS} clients: no crash, rate-limi
   // A new client must be served within 2 s of the crowd leaving.
   let recoveredMs = -1;
   while (Date.now() - closedAt < 2000) {
-    if (await greeted(port, Math.max(50, 2000 - (Date.now() - closedAt)))) {
+    if (await greeted(port, HOST, Math.max(50, 2000 - (Date.now() - closedAt)))) {
       recoveredMs = Date.now() - closedAt;
       break;
     }

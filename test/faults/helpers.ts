@@ -496,6 +496,22 @@ export function startClients(host: string, port: number, count: number, local: s
 
 /* ------------------------------------------------------------- sockets */
 
+/** Connect to host:port and wait for a greeting starting with `hello`; true when greeted within `ms`. */
+export function greeted(port: number, host: string, ms: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect({ port, host });
+    const t = setTimeout(() => finish(false), ms);
+    function finish(ok: boolean): void {
+      clearTimeout(t);
+      s.destroy();
+      resolve(ok);
+    }
+    s.once('data', (d: Buffer) => finish(d.toString().startsWith('hello')));
+    s.once('error', () => finish(false));
+    s.once('close', () => finish(false));
+  });
+}
+
 /** Connect from `localAddress`; resolves with the socket once connected (rejects on error). */
 export function dial(port: number, host: string, localAddress?: string, timeoutMs = 5000): Promise<net.Socket> {
   return new Promise((resolve, reject) => {

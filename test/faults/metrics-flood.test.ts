@@ -15,7 +15,7 @@ import { test } from 'node:test';
 import { METRICS_BOUNDS } from '../../src/metrics/server.js';
 import { reservePort } from '../helpers/net.js';
 import { waitFor, waitUntil } from '../helpers/wait.js';
-import { deadline, dial, fdCount, lo, startBackend, startProxy, tmpDir, watchEnd, writeConfig } from './helpers.js';
+import { deadline, dial, fdCount, greeted, lo, startBackend, startProxy, tmpDir, watchEnd, writeConfig } from './helpers.js';
 
 const HOST = lo(54);
 const FLOOD_FROM = lo(55);
@@ -26,21 +26,6 @@ const CLIENTS = 40;
 /** Node checks the header timeout every checkIntervalMs: a connection lives at most that much longer. */
 const CUT_BOUND_MS = METRICS_BOUNDS.headersTimeoutMs + METRICS_BOUNDS.checkIntervalMs + 1000;
 
-/** Connect through the proxy and wait for the backend's greeting; true when greeted within `ms`. */
-function greeted(port: number, ms: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect({ port, host: HOST });
-    const t = setTimeout(() => finish(false), ms);
-    function finish(ok: boolean): void {
-      clearTimeout(t);
-      s.destroy();
-      resolve(ok);
-    }
-    s.once('data', (d: Buffer) => finish(d.toString().startsWith('hello')));
-    s.once('error', () => finish(false));
-    s.once('close', () => finish(false));
-  });
-}
 
 /** One GET /metrics on a fresh connection: the status, or the error code. */
 function scrape(port: number, ms = 2000): Promise<number | string> {
@@ -76,7 +61,7 @@ test(`metrics flood: ${FLOOD} idle connections and a 1-byte-a-second client unde
   assert.match(limits, new RegExp(`Max open files\\s+${NOFILE}\\s+${NOFILE}`), `the proxy does not run under ulimit -n ${NOFILE}`);
   await waitFor(() => /-> UP/.test(px.stderr()), { timeoutMs: 5000, what: 'backend UP' });
   assert.equal(await scrape(mport), 200, 'no scrape before the flood');
-  assert.equal(await greeted(port, 2000), true, 'not served before the flood');
+  assert.equal(await greeted(port, HOST, 2000), true, 'not served before the flood');
   const fdsBefore = fdCount(px.pid);
 
   // The slow client: a request head at one byte a second, started before the flood so it holds a slot.
@@ -118,7 +103,7 @@ test(`metrics flood: ${FLOOD} idle connections and a 1-byte-a-second client unde
   // While the held ones are still open: proxy clients are served, probes keep passing.
   let served = 0;
   for (let i = 0; i < CLIENTS; i++) {
-    if (!(await greeted(port, 2000))) break; // one refusal is enough to fail; waiting out 40 would take 80 s
+    if (!(await greeted(port, HOST, 2000))) break; // one refusal is enough to fail; waiting out 40 would take 80 s
     served++;
   }
   const servedMs = Date.now() - floodStart;

@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { runCli, startCli } from '../helpers/cli.js';
-import { connect, reservePort, listen, namedEcho, readAll, readLine, waitFor } from '../helpers/net.js';
+import { connect, greetingVia, reservePort, listen, namedEcho, readAll, readLine, waitFor } from '../helpers/net.js';
 
 function tmpConfig(text: string): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tcplb-cli-'));
@@ -207,12 +207,7 @@ test('SIGHUP reloads the config file; a bad edit is refused with file:line:col a
   const file = tmpConfig(text(a.port));
   const run = await startCli(['--headless', '-c', file], /serving/);
   t.after(() => run.child.kill('SIGKILL'));
-  const greet = async () => {
-    const c = await connect(port);
-    const l = await readLine(c);
-    c.destroy();
-    return l;
-  };
+  const greet = () => greetingVia(port);
   assert.equal(await greet(), 'A');
   fs.writeFileSync(file, text(a.port, ', wieght: 2'));
   run.child.kill('SIGHUP');
@@ -321,12 +316,7 @@ test('a reload that finds a FIFO is refused at once; a later good reload still a
   const file = tmpConfig(text(a.port));
   const run = await startCli(['--headless', '-c', file], /serving/);
   t.after(() => run.child.kill('SIGKILL'));
-  const greet = async () => {
-    const c = await connect(port);
-    const l = await readLine(c);
-    c.destroy();
-    return l;
-  };
+  const greet = () => greetingVia(port);
   assert.equal(await greet(), 'A');
   fs.rmSync(file);
   execFileSync('mkfifo', [file]);

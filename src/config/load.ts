@@ -13,6 +13,7 @@ import { ROOT_SPEC, type RootObj } from './schema.js';
 import { resolveListenHosts } from './resolve.js';
 import { build, crossCheck, listenEndpoints, type Resolved } from './validate.js';
 import { describe } from './suggest.js';
+import { fileKind } from '../core/file-kind.js';
 
 /**
  * At most this many issues are returned (sorted by position), then one
@@ -96,15 +97,6 @@ export function loadConfigText(text: string, file: string): LoadResult {
   }
 }
 
-/** What a non-regular file is, for the refusal. */
-function kind(st: Stats): string {
-  if (st.isFIFO()) return 'a named pipe (FIFO)';
-  if (st.isCharacterDevice()) return 'a character device';
-  if (st.isBlockDevice()) return 'a block device';
-  if (st.isSocket()) return 'a socket';
-  if (st.isDirectory()) return 'a directory';
-  return 'of another kind';
-}
 
 /**
  * The file's text, or why it cannot be a config. Only a regular file (a
@@ -117,7 +109,7 @@ function kind(st: Stats): string {
  * file that grows while read is refused without holding more.
  */
 async function readConfig(path: string): Promise<{ text: string } | { error: string }> {
-  const notRegular = (st: Stats): string => `not a regular file: it is ${kind(st)}; the config must be a regular file (or a symlink to one)`;
+  const notRegular = (st: Stats): string => `not a regular file: it is ${fileKind(st)}; the config must be a regular file (or a symlink to one)`;
   const before = await stat(path);
   if (!before.isFile()) return { error: notRegular(before) };
   const fh = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);

@@ -12,6 +12,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import nodePath from 'node:path';
+import { fileKind } from '../core/file-kind.js';
 
 /** One saved operator state. Backends in `ready` are simply not listed. */
 export interface StateEntry {
@@ -241,7 +242,7 @@ function readBounded(path: string): 'missing' | { text: string } | { why: string
   }
   try {
     const st = fs.fstatSync(fd);
-    if (!st.isFile()) return { why: `is not a regular file (${kind(st)})` };
+    if (!st.isFile()) return { why: `is not a regular file (${fileKind(st)})` };
     if (st.size > MAX_STATE_BYTES) return { why: `is too large (${count(st.size)} bytes, at most ${count(MAX_STATE_BYTES)})` };
     const buf = Buffer.allocUnsafe(Math.min(st.size, MAX_STATE_BYTES) + 1);
     let got = 0;
@@ -263,14 +264,6 @@ function readBounded(path: string): 'missing' | { text: string } | { why: string
   }
 }
 
-function kind(st: fs.Stats): string {
-  if (st.isDirectory()) return 'a directory';
-  if (st.isFIFO()) return 'a FIFO';
-  if (st.isCharacterDevice()) return 'a character device';
-  if (st.isBlockDevice()) return 'a block device';
-  if (st.isSocket()) return 'a socket';
-  return 'not a file';
-}
 
 /** 1500000 -> "1,500,000". */
 function count(n: number): string {

@@ -282,7 +282,7 @@ test('a FIFO, /dev/zero or an oversized file is refused at once, without reading
   const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { timeout: 10_000, encoding: 'utf8' });
   assert.equal(r.status, 0, `the loader hung or crashed (signal ${r.signal}): ${r.stderr}`);
   const out = JSON.parse(r.stdout) as Record<string, { entries: unknown[]; warning: string; ms: number }>;
-  assert.match(out[fifo]!.warning, /is not a regular file \(a FIFO\); starting without saved operator states/);
+  assert.match(out[fifo]!.warning, /is not a regular file \(a named pipe \(FIFO\)\); starting without saved operator states/);
   assert.match(out[zero]!.warning, /is not a regular file \(a character device\)/);
   assert.match(out[big]!.warning, /is too large \(4,194,305 bytes, at most 4,194,304\)/);
   for (const f of [fifo, zero, big]) {

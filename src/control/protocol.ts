@@ -50,6 +50,12 @@ export interface WatchRequest {
   readonly snapshots?: boolean;
 }
 
+/**
+ * Open connections listed in a watch snapshot: as many as the in-process
+ * console lists, so an attached console shows the same (`status` lists 50).
+ */
+export const WATCH_CONNECTIONS = 200;
+
 /** Snapshot intervals a watcher may ask for: below 100 ms a snapshot of a large config would cost the proxy. */
 export const WATCH_INTERVAL_MS = { min: 100, max: 60_000, default: 1000 } as const;
 

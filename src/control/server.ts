@@ -12,7 +12,7 @@ import type { ActionResult, Actions, Actor } from '../runtime/actions-types.js';
 import type { Snapshot } from '../runtime/snapshot.js';
 import { settleAdmin } from '../runtime/actions.js';
 import { peerActor, type PeerLookup } from './peer.js';
-import { clampInterval, encodeLine, LineSplitter, MAX_LINE_BYTES, MAX_SOCKET_PATH_BYTES, parseRequest, PROTOCOL_VERSION, type Reply, type Request, type WatchRequest } from './protocol.js';
+import { clampInterval, WATCH_CONNECTIONS, encodeLine, LineSplitter, MAX_LINE_BYTES, MAX_SOCKET_PATH_BYTES, parseRequest, PROTOCOL_VERSION, type Reply, type Request, type WatchRequest } from './protocol.js';
 import { WATCH_LIMITS, Watcher, type WatchLimits } from './watch.js';
 
 /** A running control server. */
@@ -189,7 +189,7 @@ function serveClient(sock: net.Socket, ctx: Context, by: Actor): void {
     // One snapshot for the reply's facts and the stream's first line.
     let snap: Snapshot;
     try {
-      snap = actions.snapshot();
+      snap = actions.snapshot(WATCH_CONNECTIONS);
     } catch (err) {
       log(`control: watch failed: ${(err as Error).stack ?? String(err)}`);
       send({ ...(req.id === undefined ? {} : { id: req.id }), ok: false, error: `internal error: ${(err as Error).message}` });

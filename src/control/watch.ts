@@ -13,7 +13,7 @@
 import type net from 'node:net';
 import type { Actions } from '../runtime/actions-types.js';
 import type { EventView, Snapshot } from '../runtime/snapshot.js';
-import { encodeLine, type StreamLine } from './protocol.js';
+import { encodeLine, WATCH_CONNECTIONS, type StreamLine } from './protocol.js';
 
 export interface WatchLimits {
   /** Unsent bytes a watcher may have queued; a line beyond drops it. */
@@ -101,7 +101,7 @@ export class Watcher {
   #snapshot(data?: Snapshot): void {
     let line: Buffer;
     try {
-      line = Buffer.from(encodeLine({ type: 'snapshot', data: data ?? this.#actions.snapshot() }));
+      line = Buffer.from(encodeLine({ type: 'snapshot', data: data ?? this.#actions.snapshot(WATCH_CONNECTIONS) }));
     } catch (err) {
       this.#log(`control: watch snapshot failed: ${(err as Error).stack ?? String(err)}`);
       return;

@@ -78,8 +78,8 @@ export function fakeActions(): FakeActions {
       calls.push(`reload ${by}`);
       return fake.reloadResult;
     },
-    snapshot() {
-      calls.push('snapshot');
+    snapshot(connLimit?: number) {
+      calls.push(connLimit === undefined ? 'snapshot' : `snapshot ${connLimit}`);
       return fake.snap;
     },
   };

@@ -10,7 +10,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { startControlServer, type ControlServer } from '../../../src/control/server.js';
-import { PROTOCOL_VERSION } from '../../../src/control/protocol.js';
+import { PROTOCOL_VERSION, WATCH_CONNECTIONS } from '../../../src/control/protocol.js';
 import { runCtl } from '../../../src/control/client.js';
 import type { WatchLimits } from '../../../src/control/watch.js';
 import type { EventView, Snapshot } from '../../../src/runtime/snapshot.js';
@@ -87,6 +87,7 @@ test('watch: the reply (protocol, pid, started, config, interval) comes first, t
     assert.deepEqual(reply!.config, SNAPSHOT.config);
     assert.deepEqual([reply!.interval, reply!.events, reply!.snapshots], [1000, true, true]);
     assert.deepEqual(first, { type: 'snapshot', data: JSON.parse(JSON.stringify(SNAPSHOT)) });
+    assert.ok(fake.calls.includes(`snapshot ${WATCH_CONNECTIONS}`), `a watch snapshot lists as many connections as the console (${fake.calls.join(', ')})`);
     assert.equal(srv.stats().watchers, 1);
     for (let i = 0; i < 5; i++) fake.emit(ev(i));
     await waitFor(() => w.lines.filter((l) => l.type === 'event').length, { what: '5 events', until: (n) => n === 5 });

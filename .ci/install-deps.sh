@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install the Debian packages that tcplb's real-server integration tests and
 # its benchmark (npm run bench: wrk, iperf3, nginx stream, haproxy) need,
+# sshd for the console's ssh:// attach test (started privately by the test),
 # and the compiler node-gyp builds the native engine with (g++, make, python3).
 #
 # Idempotent and non-interactive; run as root (CI runs as root).  Packages that
@@ -21,9 +22,10 @@ PACKAGES=(
   openssl curl tmux ca-certificates procps
   wrk iperf3
   g++ make python3
+  openssh-server openssh-client
 )
 # init scripts / systemd units shipped by the packages above
-SERVICES=(dovecot postfix mariadb nginx haproxy iperf3)
+SERVICES=(dovecot postfix mariadb nginx haproxy iperf3 ssh)
 
 say() { printf 'install-deps: %s\n' "$*"; }
 
@@ -106,6 +108,7 @@ for svc in "${SERVICES[@]}"; do
   case "$svc" in
     dovecot) pkgs=(dovecot-imapd dovecot-pop3d) ;;
     mariadb) pkgs=(mariadb-server) ;;
+    ssh) pkgs=(openssh-server) ;;
     *) pkgs=("$svc") ;;
   esac
   for p in "${pkgs[@]}"; do
@@ -130,7 +133,7 @@ if [[ ${#still[@]} -ne 0 ]]; then
   say "still missing after install: ${still[*]}" >&2
   exit 1
 fi
-for b in dovecot postfix mariadbd mariadb-install-db nginx haproxy openssl; do
+for b in dovecot postfix mariadbd mariadb-install-db nginx haproxy openssl sshd ssh; do
   command -v "$b" >/dev/null 2>&1 || [[ -x /usr/sbin/$b ]] || { say "binary $b not found" >&2; exit 1; }
 done
 say "done: ${#missing[@]} package(s) installed, no distro service running"

@@ -13,27 +13,35 @@ export type Command =
   | { kind: 'run'; config: string; headless: boolean; socket?: string }
   | { kind: 'demo'; headless: boolean }
   | { kind: 'import-nginx'; file: string }
-  | { kind: 'ctl'; args: string[]; socket: string | undefined; config: string }
-  | { kind: 'attach'; socket: string | undefined; config: string };
+  /** `targets`: --socket values (paths or ssh:// addresses), in order; empty: the config's control socket. */
+  | { kind: 'ctl'; args: string[]; targets: string[]; fleet: string | undefined; config: string }
+  /** `targets`: positional TARGETs and --socket values; `fleet`: --fleet FILE. Both empty: the config's socket. */
+  | { kind: 'attach'; targets: string[]; fleet: string | undefined; config: string };
 
 export const USAGE = `Usage:
   tcplb-console [--config PATH] [--headless]   run the load balancer (console on a TTY;
                                                attaches instead if the config's control
                                                socket answers: that tcplb is running)
-  tcplb-console attach [--socket PATH]         attach the console to a running tcplb
-                                               (q detaches; never starts a proxy)
+  tcplb-console attach [TARGET...]             attach the console to running tcplb(s)
+                [--socket TARGET] [--fleet F]  (q detaches; never starts a proxy); several
+                                               targets: one console steers the fleet
   tcplb-console --check [--config PATH]        validate a config and print a summary
   tcplb-console --demo                         start demo backends and the balancer on them
   tcplb-console import-nginx FILE              translate an nginx tcp{}/stream{} config
-  tcplb-console ctl CMD [U/S]                  talk to a running instance
+  tcplb-console ctl CMD [U/S]                  talk to a running instance (or several:
+                                               --socket A --socket B, or --fleet F)
         (status | drain | disable | enable | check | kill U/S | reload
-         | watch [--json]: print events as they happen until interrupted)
+         | watch [--json]: print events as they happen until interrupted
+         | bridge: relay stdin/stdout to the socket, the far end of ssh://)
 
 Options:
   -c, --config PATH   config file (default ./config.json5)
       --headless      no console; log to stderr (for systemd)
       --check         validate only: exit 0 with a summary, 1 with errors
-      --socket PATH   control socket for ctl and attach (default: control.socket of the config)
+      --socket TARGET control socket for ctl and attach (default: control.socket of the
+                      config): a path, or ssh://[user@]host[:port][/path] (default path
+                      /run/tcplb/tcplb.sock); repeat it to act on several instances
+      --fleet FILE    ctl and attach: the instances listed in FILE (JSON5: { fleet: [...] })
       --json          ctl watch: print the raw JSON stream lines
       --demo          run the demo
   -h, --help          this text
@@ -55,7 +63,8 @@ export function parseCommand(argv: readonly string[]): Command {
         headless: { type: 'boolean' },
         check: { type: 'boolean' },
         demo: { type: 'boolean' },
-        socket: { type: 'string' },
+        socket: { type: 'string', multiple: true },
+        fleet: { type: 'string' },
         json: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'v' },
@@ -69,6 +78,9 @@ export function parseCommand(argv: readonly string[]): Command {
   if (v.help) return { kind: 'help' };
   if (v.version) return { kind: 'version' };
   const [verb, ...rest] = pos;
+  const sockets = v.socket ?? [];
+  if (v.fleet !== undefined && verb !== 'ctl' && verb !== 'attach') throw new UsageError('--fleet goes with ctl and attach');
+  if (sockets.length > 1 && verb !== 'ctl' && verb !== 'attach') throw new UsageError('several --socket go with ctl and attach only');
   if (v.json && verb !== 'ctl') throw new UsageError('--json goes with ctl watch');
   if (verb === 'import-nginx') {
     if (rest.length !== 1) throw new UsageError('import-nginx needs exactly one FILE');
@@ -77,16 +89,15 @@ export function parseCommand(argv: readonly string[]): Command {
   if (verb === 'ctl') {
     if (rest.length === 0) throw new UsageError('ctl needs a command: status, drain, disable, enable, check, kill, reload, watch');
     if (v.json && rest[0] !== 'watch') throw new UsageError('--json goes with ctl watch');
-    return { kind: 'ctl', args: v.json ? [...rest, '--json'] : rest, socket: v.socket, config };
+    return { kind: 'ctl', args: v.json ? [...rest, '--json'] : rest, targets: sockets, fleet: v.fleet, config };
   }
   if (verb === 'attach') {
-    if (rest.length > 0) throw new UsageError(`attach takes no arguments (got "${rest[0]}"); name the instance with --socket PATH or -c CONFIG`);
     if (v.headless || v.check || v.demo) throw new UsageError('attach cannot be combined with --headless, --check or --demo');
-    return { kind: 'attach', socket: v.socket, config };
+    return { kind: 'attach', targets: [...rest, ...sockets], fleet: v.fleet, config };
   }
   if (verb !== undefined) throw new UsageError(`unknown command "${verb}"`);
   if (v.check && v.demo) throw new UsageError('--check and --demo cannot be combined');
   if (v.check) return { kind: 'check', config };
   if (v.demo) return { kind: 'demo', headless: v.headless ?? false };
-  return { kind: 'run', config, headless: v.headless ?? false, ...(v.socket === undefined ? {} : { socket: v.socket }) };
+  return { kind: 'run', config, headless: v.headless ?? false, ...(sockets[0] === undefined ? {} : { socket: sockets[0] }) };
 }

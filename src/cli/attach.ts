@@ -4,7 +4,9 @@
  * life (mount on the terminal, `q` detaches, the proxy runs on).
  */
 import { request } from '../control/client.js';
+import { attachFleet } from '../control/fleet.js';
 import { attachRemote } from '../control/remote.js';
+import type { Target } from '../control/target.js';
 import type { ConsoleHandle, RunConsoleOptions } from '../console/run.js';
 import type { ConsoleSource } from '../runtime/console-source.js';
 
@@ -37,22 +39,24 @@ export async function chooseRun(o: { console: boolean; socket: string | null | u
 type Mount = (source: ConsoleSource, opts: RunConsoleOptions) => ConsoleHandle;
 
 /**
- * Attach the console to the tcplb at `socket` until the operator detaches
- * (`q`, Ctrl-C), SIGTERM/SIGINT/SIGHUP arrive, or the terminal goes away.
- * Resolves with the exit code: 0 after a detach, 1 when the instance cannot
- * be attached to (unreachable, another protocol version), said on `err`.
+ * Attach the console to the tcplb at `targets` (one instance, or a fleet
+ * when several) until the operator detaches (`q`, Ctrl-C),
+ * SIGTERM/SIGINT/SIGHUP arrive, or the terminal goes away. Resolves with the
+ * exit code: 0 after a detach, 1 when the instance cannot be attached to
+ * (unreachable, another protocol version; a fleet: when none can), said on
+ * `err`.
  */
-export async function runAttached(socket: string, mount: Mount, opts: { version: string; out?: NodeJS.WritableStream; err?: NodeJS.WritableStream }): Promise<number> {
+export async function runAttached(targets: readonly Target[], mount: Mount, opts: { version: string; out?: NodeJS.WritableStream; err?: NodeJS.WritableStream }): Promise<number> {
   const out = opts.out ?? process.stdout;
   const err = opts.err ?? process.stderr;
   let source;
   try {
-    source = await attachRemote(socket);
+    source = targets.length === 1 ? await attachRemote(targets[0]!) : await attachFleet(targets);
   } catch (e) {
     err.write(`tcplb: ${(e as Error).message}\n`);
     return 1;
   }
-  const pid = source.attachment.link().pid;
+  const who = targets.length === 1 ? `tcplb (pid ${source.attachment.link().pid}) goes` : `the ${targets.length} tcplb instances go`;
   return new Promise<number>((resolve) => {
     let ui: ConsoleHandle | undefined;
     let detached = false;
@@ -63,7 +67,7 @@ export async function runAttached(socket: string, mount: Mount, opts: { version:
       ui?.unmount();
       ui = undefined;
       for (const [sig, fn] of handlers) process.off(sig, fn);
-      out.write(`detached; tcplb (pid ${pid}) goes on serving\n`);
+      out.write(`detached; ${who} on serving\n`);
       resolve(0);
     };
     // A signal to the console is for the console: the proxy is another process.

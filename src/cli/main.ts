@@ -18,6 +18,7 @@ import { watchConfig } from './watch.js';
 import { createLogger, type Level } from '../log/logger.js';
 import type { ConsoleHandle } from '../console/run.js';
 import { chooseRun, instanceAnswers, runAttached } from './attach.js';
+import { unixTarget, type Target } from '../control/target.js';
 
 /**
  * Load Ink only when the console runs. Ink reads CI/CONTINUOUS_INTEGRATION
@@ -164,10 +165,28 @@ async function socketOf(file: string): Promise<string | undefined> {
   return config.control.socket;
 }
 
-/** The console attached to the tcplb at `socket` (`q` detaches; the proxy runs on). */
-async function attach(socket: string): Promise<number> {
+/** The console attached to the tcplb(s) at `targets` (`q` detaches; the proxies run on). */
+async function attach(targets: readonly Target[]): Promise<number> {
   const { runConsole } = await openConsole();
-  return runAttached(socket, runConsole, { version: version() });
+  return runAttached(targets, runConsole, { version: version() });
+}
+
+/**
+ * The instances a ctl or attach names: its TARGETs and --socket values, then
+ * the --fleet file's; none: the config's control socket. Undefined (said on
+ * stderr) when an address or the fleet file is wrong.
+ */
+async function targetsOf(cmd: { targets: readonly string[]; fleet: string | undefined; config: string }): Promise<Target[] | undefined> {
+  const { targetsFrom, loadFleetFile } = await import('../control/fleet-file.js');
+  try {
+    const list = [...targetsFrom(cmd.targets), ...(cmd.fleet === undefined ? [] : await loadFleetFile(cmd.fleet))];
+    if (list.length > 0) return list;
+  } catch (e) {
+    process.stderr.write(`tcplb: ${(e as Error).message}\n`);
+    return undefined;
+  }
+  const socket = await socketOf(cmd.config);
+  return socket === undefined ? undefined : [unixTarget(socket)];
 }
 
 async function main(cmd: Command): Promise<number> {
@@ -196,13 +215,13 @@ async function main(cmd: Command): Promise<number> {
     case 'run': {
       // `--socket PATH` names a running instance to attach to; the config is only read when none answers there.
       if (cmd.socket !== undefined && (await chooseRun({ console: wantConsole(cmd.headless), socket: cmd.socket, answers: instanceAnswers })) === 'attach') {
-        return attach(cmd.socket);
+        return attach([unixTarget(cmd.socket)]);
       }
       const config = await load(cmd.config);
       if (config === undefined) return 1;
       // A tcplb already serves this config (under systemd, say): attach to it rather than start a second one.
       if (cmd.socket === undefined && (await chooseRun({ console: wantConsole(cmd.headless), socket: config.control.socket, answers: instanceAnswers })) === 'attach') {
-        return attach(config.control.socket!);
+        return attach([unixTarget(config.control.socket!)]);
       }
       return run(config, path.relative(process.cwd(), config.file) || config.file, wantConsole(cmd.headless));
     }
@@ -245,13 +264,18 @@ async function main(cmd: Command): Promise<number> {
         process.stderr.write('tcplb: attach needs a terminal (without one: ctl status, ctl watch)\n');
         return 1;
       }
-      const socket = cmd.socket ?? (await socketOf(cmd.config));
-      return socket === undefined ? 1 : attach(socket);
+      const targets = await targetsOf(cmd);
+      return targets === undefined ? 1 : attach(targets);
     }
     case 'ctl': {
-      const { runCtl } = await import('../control/client.js');
-      const socket = cmd.socket ?? (await socketOf(cmd.config));
-      return socket === undefined ? 1 : runCtl(cmd.args, socket);
+      const targets = await targetsOf(cmd);
+      if (targets === undefined) return 1;
+      if (targets.length === 1) {
+        const { runCtl } = await import('../control/client.js');
+        return runCtl(cmd.args, targets[0]!);
+      }
+      const { runFanout } = await import('../control/fanout.js');
+      return runFanout(cmd.args, targets);
     }
   }
 }

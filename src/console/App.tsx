@@ -55,6 +55,7 @@ export function App({ actions, onQuit, version, intervalMs = 500, connLimit = 20
 
   // Attached: the link's state, read at each frame (frames follow the poll timer).
   const attach = actions.attachment?.link();
+  const members = actions.attachment?.members?.();
 
   useConsoleKeys({ actions, latest, refresh, mode: ui.mode.kind, get, dispatch, onQuit });
 
@@ -63,7 +64,7 @@ export function App({ actions, onQuit, version, intervalMs = 500, connLimit = 20
   const emptyText = ui.filter === '' ? 'no backends configured' : `no backend matches "${ui.filter}" (/ then Esc clears)`;
   return (
     <Box flexDirection="column" width={width}>
-      <Header snapshot={snapshot} width={width} version={version} firstLoadedAt={firstLoadedAt} height={h.header} attach={attach} />
+      <Header snapshot={snapshot} width={width} version={version} firstLoadedAt={firstLoadedAt} height={h.header} attach={attach} members={members} />
       {ui.mode.kind === 'help' ? (
         <HelpOverlay width={width} height={h.table + h.panel} attached={attach !== undefined} />
       ) : (

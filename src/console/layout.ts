@@ -42,8 +42,15 @@ const ORDER: readonly ColumnKey[] = ['backend', 'state', 'probe', 'check', 'acti
  * terminals. Widths plus one space between columns plus the marker sum to at
  * most `width`.
  */
-export function tableColumns(width: number, opts: { hasCert: boolean; longest: number }): Column[] {
+export function tableColumns(width: number, opts: { hasCert: boolean; longest: number; fleet?: readonly string[] }): Column[] {
   const chosen: Column[] = [...REQUIRED];
+  if (opts.fleet !== undefined && opts.fleet.length > 0) {
+    // A fleet: the state on each instance side by side when that leaves the
+    // backend column its minimum, else a compact summary (`2/3 up`).
+    const side = fleetStateColumn(opts.fleet);
+    const fits = MARKER_WIDTH + chosen.reduce((n, c) => n + c.width + 1, 0) - 9 + side.width + 1 + MIN_BACKEND_WIDTH <= width;
+    chosen[0] = fits ? side : { key: 'state', title: 'FLEET', width: 9, align: 'left' };
+  }
   const used = (cols: readonly Column[]): number => MARKER_WIDTH + cols.reduce((n, c) => n + c.width + 1, 0);
   for (const col of OPTIONAL) {
     if (col.key === 'cert' && !opts.hasCert) continue;
@@ -57,6 +64,18 @@ export function tableColumns(width: number, opts: { hasCert: boolean; longest: n
   }
   chosen.push({ key: 'backend', title: 'BACKEND', width: backend, align: 'left' });
   return ORDER.flatMap((k) => chosen.filter((c) => c.key === k));
+}
+
+/** Cells per instance in the fleet state column: its name's length, at least 4 (`DOWN`), at most 8 (`DRAINING`). */
+export function fleetCellWidth(names: readonly string[]): number {
+  return Math.min(8, Math.max(4, ...names.map((n) => n.length)));
+}
+
+/** The side-by-side state column of a fleet: a disagreement mark, then one cell per instance, titled by the instance names. */
+function fleetStateColumn(names: readonly string[]): Column {
+  const w = fleetCellWidth(names);
+  const title = ' ' + names.map((n) => (n.length > w ? n.slice(0, w - 1) + '…' : n.padEnd(w))).join(' ');
+  return { key: 'state', title: title.trimEnd(), width: 1 + names.length * (w + 1) - 1, align: 'left' };
 }
 
 /** How many rows each area gets. */

@@ -4,8 +4,8 @@
  * without rendering.
  */
 import type { SessionInfo } from '../core/dataplane.js';
-import type { AttachLink } from '../runtime/console-source.js';
-import type { BackendView, ConfigView, EventView, Snapshot, UpstreamView } from '../runtime/snapshot.js';
+import type { AttachLink, MemberLink } from '../runtime/console-source.js';
+import type { BackendView, ConfigView, EventView, InstanceState, Snapshot, UpstreamView } from '../runtime/snapshot.js';
 import {
   certCell,
   fitSegments,
@@ -23,7 +23,7 @@ import {
   type ColorName,
   type Segment,
 } from './format.js';
-import { MARKER_WIDTH, type Column } from './layout.js';
+import { fleetCellWidth, MARKER_WIDTH, type Column } from './layout.js';
 
 /** Header line 1: `tcplb 0.1.0 · engine js · pid 4242`, the clock at the right. */
 export function titleLine(s: Snapshot, width: number, version?: string): Segment[] {
@@ -57,6 +57,22 @@ export function attachLine(link: AttachLink, s: Snapshot, width: number): Segmen
   const gap = width - textWidth(left) - clock.length;
   if (gap < 1) return fitSegments([{ text: left, bold: true }], width);
   return fitSegments([{ text: left, bold: true }, { text: ' '.repeat(gap) }, { text: clock, dim: true }], width);
+}
+
+/**
+ * Header line 1 of a console steering a fleet: `fleet of 3: lb1 pid 4242 ·
+ * lb2 pid 977 · lb3 unreachable: …`, each instance green when its link is
+ * up and red when it cannot be asked (the reason follows, cut to fit).
+ */
+export function fleetLine(members: readonly MemberLink[], width: number): Segment[] {
+  const lost = members.filter((m) => m.lost !== undefined).length;
+  const segs: Segment[] = [{ text: `fleet of ${members.length}${lost > 0 ? ` (${lost} unreachable)` : ''}:`, bold: true, ...(lost > 0 ? { color: 'red' as const } : {}) }];
+  members.forEach((m, i) => {
+    segs.push({ text: i === 0 ? ' ' : ' · ', dim: true });
+    if (m.lost === undefined) segs.push({ text: `${m.name} pid ${m.link?.pid ?? '?'}`, color: 'green' });
+    else segs.push({ text: `${m.name} unreachable: ${m.lost}`, color: 'red', bold: true });
+  });
+  return fitSegments(segs, width);
 }
 
 /**
@@ -133,11 +149,56 @@ function cell(b: BackendView, col: Column, checking: boolean): { text: string; c
   }
 }
 
+/** An instance's state in a fleet cell of `w` cells: the full word when it fits, else a short code; `?` unreachable, `-` not in its config. */
+export function fleetCode(state: InstanceState['state'], w: number): { text: string; color: ColorName } {
+  if (state === 'UNREACHABLE') return { text: '?', color: 'magenta' };
+  if (state === 'ABSENT') return { text: '-', color: 'gray' };
+  const short: Record<string, string> = { DRAINING: 'DRN', DISABLED: 'DIS', UNKNOWN: 'UNK' };
+  return { text: state.length <= w ? state : (short[state] ?? state.slice(0, w)), color: stateColor(state) };
+}
+
+/** Probe verdicts that differ between reachable instances (UP on one, DOWN on another): worth the operator's eye. */
+export function fleetDisagrees(b: BackendView): boolean {
+  const v = new Set((b.instances ?? []).map((i) => i.state).filter((s) => s === 'UP' || s === 'DOWN'));
+  return v.size > 1;
+}
+
+/** The compact fleet cell: the common state when every instance agrees, else `2/3 up`. */
+export function fleetSummary(b: BackendView): { text: string; color: ColorName } {
+  const all = b.instances ?? [];
+  const states = new Set(all.map((i) => i.state));
+  const [only] = states;
+  if (states.size === 1 && only !== undefined && only !== 'UNREACHABLE' && only !== 'ABSENT') return { text: only, color: stateColor(only) };
+  const up = all.filter((i) => i.state === 'UP').length;
+  return { text: `${up}/${all.length} up`, color: fleetDisagrees(b) || states.has('UNREACHABLE') ? 'yellow' : up === all.length ? 'green' : 'yellow' };
+}
+
+/** The fleet state cell's segments: `!` when probes disagree, then each instance's state (or the summary when the column is narrow). */
+function fleetSegments(b: BackendView, col: Column, lead: string, inv: { inverse?: boolean }): Segment[] {
+  const all = b.instances ?? [];
+  const w = fleetCellWidth(all.map((i) => i.name));
+  const odd = fleetDisagrees(b);
+  if (col.width < 1 + all.length * (w + 1) - 1) {
+    const c = fleetSummary(b);
+    return [{ text: lead + pad((odd ? '!' : '') + c.text, col.width), color: c.color, ...(odd ? { bold: true } : {}), ...inv }];
+  }
+  const segs: Segment[] = [{ text: lead + (odd ? '!' : ' '), color: 'yellow', bold: true, ...inv }];
+  all.forEach((inst, i) => {
+    const c = fleetCode(inst.state, w);
+    segs.push({ text: (i > 0 ? ' ' : '') + pad(c.text, w), color: c.color, ...inv });
+  });
+  return segs;
+}
+
 /** One backend row; the selected one is drawn inverse (and marked `›` for terminals without colour). */
 export function backendLine(b: BackendView, cols: readonly Column[], width: number, selected: boolean, checking: boolean): Segment[] {
   const inv = selected ? { inverse: true } : {};
   const segs: Segment[] = [{ text: selected ? '› ' : '  ', bold: true, ...inv }];
   cols.forEach((col, i) => {
+    if (col.key === 'state' && b.instances !== undefined) {
+      segs.push(...fleetSegments(b, col, i > 0 ? ' ' : '', inv));
+      return;
+    }
     const c = cell(b, col, checking);
     const text = (i > 0 ? ' ' : '') + pad(c.text, col.width, col.align, col.key === 'backend');
     segs.push({ text, ...(c.color ? { color: c.color } : {}), ...(col.key === 'reason' ? { dim: true } : {}), ...inv });

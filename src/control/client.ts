@@ -4,7 +4,7 @@
  * 1 failed command (or unreachable instance), 2 usage error.
  * `ctl watch [--json]` follows the event stream until interrupted.
  */
-import net from 'node:net';
+import { parseTarget, type Target } from './target.js';
 import type { EventView } from '../runtime/snapshot.js';
 import { COMMANDS, encodeLine, isBackendCommand, LineSplitter, MAX_LINE_BYTES, PROTOCOL_VERSION, type Reply, type Request } from './protocol.js';
 
@@ -16,76 +16,103 @@ export interface TextOut {
 /** How long `ctl` waits for an answer (a `check` may take a whole probe timeout). */
 export const CTL_TIMEOUT_MS = 10_000;
 
-const USAGE = `usage: tcplb-console ctl status | drain U/S | disable U/S | enable U/S | check U/S | kill U/S | reload | watch [--json]
-  U/S names a backend as upstream/host:port`;
+export const CTL_USAGE = `usage: tcplb-console ctl [--socket TARGET]... [--fleet FILE] CMD [U/S]
+  CMD: status | drain U/S | disable U/S | enable U/S | check U/S | kill U/S | reload
+       | watch [--json] | bridge
+  U/S names a backend as upstream/host:port; TARGET is a socket path or ssh://[user@]host[/path]`;
+
+/** What one command against one instance gave: the exit code and what to print. */
+export interface Outcome {
+  readonly code: number;
+  /** For stdout: the message (status: the JSON), then any detail lines. */
+  readonly out: readonly string[];
+  /** For stderr, when it failed. */
+  readonly error?: string;
+  /** status: the snapshot. */
+  readonly data?: unknown;
+}
 
 /**
- * Run one `ctl` command against the socket at `socketPath`; resolves with the
- * exit code. `status` prints the snapshot as pretty JSON on `out` (for `jq`);
- * backend commands print the message; `reload` prints the message and one line
- * per change. `check` exits 1 when the probe ran but failed, so scripts can
- * write `ctl check U/S && ctl enable U/S`; drain/disable/enable exit 1 when
- * the change was applied but could not be saved to the state file (it would
- * be lost at the next restart). Errors go to `err`.
+ * Run one `ctl` command against the instance at `to` (a Target, or a socket
+ * path or ssh:// address); resolves with the exit code. `status` prints the
+ * snapshot as pretty JSON on `out` (for `jq`); backend commands print the
+ * message; `reload` prints the message and one line per change. `check`
+ * exits 1 when the probe ran but failed, so scripts can write `ctl check U/S
+ * && ctl enable U/S`; drain/disable/enable exit 1 when the change was applied
+ * but could not be saved to the state file (it would be lost at the next
+ * restart). `bridge` relays stdin/stdout to the socket (the far end of an
+ * ssh target). Errors go to `err`. Several instances: control/fanout.ts.
  */
 export async function runCtl(
   args: string[],
-  socketPath: string,
+  to: Target | string,
   out: TextOut = process.stdout,
   err: TextOut = process.stderr,
   timeoutMs: number = CTL_TIMEOUT_MS,
   signal?: AbortSignal,
 ): Promise<number> {
+  let target: Target;
+  try {
+    target = asTarget(to);
+  } catch (e) {
+    err.write(`tcplb ctl: ${(e as Error).message}\n`);
+    return 2;
+  }
   if (args[0] === 'watch') {
     const extra = args.slice(1).filter((a) => a !== '--json');
     if (extra.length > 0) {
-      err.write(`tcplb ctl: "watch" takes only --json (got "${extra[0]}")\n${USAGE}\n`);
+      err.write(`tcplb ctl: "watch" takes only --json (got "${extra[0]}")\n${CTL_USAGE}\n`);
       return 2;
     }
-    return runWatch(socketPath, args.includes('--json'), out, err, timeoutMs, signal);
+    return runWatch(target, args.includes('--json'), out, err, timeoutMs, signal);
   }
-  const req = parseArgs(args);
+  if (args[0] === 'bridge') {
+    if (args.length > 1) {
+      err.write(`tcplb ctl: "bridge" takes no arguments (got "${args[1]}")\n${CTL_USAGE}\n`);
+      return 2;
+    }
+    const { runBridge } = await import('./bridge.js');
+    return runBridge(target, process.stdin, process.stdout, err);
+  }
+  const req = parseCtlArgs(args);
   if (typeof req === 'string') {
-    err.write(`tcplb ctl: ${req}\n${USAGE}\n`);
+    err.write(`tcplb ctl: ${req}\n${CTL_USAGE}\n`);
     return 2;
   }
+  const o = await ctlOnce(req, target, timeoutMs);
+  for (const line of o.out) out.write(`${line}\n`);
+  if (o.error !== undefined) err.write(`${o.error}\n`);
+  return o.code;
+}
+
+/** One request to one instance, as an Outcome (never throws). */
+export async function ctlOnce(req: Exclude<Request, { cmd: 'watch' }>, target: Target, timeoutMs: number = CTL_TIMEOUT_MS): Promise<Outcome> {
   let reply: Reply;
   try {
-    reply = await request(socketPath, req, timeoutMs);
+    reply = await request(target, req, timeoutMs);
   } catch (e) {
-    err.write(`${(e as Error).message}\n`);
-    return 1;
+    return { code: 1, out: [], error: (e as Error).message };
   }
-  if (!reply.ok) {
-    err.write(`${reply.error}\n`);
-    return 1;
-  }
-  const mismatch = incompatible(reply, socketPath, false);
-  if (mismatch !== undefined) {
-    err.write(`${mismatch}\n`);
-    return 1;
-  }
+  if (!reply.ok) return { code: 1, out: [], error: reply.error };
+  const mismatch = incompatible(reply, target.label, false);
+  if (mismatch !== undefined) return { code: 1, out: [], error: mismatch };
   switch (req.cmd) {
     case 'status':
-      out.write(`${JSON.stringify(reply.data ?? null, null, 2)}\n`);
-      return 0;
+      return { code: 0, out: [JSON.stringify(reply.data ?? null, null, 2)], data: reply.data };
     case 'reload': {
-      out.write(`${reply.message}\n`);
       const changes = (reply.data as { changes?: unknown } | undefined)?.changes;
-      if (Array.isArray(changes)) for (const c of changes) out.write(`  ${String(c)}\n`);
-      return 0;
+      return { code: 0, out: [reply.message, ...(Array.isArray(changes) ? changes.map((c) => `  ${String(c)}`) : [])] };
     }
     case 'check':
-      out.write(`${reply.message}\n`);
-      return (reply.data as { ok?: unknown } | undefined)?.ok === false ? 1 : 0;
+      return { code: (reply.data as { ok?: unknown } | undefined)?.ok === false ? 1 : 0, out: [reply.message] };
     case 'drain':
     case 'disable':
-    case 'enable':
-      out.write(`${reply.message}\n`);
-      return (reply.data as { persisted?: unknown } | undefined)?.persisted === false ? 1 : 0;
+    case 'enable': {
+      // Applied but not saved (the message says so): lost at the next restart, so a failure for scripts.
+      return { code: (reply.data as { persisted?: unknown } | undefined)?.persisted === false ? 1 : 0, out: [reply.message] };
+    }
     default:
-      out.write(`${reply.message}\n`);
-      return 0;
+      return { code: 0, out: [reply.message] };
   }
 }
 
@@ -114,7 +141,7 @@ export function formatEvent(e: EventView): string {
  * the CLI, SIGINT or SIGTERM) or the server ends the stream (exit 1, saying
  * why). Refuses (exit 1) a server whose protocol version is not ours.
  */
-async function runWatch(socketPath: string, json: boolean, out: TextOut, err: TextOut, timeoutMs: number, signal: AbortSignal | undefined): Promise<number> {
+async function runWatch(target: Target, json: boolean, out: TextOut, err: TextOut, timeoutMs: number, signal: AbortSignal | undefined): Promise<number> {
   let ownSignals: (() => void) | undefined;
   if (signal === undefined) {
     const ac = new AbortController();
@@ -126,7 +153,8 @@ async function runWatch(socketPath: string, json: boolean, out: TextOut, err: Te
   try {
     return await new Promise<number>((resolve) => {
       const lines = new LineSplitter(MAX_LINE_BYTES * 64);
-      const sock = net.connect(socketPath);
+      const socketPath = target.label;
+      const sock = target.connect();
       let connected = false;
       let replied = false;
       let done = false;
@@ -171,10 +199,8 @@ async function runWatch(socketPath: string, json: boolean, out: TextOut, err: Te
         }
         // Other line types (snapshots, ones a newer server adds) are not ours to print.
       };
-      sock.on('connect', () => {
-        connected = true;
-        sock.write(encodeLine({ cmd: 'watch', id: 1, events: true, snapshots: false }));
-      });
+      sock.on('connect', () => (connected = true));
+      sock.write(encodeLine({ cmd: 'watch', id: 1, events: true, snapshots: false }));
       sock.on('data', (chunk: Buffer) => {
         const got = lines.push(chunk);
         if (got === 'overflow') return finish(1, `tcplb at ${socketPath} sent an oversized line`);
@@ -185,10 +211,7 @@ async function runWatch(socketPath: string, json: boolean, out: TextOut, err: Te
         if (rest !== '') onLine(rest);
         finish(1, replied ? `tcplb at ${socketPath} closed the watch (stopped?)` : `tcplb at ${socketPath} closed the connection without an answer`);
       });
-      sock.on('error', (e: NodeJS.ErrnoException) => {
-        if (connected) return finish(1, `connection to tcplb at ${socketPath} failed: ${e.code ?? e.message}`);
-        finish(1, `cannot reach tcplb at ${socketPath}: ${e.code ?? e.message} (is it running? is control.socket set in the config?)`);
-      });
+      sock.on('error', (e: NodeJS.ErrnoException) => finish(1, target.failure(e, connected)));
     });
   } finally {
     ownSignals?.();
@@ -196,7 +219,7 @@ async function runWatch(socketPath: string, json: boolean, out: TextOut, err: Te
 }
 
 /** Command-line words to a request, or the usage error. */
-function parseArgs(args: readonly string[]): Request | string {
+export function parseCtlArgs(args: readonly string[]): Exclude<Request, { cmd: 'watch' }> | string {
   const [cmd, backend, ...extra] = args;
   if (cmd === undefined) return `missing command (one of ${COMMANDS.join(', ')})`;
   if (cmd === 'status' || cmd === 'reload') {
@@ -212,10 +235,12 @@ function parseArgs(args: readonly string[]): Request | string {
  * Send one request and wait for its reply line. Rejects with an operator-facing
  * message: unreachable socket, timeout, or a connection closed without answer.
  */
-export function request(socketPath: string, req: Request, timeoutMs: number = CTL_TIMEOUT_MS): Promise<Reply> {
+export function request(to: Target | string, req: Request, timeoutMs: number = CTL_TIMEOUT_MS): Promise<Reply> {
+  const target = asTarget(to);
+  const where = target.label;
   return new Promise<Reply>((resolve, reject) => {
     const lines = new LineSplitter(MAX_LINE_BYTES * 64);
-    const sock = net.connect(socketPath);
+    const sock = target.connect();
     let connected = false;
     let done = false;
     const finish = (r: Reply | Error): void => {
@@ -226,29 +251,29 @@ export function request(socketPath: string, req: Request, timeoutMs: number = CT
       if (r instanceof Error) reject(r);
       else resolve(r);
     };
-    const timer = setTimeout(
-      () => finish(new Error(`no answer from tcplb at ${socketPath} within ${timeoutMs / 1000} s`)),
-      timeoutMs,
-    );
-    sock.on('connect', () => {
-      connected = true;
-      sock.write(encodeLine({ ...req, id: 1 }));
-    });
+    const timer = setTimeout(() => finish(new Error(`no answer from tcplb at ${where} within ${timeoutMs / 1000} s`)), timeoutMs);
+    sock.on('connect', () => (connected = true));
+    sock.write(encodeLine({ ...req, id: 1 }));
     sock.on('data', (chunk: Buffer) => {
       const got = lines.push(chunk);
-      if (got === 'overflow') return finish(new Error(`tcplb at ${socketPath} sent an oversized reply`));
+      if (got === 'overflow') return finish(new Error(`tcplb at ${where} sent an oversized reply`));
       const line = got.find((l) => l.trim() !== '');
-      if (line !== undefined) finish(parseReply(line, socketPath));
+      if (line !== undefined) finish(parseReply(line, where));
     });
     sock.on('end', () => {
       const rest = lines.flush();
-      finish(rest.trim() !== '' ? parseReply(rest, socketPath) : new Error(`tcplb at ${socketPath} closed the connection without an answer`));
+      finish(rest.trim() !== '' ? parseReply(rest, where) : new Error(`tcplb at ${where} closed the connection without an answer`));
     });
-    sock.on('error', (e: NodeJS.ErrnoException) => {
-      if (connected) return finish(new Error(`connection to tcplb at ${socketPath} failed: ${e.code ?? e.message}`));
-      finish(new Error(`cannot reach tcplb at ${socketPath}: ${e.code ?? e.message} (is it running? is control.socket set in the config?)`));
-    });
+    sock.on('error', (e: NodeJS.ErrnoException) => finish(new Error(target.failure(e, connected))));
   });
+}
+
+/** A Target, or a socket path (or ssh:// address) to one; a malformed address throws a plain Error saying why. */
+export function asTarget(to: Target | string): Target {
+  if (typeof to !== 'string') return to;
+  const t = parseTarget(to);
+  if (typeof t === 'string') throw new Error(t);
+  return t;
 }
 
 function parseReply(line: string, socketPath: string): Reply | Error {

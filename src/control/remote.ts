@@ -12,12 +12,12 @@
  * data stays on screen, and the link is retried until it comes back or the
  * console detaches.
  */
-import net from 'node:net';
 import type { ActionResult, AdminResult, ReloadResult } from '../runtime/actions-types.js';
 import type { AttachLink, Attachment, ConsoleSource } from '../runtime/console-source.js';
 import type { EventView, Snapshot } from '../runtime/snapshot.js';
 import type { BackendId, ProbeResult } from '../core/types.js';
-import { CTL_TIMEOUT_MS, incompatible, request } from './client.js';
+import { asTarget, CTL_TIMEOUT_MS, incompatible, request } from './client.js';
+import type { Target } from './target.js';
 import { encodeLine, LineSplitter, MAX_LINE_BYTES, type Reply, type Request, type StreamLine } from './protocol.js';
 
 export interface RemoteOptions {
@@ -53,12 +53,13 @@ interface WatchHandlers {
 }
 
 /**
- * Connect to the control socket at `socketPath` and watch it. Resolves once
+ * Connect to the control socket of `to` (a path, an ssh:// address or a Target) and watch it. Resolves once
  * the first snapshot arrived; rejects (an Error naming the socket) when the
  * instance cannot be reached, does not answer, or speaks another protocol
  * version.
  */
-export async function attachRemote(socketPath: string, opts: RemoteOptions = {}): Promise<RemoteSource> {
+export async function attachRemote(to: Target | string, opts: RemoteOptions = {}): Promise<RemoteSource> {
+  const target = asTarget(to);
   const intervalMs = opts.intervalMs ?? 500;
   const retryMs = opts.retryMs ?? 1000;
   const silenceMs = opts.silenceMs ?? Math.max(5000, 5 * intervalMs);
@@ -98,7 +99,7 @@ export async function attachRemote(socketPath: string, opts: RemoteOptions = {})
     if (closed) return;
     retry = setTimeout(() => {
       retry = undefined;
-      openWatch(socketPath, intervalMs, silenceMs, timeoutMs, handlers).then(
+      openWatch(target, intervalMs, silenceMs, timeoutMs, handlers).then(
         (w) => {
           if (closed) w.close();
           else adopt(w);
@@ -112,12 +113,12 @@ export async function attachRemote(socketPath: string, opts: RemoteOptions = {})
     }, retryMs);
   };
 
-  adopt(await openWatch(socketPath, intervalMs, silenceMs, timeoutMs, handlers));
+  adopt(await openWatch(target, intervalMs, silenceMs, timeoutMs, handlers));
 
   /** One action as one request; every failure becomes a result the status line shows. */
   const ask = async (req: Request): Promise<{ reply: Reply } | { failed: ActionResult }> => {
     try {
-      return { reply: await request(socketPath, req, timeoutMs) };
+      return { reply: await request(target, req, timeoutMs) };
     } catch (err) {
       return { failed: { ok: false, message: (err as Error).message } };
     }
@@ -178,10 +179,12 @@ export async function attachRemote(socketPath: string, opts: RemoteOptions = {})
  * after it, the end of the stream (closed, error, `end` line, silence) calls
  * `onLost` once.
  */
-function openWatch(socketPath: string, intervalMs: number, silenceMs: number, timeoutMs: number, h: WatchHandlers): Promise<Watch> {
+function openWatch(target: Target, intervalMs: number, silenceMs: number, timeoutMs: number, h: WatchHandlers): Promise<Watch> {
   return new Promise<Watch>((resolve, reject) => {
     const lines = new LineSplitter(MAX_LINE_BYTES * 64);
-    const sock = net.connect(socketPath);
+    const socketPath = target.label;
+    const sock = target.connect();
+    let connected = false;
     let info: Omit<AttachLink, 'lost'> | undefined;
     let started = false; // the first snapshot arrived: the promise is resolved
     let over = false;
@@ -240,7 +243,8 @@ function openWatch(socketPath: string, intervalMs: number, silenceMs: number, ti
         socket: socketPath,
       };
     };
-    sock.on('connect', () => sock.write(encodeLine({ cmd: 'watch', id: 1, interval: intervalMs, events: true, snapshots: true })));
+    sock.on('connect', () => (connected = true));
+    sock.write(encodeLine({ cmd: 'watch', id: 1, interval: intervalMs, events: true, snapshots: true }));
     sock.on('data', (chunk: Buffer) => {
       if (started) heard();
       const got = lines.push(chunk);
@@ -249,9 +253,6 @@ function openWatch(socketPath: string, intervalMs: number, silenceMs: number, ti
     });
     sock.on('end', () => end(started ? 'tcplb closed the connection (stopped or restarting?)' : `tcplb at ${socketPath} closed the connection without an answer`));
     sock.on('close', () => end('tcplb closed the connection'));
-    sock.on('error', (e: NodeJS.ErrnoException) => {
-      if (started) return end(`connection failed: ${e.code ?? e.message}`);
-      end(`cannot reach tcplb at ${socketPath}: ${e.code ?? e.message} (is it running? is control.socket set in the config?)`);
-    });
+    sock.on('error', (e: NodeJS.ErrnoException) => end(target.failure(e, connected || started)));
   });
 }

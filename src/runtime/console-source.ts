@@ -34,6 +34,17 @@ export interface Attachment {
   link(): AttachLink;
   /** Drop the link (detach); the instance runs on. Idempotent. */
   close(): void;
+  /** A fleet (several instances): each one's link, in fleet order. */
+  members?(): readonly MemberLink[];
+}
+
+/** One instance of a fleet, as the header lists it. */
+export interface MemberLink {
+  readonly name: string;
+  /** Undefined until the instance was reached once. */
+  readonly link?: AttachLink;
+  /** Why it cannot be asked now (never reached, or the link is lost); undefined while it is up. */
+  readonly lost?: string;
 }
 
 /** Facts about the attached instance and the link to it. */

@@ -34,6 +34,19 @@ export interface BackendView {
   };
   /** From TLS probes: whole days until the certificate expires, and whether it covers `servername`. */
   readonly cert?: { readonly daysLeft: number; readonly coversName?: boolean; readonly trusted: boolean; readonly subject: string };
+  /**
+   * A console steering a fleet (control/fleet.ts): the backend's state on
+   * each instance, in fleet order; the other fields are summed (counts) or
+   * taken from the first instance that reports the backend.
+   */
+  readonly instances?: readonly InstanceState[];
+}
+
+/** One instance's view of a backend in a fleet. */
+export interface InstanceState {
+  readonly name: string;
+  /** `UNREACHABLE`: the instance cannot be asked now; `ABSENT`: its config has no such backend. */
+  readonly state: DisplayState | 'UNREACHABLE' | 'ABSENT';
 }
 
 export interface UpstreamView {

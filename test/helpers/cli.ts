@@ -10,6 +10,8 @@ export interface RunResult {
   code: number | null;
   stdout: string;
   stderr: string;
+  /** The process's pid (gone by now). */
+  pid: number;
 }
 
 /** Run to completion (bounded by timeoutMs, then SIGKILL). */
@@ -23,7 +25,7 @@ export function runCli(args: string[], opts: { cwd?: string; timeoutMs?: number;
     const t = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 15000);
     child.on('close', (code) => {
       clearTimeout(t);
-      resolve({ code, stdout, stderr });
+      resolve({ code, stdout, stderr, pid: child.pid ?? 0 });
     });
   });
 }

@@ -42,7 +42,7 @@ function ctlChild(args: string[]): { pid: number; done: Promise<RunResult> } {
   const done = new Promise<RunResult>((resolve) =>
     child.on('close', (code) => {
       clearTimeout(t);
-      resolve({ code, stdout, stderr });
+      resolve({ code, stdout, stderr, pid: child.pid! });
     }),
   );
   return { pid: child.pid!, done };

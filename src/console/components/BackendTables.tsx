@@ -32,6 +32,7 @@ export function BackendTables({ rows, width, height, selected, checking, emptyTe
   const cols = tableColumns(width, {
     hasCert: all.some((b) => b.cert !== undefined),
     longest: Math.max(0, ...all.map((b) => b.address.length + (b.backup ? 9 : 0))),
+    ...(all[0]?.instances === undefined ? {} : { fleet: all[0].instances.map((i) => i.name) }),
   });
   const windowH = height - 1;
   const target = Math.max(0, rows.findIndex((r) => r.kind === 'backend' && r.backend.id === selected));

@@ -40,11 +40,14 @@ test('instanceAnswers: a live server that answers status is live; a stale socket
   assert.equal(await instanceAnswers(path.join(dir, 'none')), false);
 });
 
-test('args: attach [--socket PATH] [-c CONFIG]; --socket on a plain start names the instance to attach to', () => {
-  assert.deepEqual(parseCommand(['attach']), { kind: 'attach', socket: undefined, config: 'config.json5' });
-  assert.deepEqual(parseCommand(['attach', '--socket', '/run/tcplb/tcplb.sock']), { kind: 'attach', socket: '/run/tcplb/tcplb.sock', config: 'config.json5' });
-  assert.deepEqual(parseCommand(['attach', '-c', '/etc/tcplb/config.json5']), { kind: 'attach', socket: undefined, config: '/etc/tcplb/config.json5' });
+test('args: attach [TARGET...] [--socket T]... [--fleet F] [-c CONFIG]; --socket on a plain start names the instance to attach to', () => {
+  assert.deepEqual(parseCommand(['attach']), { kind: 'attach', targets: [], fleet: undefined, config: 'config.json5' });
+  assert.deepEqual(parseCommand(['attach', '--socket', '/run/tcplb/tcplb.sock']), { kind: 'attach', targets: ['/run/tcplb/tcplb.sock'], fleet: undefined, config: 'config.json5' });
+  assert.deepEqual(parseCommand(['attach', '-c', '/etc/tcplb/config.json5']), { kind: 'attach', targets: [], fleet: undefined, config: '/etc/tcplb/config.json5' });
+  assert.deepEqual(parseCommand(['attach', 'ssh://lb1', 'ssh://lb2/run/x.sock', '--socket', '/s']), { kind: 'attach', targets: ['ssh://lb1', 'ssh://lb2/run/x.sock', '/s'], fleet: undefined, config: 'config.json5' });
+  assert.deepEqual(parseCommand(['attach', '--fleet', 'fleet.json5']), { kind: 'attach', targets: [], fleet: 'fleet.json5', config: 'config.json5' });
   assert.deepEqual(parseCommand(['--socket', '/s']), { kind: 'run', config: 'config.json5', headless: false, socket: '/s' });
-  assert.throws(() => parseCommand(['attach', 'x']), /attach takes no arguments/);
+  assert.throws(() => parseCommand(['--socket', '/s', '--socket', '/t']), /several --socket go with ctl and attach only/);
+  assert.throws(() => parseCommand(['--fleet', 'f.json5']), /--fleet goes with ctl and attach/);
   assert.throws(() => parseCommand(['attach', '--headless']), /attach cannot be combined/);
 });

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { segmentsText, textWidth } from '../../../src/console/format.js';
 import { tableColumns } from '../../../src/console/layout.js';
-import { backendLine, configLine, connLine, sortConnections, totalsLine, upstreamLine } from '../../../src/console/rows.js';
+import { backendLine, configLine, connLine, fleetLine, sortConnections, totalsLine, upstreamLine } from '../../../src/console/rows.js';
 import { confirmText, footerSegments, statusSegments } from '../../../src/console/components/StatusLine.js';
 import { helpLines } from '../../../src/console/components/HelpOverlay.js';
 import { backend, fakeSnapshot, NOW } from '../../fixtures/snapshot.js';
@@ -79,4 +79,52 @@ test('footer: quit and help survive narrow terminals; never wider than the termi
   }
   assert.match(segmentsText(footerSegments(80, 'mail')), /^filter "mail" │ /);
   for (const l of helpLines(60)) assert.ok(textWidth(segmentsText(l)) <= 60);
+});
+
+test('fleet row: each instance\'s state under its name at 80 columns, `!` when probes disagree, `?` unreachable; a compact `2/3 up` when they do not fit', () => {
+  const names = ['lb1', 'lb2', 'lb3'];
+  const b = backend('imaps', 'mail2.example.net:993', {
+    state: 'DOWN',
+    instances: [
+      { name: 'lb1', state: 'UP' },
+      { name: 'lb2', state: 'DOWN' },
+      { name: 'lb3', state: 'UNREACHABLE' },
+    ],
+  });
+  const cols = tableColumns(80, { hasCert: false, longest: 21, fleet: names });
+  const state = cols.find((c) => c.key === 'state')!;
+  assert.equal(state.title, ' lb1  lb2  lb3');
+  const line = backendLine(b, cols, 80, false, false);
+  assert.match(segmentsText(line), /^ {2}mail2\.example\.net:993 +!UP   DOWN \? /);
+  assert.equal(line.find((s) => s.text.trim() === '!')!.color, 'yellow');
+  assert.equal(line.find((s) => s.text.includes('DOWN'))!.color, 'red');
+  assert.equal(line.find((s) => s.text.trim() === '?')!.color, 'magenta');
+  const agree = backend('imaps', 'mail1.example.net:993', { instances: names.map((name) => ({ name, state: 'DRAINING' as const })) });
+  assert.match(segmentsText(backendLine(agree, cols, 80, false, false)), / DRN  DRN  DRN /, 'short codes in 4-cell columns');
+
+  // Eight instances do not fit beside the other columns at 80: the compact summary.
+  const eight = Array.from({ length: 8 }, (_, i) => `lb${i + 1}`);
+  const narrow = tableColumns(80, { hasCert: false, longest: 21, fleet: eight });
+  assert.equal(narrow.find((c) => c.key === 'state')!.title, 'FLEET');
+  const mixed = backend('imaps', 'mail2.example.net:993', { instances: eight.map((name, i) => ({ name, state: i === 0 ? ('DOWN' as const) : ('UP' as const) })) });
+  const summary = backendLine(mixed, narrow, 80, false, false);
+  assert.match(segmentsText(summary), / !7\/8 up /);
+  for (const w of [80, 100, 160]) {
+    const c = tableColumns(w, { hasCert: true, longest: 30, fleet: names });
+    assert.ok(textWidth(segmentsText(backendLine(b, c, w, true, false))) <= w, `fits ${w} columns`);
+  }
+});
+
+test('fleet header: every instance with its pid, the unreachable ones in red with why', () => {
+  const line = fleetLine(
+    [
+      { name: 'lb1', link: { pid: 10, started: 0, config: 'c', socket: 's' } },
+      { name: 'lb2', lost: 'cannot reach tcplb at /x: ECONNREFUSED' },
+    ],
+    120,
+  );
+  assert.equal(segmentsText(line), 'fleet of 2 (1 unreachable): lb1 pid 10 · lb2 unreachable: cannot reach tcplb at /x: ECONNREFUSED');
+  assert.equal(line.find((s) => s.text.startsWith('lb2'))!.color, 'red');
+  assert.equal(line.find((s) => s.text.startsWith('lb1'))!.color, 'green');
+  assert.equal(textWidth(segmentsText(fleetLine([{ name: 'x'.repeat(50), lost: 'y'.repeat(100) }], 80))), 80);
 });

@@ -59,7 +59,7 @@ test('usage errors exit 2 without connecting', async () => {
     const r = await ctl(args, '/nonexistent/tcplb.sock');
     assert.equal(r.code, 2, args.join(' '));
     assert.match(r.err, re);
-    assert.match(r.err, /usage: tcplb-console ctl status \| drain U\/S/);
+    assert.match(r.err, /usage: tcplb-console ctl \[--socket TARGET\]\.\.\. \[--fleet FILE\] CMD \[U\/S\]\n  CMD: status \| drain U\/S/);
     assert.equal(r.out, '');
   }
 });

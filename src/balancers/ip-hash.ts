@@ -75,6 +75,36 @@ export function normalizeClientIp(ip: string): string {
   return ip;
 }
 
+/** Seed of the backend id hashes (the native engine uses the same one). */
+export const ID_HASH_SEED = 0x9747b28c;
+
+/**
+ * The weighted rendezvous score of one backend for one client: the address is
+ * a second MurmurHash3 block on top of the id's hash used as seed, so each
+ * backend's scores are an independent-looking permutation of the clients (a
+ * plain `ipHash ^ idHash` would correlate them).
+ */
+function score(idHash: number, ipHash: number, weight: number): number {
+  const h = fmix32(mixBlock(idHash, ipHash));
+  // (h + 0.5) / 2^32 is strictly inside (0,1): ln(u) is finite and negative.
+  const u = (h + 0.5) / TWO_POW_32;
+  return -weight / Math.log(u);
+}
+
+/**
+ * Every backend with its score for `clientIp`, best first (ties by id): the
+ * order in which ip_hash tries them as better ones become unusable. It
+ * depends only on the client address and the backends' ids (upstream and
+ * configured address) and weights, so every instance running one config
+ * ranks alike (`ctl explain`).
+ */
+export function ipHashRanking<C extends { readonly id: BackendId; readonly weight: number }>(backends: readonly C[], clientIp: string): Array<C & { score: number }> {
+  const ipHash = hashString32(normalizeClientIp(clientIp));
+  return backends
+    .map((b) => ({ ...b, score: score(hashString32(b.id, ID_HASH_SEED), ipHash, b.weight) }))
+    .sort((a, b) => b.score - a.score || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+}
+
 /** Balancer for `balance: "ip_hash"`. Stateless apart from a cache of id hashes. */
 export class IpHashBalancer implements Balancer {
   readonly #idHashes = new Map<BackendId, number>();
@@ -89,19 +119,13 @@ export class IpHashBalancer implements Balancer {
     let bestScore = 0;
     for (let i = 0; i < n; i++) {
       const c = candidates[i]!;
-      // The address is a second MurmurHash3 block on top of the id's hash
-      // used as seed, so each backend's scores are an independent-looking
-      // permutation of the clients (a plain `ipHash ^ idHash` would correlate them).
-      const h = fmix32(mixBlock(this.#idHash(c.id), ipHash));
-      // (h + 0.5) / 2^32 is strictly inside (0,1): ln(u) is finite and negative.
-      const u = (h + 0.5) / TWO_POW_32;
-      const score = -c.weight / Math.log(u);
+      const s = score(this.#idHash(c.id), ipHash, c.weight);
       // Exact ties are broken by id, never by list order, so the answer does
       // not depend on how the caller ordered the candidates.
       // `best === undefined` first: a NaN score (bad weight) still yields a pick.
-      if (best === undefined || score > bestScore || (score === bestScore && c.id < best.id)) {
+      if (best === undefined || s > bestScore || (s === bestScore && c.id < best.id)) {
         best = c;
-        bestScore = score;
+        bestScore = s;
       }
     }
     return best;
@@ -112,7 +136,7 @@ export class IpHashBalancer implements Balancer {
     if (h === undefined) {
       // Ids only churn on reload; a full reset is simpler than LRU and just as bounded.
       if (this.#idHashes.size >= ID_CACHE_MAX) this.#idHashes.clear();
-      h = hashString32(id, 0x9747b28c);
+      h = hashString32(id, ID_HASH_SEED);
       this.#idHashes.set(id, h);
     }
     return h;

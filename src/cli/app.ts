@@ -22,6 +22,7 @@ import { createActions } from '../runtime/actions.js';
 import type { Actions, Actor, ReloadResult } from '../runtime/actions-types.js';
 import { EventLog } from '../runtime/event-log.js';
 import { followMarkedDown } from '../runtime/marked-down.js';
+import { InstanceStatus } from '../runtime/instance.js';
 import { operatorState } from '../runtime/operator-state.js';
 import { createReloader } from '../runtime/reload.js';
 import { Runtime } from '../runtime/store.js';
@@ -54,6 +55,14 @@ export interface App {
   refuse(error: string, by: Actor): ReloadResult;
   /** Set whether a file watcher runs (shown in the header). */
   setWatching(on: boolean): void;
+  /** Standby and leaving: what readiness (`tcplb-console health`) reads besides the backends. */
+  readonly instance: InstanceStatus;
+  /**
+   * The first half of a graceful leave (SIGTERM with leaveDelay): report not
+   * ready now, keep accepting for `delayMs` so keepalived or BGP move the
+   * address first; resolves after the delay, or at once when `cancel` fires.
+   */
+  leave(delayMs: number, cancel?: AbortSignal): Promise<void>;
   /** Graceful stop: stop accepting, wait up to `timeoutMs`, close the rest. */
   stop(timeoutMs?: number): Promise<void>;
   /** Close everything at once. */
@@ -141,7 +150,8 @@ export async function startApp(config: Config, opts: AppOptions = {}): Promise<A
     reopenAccessLog: openAccessLog,
     reloaded: (ok) => metrics.reloaded(ok),
   });
-  const saved = operatorState(config.stateFile, runtime, logger);
+  const instance = new InstanceStatus();
+  const saved = operatorState(config.stateFile, runtime, logger, instance);
   const actions = createActions({
     runtime,
     engine,
@@ -152,6 +162,7 @@ export async function startApp(config: Config, opts: AppOptions = {}): Promise<A
     configView: reloader.view,
     reload: reloader.reloadFile,
     onAdminChange: saved.save,
+    instance,
   });
   // Operator states from the last run come back before the first probe.
   saved.restore(actions);
@@ -185,9 +196,23 @@ export async function startApp(config: Config, opts: AppOptions = {}): Promise<A
     apply: reloader.apply,
     refuse: reloader.refuse,
     setWatching: reloader.setWatching,
+    instance,
+    leave(delayMs, cancel) {
+      instance.leavingUntil = Date.now() + delayMs;
+      return new Promise<void>((resolve) => {
+        const done = (): void => {
+          clearTimeout(timer);
+          cancel?.removeEventListener('abort', done);
+          resolve();
+        };
+        const timer = setTimeout(done, delayMs);
+        cancel?.addEventListener('abort', done);
+      });
+    },
     async stop(timeoutMs = runtime.config.shutdownTimeoutMs) {
       if (stopped) return;
       stopped = true;
+      instance.stopping = true;
       await engine.shutdown(timeoutMs);
       finish();
     },

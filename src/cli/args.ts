@@ -16,7 +16,9 @@ export type Command =
   /** `targets`: --socket values (paths or ssh:// addresses), in order; empty: the config's control socket. */
   | { kind: 'ctl'; args: string[]; targets: string[]; fleet: string | undefined; config: string }
   /** `targets`: positional TARGETs and --socket values; `fleet`: --fleet FILE. Both empty: the config's socket. */
-  | { kind: 'attach'; targets: string[]; fleet: string | undefined; config: string };
+  | { kind: 'attach'; targets: string[]; fleet: string | undefined; config: string }
+  /** Readiness of one instance: `socket` (or the config's control socket). */
+  | { kind: 'health'; socket: string | undefined; config: string };
 
 export const USAGE = `Usage:
   tcplb-console [--config PATH] [--headless]   run the load balancer (console on a TTY;
@@ -25,12 +27,15 @@ export const USAGE = `Usage:
   tcplb-console attach [TARGET...]             attach the console to running tcplb(s)
                 [--socket TARGET] [--fleet F]  (q detaches; never starts a proxy); several
                                                targets: one console steers the fleet
+  tcplb-console health [--socket TARGET]       readiness for keepalived/ExaBGP: exit 0 ready,
+                                               1 not (one line says why)
   tcplb-console --check [--config PATH]        validate a config and print a summary
   tcplb-console --demo                         start demo backends and the balancer on them
   tcplb-console import-nginx FILE              translate an nginx tcp{}/stream{} config
   tcplb-console ctl CMD [U/S]                  talk to a running instance (or several:
                                                --socket A --socket B, or --fleet F)
         (status | drain | disable | enable | check | kill U/S | reload
+         | health | standby on|off | explain CLIENT [LISTENER]
          | watch [--json]: print events as they happen until interrupted
          | bridge: relay stdin/stdout to the socket, the far end of ssh://)
 
@@ -80,7 +85,7 @@ export function parseCommand(argv: readonly string[]): Command {
   const [verb, ...rest] = pos;
   const sockets = v.socket ?? [];
   if (v.fleet !== undefined && verb !== 'ctl' && verb !== 'attach') throw new UsageError('--fleet goes with ctl and attach');
-  if (sockets.length > 1 && verb !== 'ctl' && verb !== 'attach') throw new UsageError('several --socket go with ctl and attach only');
+  if (sockets.length > 1 && verb !== 'ctl' && verb !== 'attach' && verb !== 'health') throw new UsageError('several --socket go with ctl and attach only');
   if (v.json && verb !== 'ctl') throw new UsageError('--json goes with ctl watch');
   if (verb === 'import-nginx') {
     if (rest.length !== 1) throw new UsageError('import-nginx needs exactly one FILE');
@@ -90,6 +95,11 @@ export function parseCommand(argv: readonly string[]): Command {
     if (rest.length === 0) throw new UsageError('ctl needs a command: status, drain, disable, enable, check, kill, reload, watch');
     if (v.json && rest[0] !== 'watch') throw new UsageError('--json goes with ctl watch');
     return { kind: 'ctl', args: v.json ? [...rest, '--json'] : rest, targets: sockets, fleet: v.fleet, config };
+  }
+  if (verb === 'health') {
+    if (rest.length > 0) throw new UsageError(`health takes no arguments (got "${rest[0]}"); name the instance with --socket PATH or -c CONFIG`);
+    if (sockets.length > 1) throw new UsageError('health asks one instance: one --socket');
+    return { kind: 'health', socket: sockets[0], config };
   }
   if (verb === 'attach') {
     if (v.headless || v.check || v.demo) throw new UsageError('attach cannot be combined with --headless, --check or --demo');

@@ -73,7 +73,8 @@ export function diffConfigs(a: Config, b: Config): string[] {
       else for (const f of fields(o, s, SERVER_KEYS)) out.push(`~server ${name}/${addr} ${f}`);
     }
   }
-  for (const f of fields(a, b, ['shutdownTimeoutMs', 'stateFile'])) out.push(`~${f}`);
+  for (const f of fields(a, b, ['shutdownTimeoutMs', 'stateFile', 'leaveDelayMs', 'instance'])) out.push(`~${f}`);
+  for (const f of fields(a.health, b.health, ['require'])) out.push(`~health ${f}`);
   for (const f of fields(a, b, ['workers', 'engine'])) out.push(`~${f} (takes effect at restart)`);
   for (const f of fields(a.log, b.log, ['access', 'format', 'level'])) out.push(`~log ${f}`);
   for (const f of fields(a.control, b.control, ['socket'])) out.push(`~control ${f} (takes effect at restart)`);

@@ -15,7 +15,9 @@
  * - durations: connectTimeout 1ms..1h, idleTimeout 1ms..7d, failTimeout
  *   1ms..1d, check.interval 10ms..1h (tests use fast probes; below 10ms is a
  *   busy loop), check.timeout 1ms..10m, shutdownTimeout 0..1d (0 = close at
- *   once). All stay far below setTimeout's 24.8-day limit;
+ *   once), leaveDelay 0..10m (keepalived and BGP notice in seconds). All
+ *   stay far below setTimeout's 24.8-day limit;
+ * - instance: 1-64 of the name characters (a metrics label value);
  * - workers 1..1024 or "auto";
  * - check.send up to 64 KiB; servername up to 253 (a DNS name); paths up to 4096.
  */
@@ -265,6 +267,25 @@ export const CONTROL_SPEC = { socket: opt(nullable(filePath('socket', MAX_SOCKET
 /** `metrics`. Default listen null (no endpoint); needs an explicit host ("0.0.0.0:9108" for all interfaces). */
 export const METRICS_SPEC = { listen: opt(nullable(address(false, '127.0.0.1:9108')), null) };
 
+/** An array of `read` values with their positions (for cross-checks that point at one element). */
+function itemsOf<T>(read: Reader<T>, what?: string): Reader<Array<Item<T>>> {
+  return (node, path, ctx) => readArray(node, path, ctx, read, what);
+}
+
+/**
+ * `health`: what `tcplb-console health` (readiness for keepalived and ExaBGP)
+ * requires. `require`: the upstreams that must each have a usable backend;
+ * null (the default) = every upstream.
+ */
+export const HEALTH_SPEC = { require: opt(nullable(itemsOf(str({ nonEmpty: true }), 'an array of upstream names')), null) };
+
+/** `instance`: this balancer's name in logs, metrics and fleet views: 1-64 of `A-Z a-z 0-9 _ . -` (a label value, a log word). */
+const instanceName: Reader<string> = (node, path, ctx) => {
+  if (node.type === 'String' && /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(node.value)) return node.value;
+  const got = node.type === 'String' ? quote(node.value) : describe(node);
+  return void ctx.error(posOf(node), path, `must be 1-64 of A-Z a-z 0-9 _ . -, starting with a letter or digit (got ${got})`);
+};
+
 /** The document root. */
 export const ROOT_SPEC = {
   listeners: req(listeners),
@@ -275,6 +296,11 @@ export const ROOT_SPEC = {
   metrics: opt(nullable(section(METRICS_SPEC)), null),
   stateFile: opt(nullable(filePath('state file')), null),
   shutdownTimeout: opt(duration(0, DAY), 30 * SECOND),
+  health: opt(nullable(section(HEALTH_SPEC)), null),
+  /** SIGTERM: report not ready (standby) for this long before accepting stops, so keepalived/BGP move the address first. */
+  leaveDelay: opt(duration(0, 10 * MINUTE), 0),
+  /** Default: the host name. */
+  instance: opt(nullable(instanceName), null),
   workers: opt(workers, 1 as number | 'auto'),
   engine: opt(oneOf(['auto', 'js', 'native'] as const), 'auto'),
 };

@@ -96,8 +96,8 @@ function render(config: Config, max: Limits): string[] {
     `log:      access ${config.log.access ?? 'off'} (${config.log.format}), level ${config.log.level}`,
     `control:  ${config.control.socket ?? 'none'}`,
     `metrics:  ${config.metrics.listen ? `http://${formatListen(config.metrics.listen)}/metrics` : 'none'}`,
-    `state:    ${config.stateFile ?? 'none'}`,
-    `process:  shutdownTimeout ${d(config.shutdownTimeoutMs)}, workers ${config.workers}, engine ${config.engine}`,
+    `state:    ${config.stateFile ?? 'none'}${config.health.require === null ? '' : `; health requires ${config.health.require.join(', ')}`}`,
+    `process:  instance ${config.instance}, shutdownTimeout ${d(config.shutdownTimeoutMs)}${config.leaveDelayMs > 0 ? `, leaveDelay ${d(config.leaveDelayMs)}` : ''}, workers ${config.workers}, engine ${config.engine}`,
   ];
 }
 

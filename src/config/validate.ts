@@ -3,6 +3,7 @@
  * upstream references, default listener names, address clashes, duplicate
  * servers, http-only check keys), and the final build of the Config.
  */
+import os from 'node:os';
 import { resolve } from 'node:path';
 import type { CheckConfig, Config, ListenerConfig, ServerConfig, UpstreamConfig } from '../core/config.js';
 import { clashKey, isWildcardHost } from './address.js';
@@ -160,6 +161,9 @@ export function crossCheck(root: RootObj, ctx: Ctx, resolved: Resolved = new Map
     }
   }
   checkAddresses(listenEndpoints(root), resolved, ctx);
+  for (const { value: name, pos, index } of root.values.health?.require ?? []) {
+    if (!upstreams.has(name)) ctx.error(pos, `health.require[${index}]`, `no upstream named ${quote(name)}${ctx.suggest(name, upstreamNames)}`);
+  }
   return listenerNames(items, upstreams, ctx);
 }
 
@@ -184,6 +188,12 @@ function buildUpstream(e: UpstreamEntry): UpstreamConfig {
     servers: v.servers.map((s) => buildServer(s.value.values as ValuesOf<typeof SERVER_SPEC>)),
   };
   return v.check === undefined ? up : { ...up, check: buildCheck(v.check.values as ValuesOf<typeof CHECK_SPEC>) };
+}
+
+/** The instance name when the config sets none: the host name, cut to a valid name (`lb1.example.net`). */
+function instanceDefault(): string {
+  const h = os.hostname().replace(/[^A-Za-z0-9_.-]/g, '-').replace(/^[^A-Za-z0-9]+/, '').slice(0, 64);
+  return h === '' ? 'tcplb' : h;
 }
 
 /**
@@ -213,6 +223,9 @@ export function build(root: RootObj, names: ReadonlyMap<number, string>, file: s
     metrics: { listen: metrics ? bound(metrics) : null },
     stateFile: v.stateFile,
     shutdownTimeoutMs: v.shutdownTimeout,
+    health: { require: v.health?.require ? [...new Set(v.health.require.map((i) => i.value))] : null },
+    leaveDelayMs: v.leaveDelay,
+    instance: v.instance ?? instanceDefault(),
     workers: v.workers,
     engine: v.engine,
   };

@@ -159,6 +159,12 @@ export function runCommand(ctx: KeyContext, cmd: Command): void {
         const r = await ctx.actions.reload('console');
         return { ok: r.ok, message: r.changes.length === 0 ? r.message : `${r.message} (${r.changes.join('; ')})` };
       });
+    case 'standby': {
+      if (ctx.actions.standby === undefined) return info(ctx, 'standby: this tcplb is too old for it');
+      // The newest snapshot says whether it is in standby now: the key toggles.
+      const on = ctx.latest().instance?.standby === undefined;
+      return dispatch({ type: 'ask', confirm: { kind: 'standby', on } });
+    }
     case 'panel':
       return dispatch({ type: 'togglePanel' });
     case 'sort':
@@ -203,8 +209,9 @@ export function handleKey(ctx: KeyContext, input: string, key: KeyLike | Key): v
     case 'confirm': {
       const c = ui.mode.confirm;
       ctx.dispatch({ type: 'closeModal' });
-      if (confirmAnswer(input, key) === 'no') return info(ctx, c.kind === 'kill' ? `kill cancelled; ${c.id} keeps its connections` : 'quit cancelled');
+      if (confirmAnswer(input, key) === 'no') return info(ctx, c.kind === 'kill' ? `kill cancelled; ${c.id} keeps its connections` : c.kind === 'standby' ? 'standby unchanged' : 'quit cancelled');
       if (c.kind === 'kill') return runSync(ctx, () => ctx.actions.kill(c.id, 'console'));
+      if (c.kind === 'standby') return runAdmin(ctx, 'standby', () => ctx.actions.standby!(c.on, 'console'));
       info(ctx, `quitting: closing ${c.count} open connection${c.count === 1 ? '' : 's'}…`);
       ctx.onQuit();
     }

@@ -16,6 +16,7 @@ export type Command =
   | { readonly type: 'check' }
   | { readonly type: 'kill' }
   | { readonly type: 'reload' }
+  | { readonly type: 'standby' }
   | { readonly type: 'panel' }
   | { readonly type: 'sort' }
   | { readonly type: 'filter' }
@@ -67,6 +68,8 @@ export function normalCommand(input: string, key: KeyLike): Command | undefined 
       return { type: 'kill' };
     case 'r':
       return { type: 'reload' };
+    case 'S':
+      return { type: 'standby' };
     case 's':
       return { type: 'sort' };
     case '/':
@@ -184,6 +187,7 @@ export const KEY_HELP: readonly KeyHelp[] = [
   { keys: 'c', short: 'check', long: 'check now: probe the backend and show the result', rank: 6 },
   { keys: 'K', short: 'kill', long: 'kill the backend\'s open connections (asks first)', rank: 7 },
   { keys: 'r', short: 'reload', long: 'reload the config file now', rank: 8 },
+  { keys: 'S', short: 'standby', long: 'standby on/off: report not ready so keepalived/BGP move the address (asks first)', rank: 14 },
   { keys: 'tab', short: 'panel', long: 'switch the bottom panel: events / connections', rank: 10 },
   { keys: '?', short: 'help', long: 'this help (Esc or ? closes it)', rank: 2 },
   { keys: 'q', short: 'quit', long: 'quit: stops the proxy, asks first (also Ctrl-C)', rank: 1 },

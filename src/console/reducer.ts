@@ -9,7 +9,9 @@ import type { BackendId } from '../core/types.js';
 /** What a confirmation prompt is about. */
 export type Confirm =
   | { readonly kind: 'kill'; readonly id: BackendId; readonly count: number }
-  | { readonly kind: 'quit'; readonly count: number };
+  | { readonly kind: 'quit'; readonly count: number }
+  /** Standby on (or off) for the instance (a fleet: every instance). */
+  | { readonly kind: 'standby'; readonly on: boolean };
 
 /** Which input handler is live: modal states take every key so nothing is handled twice. */
 export type Mode =

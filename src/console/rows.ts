@@ -25,13 +25,29 @@ import {
 } from './format.js';
 import { fleetCellWidth, MARKER_WIDTH, type Column } from './layout.js';
 
-/** Header line 1: `tcplb 0.1.0 · engine js · pid 4242`, the clock at the right. */
+/**
+ * The instance's readiness as a header mark: `STANDBY` (yellow), `LEAVING`
+ * or `NOT READY` (red); nothing while ready (the usual case stays quiet).
+ */
+export function readinessMark(s: Snapshot): Segment[] {
+  const i = s.instance;
+  if (i === undefined || i.ready) return [];
+  const text = i.standby !== undefined ? 'STANDBY' : i.leaving ? 'LEAVING' : 'NOT READY';
+  return [{ text: ' · ', dim: true }, { text, bold: true, color: i.standby !== undefined ? 'yellow' : 'red' }];
+}
+
+/** Header line 1: `tcplb 0.1.0 · engine js · pid 4242` (and a readiness mark), the clock at the right. */
 export function titleLine(s: Snapshot, width: number, version?: string): Segment[] {
   const left = `tcplb ${version ?? s.version} · engine ${s.engine} · pid ${s.pid}`;
+  return withClock([{ text: left, bold: true }, ...readinessMark(s)], s, width);
+}
+
+/** `left` then the clock at the right edge; the clock goes first when space is short. */
+function withClock(left: Segment[], s: Snapshot, width: number): Segment[] {
   const clock = formatClock(s.time);
-  const gap = width - textWidth(left) - clock.length;
-  if (gap < 1) return fitSegments([{ text: left, bold: true }], width);
-  return fitSegments([{ text: left, bold: true }, { text: ' '.repeat(gap) }, { text: clock, dim: true }], width);
+  const gap = width - textWidth(left.map((x) => x.text).join('')) - clock.length;
+  if (gap < 1) return fitSegments(left, width);
+  return fitSegments([...left, { text: ' '.repeat(gap) }, { text: clock, dim: true }], width);
 }
 
 /** `12:00` (today) or `2024-05-01 12:00` for a start time. */
@@ -53,10 +69,7 @@ export function attachLine(link: AttachLink, s: Snapshot, width: number): Segmen
     return fitSegments([{ text: `connection to tcplb lost: ${link.lost} — retrying ${link.socket}`, color: 'red', bold: true }], width);
   }
   const left = `attached to pid ${link.pid} · started ${startedText(link.started, s.time)} · config ${link.config}`;
-  const clock = formatClock(s.time);
-  const gap = width - textWidth(left) - clock.length;
-  if (gap < 1) return fitSegments([{ text: left, bold: true }], width);
-  return fitSegments([{ text: left, bold: true }, { text: ' '.repeat(gap) }, { text: clock, dim: true }], width);
+  return withClock([{ text: left, bold: true }, ...readinessMark(s)], s, width);
 }
 
 /**

@@ -18,7 +18,7 @@ export const CTL_TIMEOUT_MS = 10_000;
 
 export const CTL_USAGE = `usage: tcplb-console ctl [--socket TARGET]... [--fleet FILE] CMD [U/S]
   CMD: status | drain U/S | disable U/S | enable U/S | check U/S | kill U/S | reload
-       | watch [--json] | bridge
+       | health | standby on|off | explain CLIENT [LISTENER] | watch [--json] | bridge
   U/S names a backend as upstream/host:port; TARGET is a socket path or ssh://[user@]host[/path]`;
 
 /** What one command against one instance gave: the exit code and what to print. */
@@ -105,9 +105,15 @@ export async function ctlOnce(req: Exclude<Request, { cmd: 'watch' }>, target: T
     }
     case 'check':
       return { code: (reply.data as { ok?: unknown } | undefined)?.ok === false ? 1 : 0, out: [reply.message] };
+    case 'health': {
+      // The reply is ok whether ready or not: the exit code says which (keepalived and ExaBGP read it).
+      const ready = (reply.data as { ready?: unknown } | undefined)?.ready === true;
+      return { code: ready ? 0 : 1, out: [reply.message] };
+    }
     case 'drain':
     case 'disable':
-    case 'enable': {
+    case 'enable':
+    case 'standby': {
       // Applied but not saved (the message says so): lost at the next restart, so a failure for scripts.
       return { code: (reply.data as { persisted?: unknown } | undefined)?.persisted === false ? 1 : 0, out: [reply.message] };
     }
@@ -222,8 +228,17 @@ async function runWatch(target: Target, json: boolean, out: TextOut, err: TextOu
 export function parseCtlArgs(args: readonly string[]): Exclude<Request, { cmd: 'watch' }> | string {
   const [cmd, backend, ...extra] = args;
   if (cmd === undefined) return `missing command (one of ${COMMANDS.join(', ')})`;
-  if (cmd === 'status' || cmd === 'reload') {
+  if (cmd === 'status' || cmd === 'reload' || cmd === 'health') {
     return backend === undefined ? { cmd } : `"${cmd}" takes no arguments (got "${backend}")`;
+  }
+  if (cmd === 'standby') {
+    if ((backend !== 'on' && backend !== 'off') || extra.length > 0) return '"standby" takes on or off';
+    return { cmd, on: backend === 'on' };
+  }
+  if (cmd === 'explain') {
+    if (backend === undefined || backend.trim() === '') return '"explain" needs a client address: explain CLIENT [LISTENER]';
+    if (extra.length > 1) return `"explain" takes a client and a listener (got ${args.length - 1} arguments)`;
+    return { cmd, client: backend, ...(extra[0] === undefined ? {} : { listener: extra[0] }) };
   }
   if (!isBackendCommand(cmd)) return `unknown command "${cmd}" (one of ${COMMANDS.join(', ')})`;
   if (backend === undefined || backend.trim() === '') return `"${cmd}" needs a backend as upstream/host:port`;

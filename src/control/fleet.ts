@@ -96,6 +96,9 @@ export async function attachFleet(targets: readonly Target[], opts: RemoteOption
     drain: (id) => admin('drain', id),
     disable: (id) => admin('disable', id),
     enable: (id) => admin('enable', id),
+    async standby(on) {
+      return combine(on ? 'standby on' : 'standby off', await fan((s) => s.standby(on, 'console')));
+    },
     async kill(id) {
       return combine(`kill ${id}`, await fan((s) => s.kill(id, 'console')));
     },

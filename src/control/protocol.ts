@@ -26,7 +26,7 @@ export const BACKEND_COMMANDS = ['drain', 'disable', 'enable', 'check', 'kill'] 
 export type BackendCommand = (typeof BACKEND_COMMANDS)[number];
 
 /** Every command, in the order `ctl` lists them. */
-export const COMMANDS = ['status', ...BACKEND_COMMANDS, 'reload', 'watch'] as const;
+export const COMMANDS = ['status', ...BACKEND_COMMANDS, 'reload', 'watch', 'health', 'standby', 'explain'] as const;
 export type Command = (typeof COMMANDS)[number];
 
 /** A request id: echoed in the reply so a client can match pipelined answers. */
@@ -36,6 +36,11 @@ export type RequestId = string | number;
 export type Request =
   | { readonly cmd: 'status' | 'reload'; readonly id?: RequestId }
   | { readonly cmd: BackendCommand; readonly backend: string; readonly id?: RequestId }
+  /** Readiness: `data` is `{ready, why}` (the reply is ok either way). */
+  | { readonly cmd: 'health'; readonly id?: RequestId }
+  | { readonly cmd: 'standby'; readonly on: boolean; readonly id?: RequestId }
+  /** Where `client` goes on `listener` (default: the first): `data` is the Explanation. */
+  | { readonly cmd: 'explain'; readonly client: string; readonly listener?: string; readonly id?: RequestId }
   | WatchRequest;
 
 /** Subscribe: snapshots every `interval` ms (clamped to WATCH_INTERVAL_MS), events as they happen. */
@@ -126,7 +131,16 @@ export function parseRequest(line: string): { ok: true; req: Request } | { ok: f
   if (o.id !== undefined && id === undefined) return fail('"id" must be a string or a number');
   if (typeof o.cmd !== 'string') return fail(`missing "cmd" (one of ${COMMANDS.join(', ')})`);
   const cmd = o.cmd;
-  if (cmd === 'status' || cmd === 'reload') return { ok: true, req: { cmd, ...withId } };
+  if (cmd === 'status' || cmd === 'reload' || cmd === 'health') return { ok: true, req: { cmd, ...withId } };
+  if (cmd === 'standby') {
+    if (typeof o.on !== 'boolean') return fail('"standby" needs "on": true or false');
+    return { ok: true, req: { cmd, on: o.on, ...withId } };
+  }
+  if (cmd === 'explain') {
+    if (typeof o.client !== 'string' || o.client.trim() === '') return fail('"explain" needs "client": an IP address');
+    if (o.listener !== undefined && typeof o.listener !== 'string') return fail('"explain": "listener" must be a listener name');
+    return { ok: true, req: { cmd, client: o.client.trim().slice(0, 100), ...(o.listener === undefined ? {} : { listener: o.listener.slice(0, 100) }), ...withId } };
+  }
   if (cmd === 'watch') return parseWatch(o, withId, fail);
   if (!isBackendCommand(cmd)) return fail(`unknown cmd "${cmd.slice(0, 40)}" (one of ${COMMANDS.join(', ')})`);
   if (typeof o.backend !== 'string' || o.backend.trim() === '') return fail(`"${cmd}" needs "backend": "upstream/host:port"`);

@@ -35,6 +35,7 @@ export interface RemoteOptions {
 
 /** The remote source: a ConsoleSource whose `attachment` is always set. */
 export interface RemoteSource extends ConsoleSource {
+  standby(on: boolean, by?: unknown): Promise<AdminResult>;
   readonly attachment: Attachment;
 }
 
@@ -137,6 +138,11 @@ export async function attachRemote(to: Target | string, opts: RemoteOptions = {}
     drain: (id) => admin('drain', id),
     disable: (id) => admin('disable', id),
     enable: (id) => admin('enable', id),
+    async standby(on) {
+      const r = await ask({ cmd: 'standby', on });
+      if ('failed' in r) return r.failed;
+      return r.reply.ok ? { ok: true, message: r.reply.message } : { ok: false, message: r.reply.error };
+    },
     async kill(id) {
       const r = await ask({ cmd: 'kill', backend: id });
       if ('failed' in r) return r.failed;

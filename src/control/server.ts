@@ -11,6 +11,7 @@ import nodePath from 'node:path';
 import type { ActionResult, Actions, Actor } from '../runtime/actions-types.js';
 import type { Snapshot } from '../runtime/snapshot.js';
 import { settleAdmin } from '../runtime/actions.js';
+import { formatExplanation } from '../runtime/explain.js';
 import { peerActor, type PeerLookup } from './peer.js';
 import { clampInterval, WATCH_CONNECTIONS, encodeLine, LineSplitter, MAX_LINE_BYTES, MAX_SOCKET_PATH_BYTES, parseRequest, PROTOCOL_VERSION, type Reply, type Request, type WatchRequest } from './protocol.js';
 import { WATCH_LIMITS, Watcher, type WatchLimits } from './watch.js';
@@ -319,6 +320,13 @@ function run(req: Request, actions: Actions, by: Actor): Step {
       });
       return { applied: Promise.resolve(), result };
     }
+    case 'standby': {
+      const result = settleAdmin(actions.standby(req.on, by)).then((r): Outcome => {
+        if (!r.ok || r.persisted === null) return { ok: r.ok, message: r.message };
+        return { ok: true, message: r.message, data: r.persisted ? { persisted: true } : { persisted: false, error: r.error } };
+      });
+      return { applied: Promise.resolve(), result };
+    }
     default: {
       const result = runOther(req, actions, by);
       return { applied: result, result };
@@ -340,6 +348,14 @@ async function runOther(req: Request, actions: Actions, by: Actor): Promise<Outc
     }
     case 'kill':
       return actions.kill(req.backend, by);
+    case 'health': {
+      const r = actions.readiness();
+      return { ok: true, message: r.why, data: r };
+    }
+    case 'explain': {
+      const r = actions.explain(req.client, req.listener);
+      return 'error' in r ? { ok: false, message: r.error } : { ok: true, message: formatExplanation(r), data: r };
+    }
     default:
       // `watch` never gets here: serveClient turns the connection into a stream.
       throw new Error(`no handler for ${req.cmd}`);

@@ -95,6 +95,12 @@ export interface Config {
   /** Absolute path, or null for none. */
   readonly stateFile: string | null;
   readonly shutdownTimeoutMs: number;
+  /** Readiness (`tcplb-console health`): the upstreams that must have a usable backend; null = every upstream. */
+  readonly health: { readonly require: readonly string[] | null };
+  /** On SIGTERM: report not ready this long before accepting stops (0 = stop at once). */
+  readonly leaveDelayMs: number;
+  /** This balancer's name in logs, metrics and fleet views (default: the host name). */
+  readonly instance: string;
   /** Number of data-plane processes; 'auto' = number of cores. */
   readonly workers: number | 'auto';
   readonly engine: 'auto' | 'js' | 'native';

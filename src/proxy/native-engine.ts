@@ -19,7 +19,7 @@ import os from 'node:os';
 import type { ListenerConfig } from '../core/config.js';
 import { LOCAL_ERRORS } from '../core/local-errors.js';
 import type { BackendId, EndReason } from '../core/types.js';
-import { hashString32 } from '../balancers/ip-hash.js';
+import { hashString32, ID_HASH_SEED } from '../balancers/ip-hash.js';
 import { AcceptErrorLog, Admission, listenError } from './admission.js';
 import { loadNative, type NativeEngineHandle, type NativeRouteTable } from './native-binding.js';
 import { applyListeners, DrainWait, prepareListenerSet } from './listener-set.js';
@@ -34,8 +34,6 @@ const EV_CLOSED = 4;
 const EV_ACCEPT_ERROR = 5;
 const EV_ACCEPT_ROUTED = 6;
 
-/** IpHashBalancer's seed for backend id hashes. */
-const ID_HASH_SEED = 0x9747b28c;
 
 const HOW_IDLE = 1;
 const HOW_KILLED = 2;

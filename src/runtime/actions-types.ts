@@ -5,6 +5,8 @@
  */
 import type { BackendId, ProbeResult } from '../core/types.js';
 import type { EventView, Snapshot } from './snapshot.js';
+import type { Explanation } from './explain.js';
+import type { Readiness } from './instance.js';
 
 /**
  * Who asked: shown in the event log (`drain imap/10.0.0.2:143 by console`).
@@ -47,6 +49,16 @@ export interface Actions {
   kill(id: BackendId, by: Actor): ActionResult;
   /** Re-read the config file and apply it as a diff. */
   reload(by: Actor): Promise<ReloadResult>;
+  /**
+   * Standby on: report not ready on purpose (keepalived/BGP move the address
+   * away) while every open and new connection is still served; off: ready
+   * again when the checks allow. Saved to the state file like drain.
+   */
+  standby(on: boolean, by: Actor): AdminResult;
+  /** Ready for new clients (`tcplb-console health`), and why (not). */
+  readiness(): Readiness;
+  /** Where a client would go on a listener (default: the first) and the backend set's digest. */
+  explain(client: string, listener?: string): Explanation | { error: string };
   /** Everything an operator can see; `connLimit` bounds the connection list. */
   snapshot(connLimit?: number): Snapshot;
   /**

@@ -8,8 +8,10 @@ import type { HealthScheduler } from '../health/scheduler.js';
 import type { Engine } from '../core/dataplane.js';
 import type { Actions, ActionResult, Actor, AdminResult, ReloadResult } from './actions-types.js';
 import { displayState, type BackendState } from './backend.js';
+import { explain } from './explain.js';
+import { InstanceStatus, readiness, type Readiness } from './instance.js';
 import type { EventLog } from './event-log.js';
-import type { BackendView, ConfigView, Snapshot } from './snapshot.js';
+import type { BackendView, ConfigView, InstanceView, Snapshot } from './snapshot.js';
 import type { Runtime } from './store.js';
 
 export interface ActionDeps {
@@ -23,6 +25,8 @@ export interface ActionDeps {
   configView(): ConfigView;
   /** Re-read and apply the config file. */
   reload(by: Actor): Promise<ReloadResult>;
+  /** Standby and leaving (runtime/instance.ts). @default a fresh InstanceStatus */
+  readonly instance?: InstanceStatus;
   /**
    * Called after an operator action (persist the state file). The returned
    * promise, if any, settles when the save is on disk or failed.
@@ -66,8 +70,13 @@ export async function settleAdmin(r: AdminResult): Promise<ActionResult & { pers
   return { ok: r.ok, message: `${r.message} — ${notPersisted(error)}`, persisted: false, error };
 }
 
+function instanceView(name: string, s: InstanceStatus, r: Readiness): InstanceView {
+  return { name, ready: r.ready, why: r.why, ...(s.standby === null ? {} : { standby: s.standby }), leaving: s.leavingUntil !== null || s.stopping };
+}
+
 export function createActions(d: ActionDeps): Actions {
   const { runtime, engine, health, events } = d;
+  const instance = d.instance ?? new InstanceStatus();
   const rates = new Rates();
   const { tally } = runtime;
 
@@ -84,6 +93,22 @@ export function createActions(d: ActionDeps): Actions {
     events.push({ time: Date.now(), kind: 'action', backend, ok, text: `${text} by ${by}` });
   }
 
+  /** Start the state file save after an operator action; the result's `persisted` reports it. */
+  function persist(message: string, by: Actor, verb: string, backend: BackendId | undefined, changed: boolean): AdminResult {
+    // An operator's action is saved even when the state did not change: repeating
+    // a drain whose save failed (disk full) is how to persist it once fixed.
+    const saving = changed || by !== 'statefile' ? d.onAdminChange?.() : undefined;
+    if (saving === undefined) return { ok: true, message };
+    const persisted = saving.then(
+      () => undefined,
+      (err: Error) => {
+        events.push({ time: Date.now(), kind: 'action', backend, ok: false, text: `${verb} by ${by}: ${notPersisted(err.message)}` });
+        return err.message;
+      },
+    );
+    return { ok: true, message, persisted };
+  }
+
   function setAdmin(id: BackendId, admin: BackendState['admin'], by: Actor, verb: string): AdminResult {
     const b = find(id);
     if (!('id' in b)) return b;
@@ -96,18 +121,7 @@ export function createActions(d: ActionDeps): Actions {
       admin === 'drain' ? `no new connections; ${open} open continue` : admin === 'disabled' ? `out of rotation, not probed; ${open} open stay until killed` : 'back under the checks\' control';
     record(by, b.id, verb);
     const message = `${b.id} ${verb === 'enable' ? 'enabled' : verb === 'drain' ? 'draining' : 'disabled'}: ${tail}`;
-    // An operator's action is saved even when the state did not change: repeating
-    // a drain whose save failed (disk full) is how to persist it once fixed.
-    const saving = was !== admin || by !== 'statefile' ? d.onAdminChange?.() : undefined;
-    if (saving === undefined) return { ok: true, message };
-    const persisted = saving.then(
-      () => undefined,
-      (err: Error) => {
-        events.push({ time: Date.now(), kind: 'action', backend: b.id, ok: false, text: `${verb} by ${by}: ${notPersisted(err.message)}` });
-        return err.message;
-      },
-    );
-    return { ok: true, message, persisted };
+    return persist(message, by, verb, b.id, was !== admin);
   }
 
   return {
@@ -131,6 +145,17 @@ export function createActions(d: ActionDeps): Actions {
       return { ok: true, message: `${b.id}: closed ${n} open connection${n === 1 ? '' : 's'}` };
     },
     reload: (by) => d.reload(by),
+    standby(on, by) {
+      const changed = instance.setStandby(on, by);
+      const verb = on ? 'standby on' : 'standby off';
+      record(by, undefined, verb);
+      const message = on
+        ? `standby${changed ? '' : ' (already)'}: this instance reports not ready (tcplb-console health exits 1), so keepalived or BGP move the address away; open and new connections are still served`
+        : `standby off${changed ? '' : ' (was not in standby)'}: ${readiness(runtime.config, runtime, instance).why}`;
+      return persist(message, by, verb, undefined, changed);
+    },
+    readiness: () => readiness(runtime.config, runtime, instance),
+    explain: (client, listener) => explain(runtime.config, runtime, client, listener),
     onEvent: (listener) => events.subscribe(listener),
     snapshot(connLimit = 50): Snapshot {
       const now = Date.now();
@@ -145,6 +170,7 @@ export function createActions(d: ActionDeps): Actions {
         pid: process.pid,
         engine: d.engineName,
         config: d.configView(),
+        instance: instanceView(runtime.config.instance, instance, readiness(runtime.config, runtime, instance, now)),
         listeners: cfg.listeners.map((l) => ({ name: l.name, listen: l.listenText, upstream: l.upstream })),
         totals: { active: conns.total, accepted: tally.finished + conns.total, connPerSec, bytesPerSec },
         upstreams: Object.values(cfg.upstreams).map((u) => ({

@@ -22,6 +22,8 @@ export interface ConsoleSource {
   check(id: BackendId, by: Actor): Promise<ActionResult & { result?: ProbeResult }>;
   kill(id: BackendId, by: Actor): ActionResult | Promise<ActionResult>;
   reload(by: Actor): Promise<ReloadResult>;
+  /** Standby on/off (absent on a source that cannot: an older remote tcplb answers it with an error anyway). */
+  standby?(on: boolean, by: Actor): AdminResult | Promise<AdminResult>;
   /** The newest snapshot (remote: the last one streamed, with the events streamed since). */
   snapshot(connLimit?: number): Snapshot;
   /** Set when the console is attached to a tcplb in another process. */

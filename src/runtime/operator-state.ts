@@ -6,6 +6,7 @@
  */
 import type { Logger } from '../log/logger.js';
 import type { Actions } from './actions-types.js';
+import type { InstanceStatus } from './instance.js';
 import { dropStale, loadState, saveState } from './state-file.js';
 import type { Runtime } from './store.js';
 
@@ -22,8 +23,8 @@ export interface OperatorState {
 
 type Log = Pick<Logger, 'info' | 'warn' | 'error'>;
 
-/** The operator states of `runtime`, kept in `path` (null: not kept). */
-export function operatorState(path: string | null, runtime: Runtime, logger: Log): OperatorState {
+/** The operator states of `runtime` (and the instance's standby), kept in `path` (null: not kept). */
+export function operatorState(path: string | null, runtime: Runtime, logger: Log, instance?: InstanceStatus): OperatorState {
   let restoring = false;
 
   function save(): Promise<void> | undefined {
@@ -32,15 +33,20 @@ export function operatorState(path: string | null, runtime: Runtime, logger: Log
       .backends()
       .filter((b) => b.admin !== 'ready')
       .map((b) => ({ backend: b.id, admin: b.admin as 'drain' | 'disabled' }));
-    const saved = saveState(path, entries);
+    const saved = saveState(path, entries, instance?.standby ?? null);
     saved.catch((err: Error) => logger.error(err.message));
     return saved;
   }
 
   function restore(actions: Actions): void {
     if (path === null) return;
-    const { entries, warning } = loadState(path);
+    const { entries, warning, standby } = loadState(path);
     if (warning !== undefined) logger.warn(warning);
+    if (standby !== undefined && instance !== undefined) {
+      // A planned handover survives a restart: the address must not come back on its own.
+      instance.standby = standby;
+      logger.warn(`state file: in standby since ${new Date(standby.since).toISOString()} (by ${standby.by}): reporting not ready until ctl standby off`);
+    }
     const { kept, note } = dropStale(path, entries, (id) => runtime.backend(id) !== undefined);
     if (note !== undefined) logger.info(note);
     restoring = true;

@@ -83,12 +83,27 @@ export interface ConfigView {
   readonly error?: string;
 }
 
+/** The instance as an HA member: its name, readiness (`tcplb-console health`), standby. */
+export interface InstanceView {
+  /** `instance` in the config, or the host name. */
+  readonly name: string;
+  readonly ready: boolean;
+  /** `ready: imap 2/2 usable`, `not ready: standby since 12:00:03 by ctl (user alice, pid 42)`. */
+  readonly why: string;
+  /** Set while in standby (`ctl standby on`). */
+  readonly standby?: { readonly by: string; readonly since: number };
+  /** SIGTERM received: not ready, accepting stops after leaveDelay. */
+  readonly leaving: boolean;
+}
+
 export interface Snapshot {
   readonly time: number;
   readonly version: string;
   readonly pid: number;
   readonly engine: string;
   readonly config: ConfigView;
+  /** Absent from a tcplb older than readiness (protocol 1 clients ignore it). */
+  readonly instance?: InstanceView;
   readonly listeners: readonly ListenerView[];
   readonly totals: {
     readonly active: number;

@@ -21,9 +21,17 @@ export interface StateEntry {
   readonly admin: 'drain' | 'disabled';
 }
 
+/** The instance's standby (`ctl standby on`): who set it and when (epoch ms). */
+export interface StandbyRecord {
+  readonly by: string;
+  readonly since: number;
+}
+
 /** What `loadState` found. */
 export interface LoadedState {
   readonly entries: StateEntry[];
+  /** Set when the instance was put in standby and not taken out. */
+  readonly standby?: StandbyRecord;
   /** Set when the file exists but could not be used (fully or partly). */
   readonly warning?: string;
 }
@@ -47,7 +55,7 @@ const TMP_MODE = 0o600;
 
 interface Slot {
   running: boolean;
-  next?: { entries: StateEntry[]; waiters: { resolve: () => void; reject: (e: Error) => void }[] };
+  next?: { entries: StateEntry[]; standby: StandbyRecord | null; waiters: { resolve: () => void; reject: (e: Error) => void }[] };
 }
 
 /** One writer per path: saves run one at a time; a burst collapses into its last state. */
@@ -56,19 +64,21 @@ const slots = new Map<string, Slot>();
 const swept = new Set<string>();
 
 /**
- * Save `entries` to `path` as `{version:1, savedAt, backends:[...]}`.
+ * Save `entries` (and the standby, when set) to `path` as `{version:1,
+ * savedAt, backends:[...], standby?:{by, since}}`.
  * Concurrent calls are serialised: while one write runs, later calls coalesce
  * into one more write of the newest entries, and every caller resolves once a
  * write containing its state (or a newer one) is on disk. Rejects on I/O errors.
  */
-export function saveState(path: string, entries: readonly StateEntry[]): Promise<void> {
+export function saveState(path: string, entries: readonly StateEntry[], standby: StandbyRecord | null = null): Promise<void> {
   const key = nodePath.resolve(path);
   const slot = slots.get(key) ?? { running: false };
   slots.set(key, slot);
   const copy = entries.map((e) => ({ backend: e.backend, admin: e.admin }));
   const done = new Promise<void>((resolve, reject) => {
-    slot.next ??= { entries: copy, waiters: [] };
+    slot.next ??= { entries: copy, standby, waiters: [] };
     slot.next.entries = copy;
+    slot.next.standby = standby === null ? null : { by: standby.by, since: standby.since };
     slot.next.waiters.push({ resolve, reject });
   });
   if (!slot.running) void drain(key, slot);
@@ -81,7 +91,7 @@ async function drain(key: string, slot: Slot): Promise<void> {
     const job = slot.next;
     slot.next = undefined;
     try {
-      await writeAtomic(key, job.entries);
+      await writeAtomic(key, job.entries, job.standby);
       for (const w of job.waiters) w.resolve();
     } catch (err) {
       for (const w of job.waiters) w.reject(err as Error);
@@ -91,13 +101,14 @@ async function drain(key: string, slot: Slot): Promise<void> {
   slots.delete(key);
 }
 
-async function writeAtomic(path: string, entries: StateEntry[]): Promise<void> {
+async function writeAtomic(path: string, entries: StateEntry[], standby: StandbyRecord | null): Promise<void> {
   const dir = nodePath.dirname(path);
   if (!swept.has(path)) {
     swept.add(path);
     await sweepTmp(path);
   }
-  const body = `${JSON.stringify({ version: VERSION, savedAt: new Date().toISOString(), backends: entries }, null, 2)}\n`;
+  const doc = { version: VERSION, savedAt: new Date().toISOString(), backends: entries, ...(standby === null ? {} : { standby }) };
+  const body = `${JSON.stringify(doc, null, 2)}\n`;
   const size = Buffer.byteLength(body);
   if (size > MAX_STATE_BYTES) throw new Error(`cannot save state file ${path}: ${entries.length} entries make ${size} bytes, over the ${MAX_STATE_BYTES}-byte limit`);
   let tmp: string | undefined;
@@ -216,8 +227,12 @@ export function loadState(path: string): LoadedState {
     } else skipped++;
   }
   const entries = [...byId.values()];
-  if (skipped === 0) return { entries };
-  return { entries, warning: `state file ${path}: ignored ${count(skipped)} invalid entr${skipped === 1 ? 'y' : 'ies'}` };
+  // A standby field that is not one is ignored like an invalid entry: serving is the safe default.
+  const sb = o.standby as Partial<Record<string, unknown>> | null | undefined;
+  const standby = sb !== null && typeof sb === 'object' && validId(sb.by) && Number.isSafeInteger(sb.since) ? { standby: { by: sb.by, since: sb.since as number } } : {};
+  if (sb !== undefined && !('standby' in standby)) skipped++;
+  if (skipped === 0) return { entries, ...standby };
+  return { entries, ...standby, warning: `state file ${path}: ignored ${count(skipped)} invalid entr${skipped === 1 ? 'y' : 'ies'}` };
 }
 
 /** A backend id fit to look up and to log: a short line of printable text. */

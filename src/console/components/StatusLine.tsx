@@ -14,6 +14,7 @@ export function confirmText(mode: Extract<Mode, { kind: 'confirm' }>): string {
   const c = mode.confirm;
   const n = (k: number): string => `${k} open connection${k === 1 ? '' : 's'}`;
   if (c.kind === 'kill') return `Kill ${n(c.count)} to ${c.id}? y/N`;
+  if (c.kind === 'standby') return c.on ? 'Standby? Reports not ready: the address moves away; connections go on. y/N' : 'Leave standby? Reports ready again when backends are usable. y/N';
   return `Quit? ${n(c.count)} will be closed. y/N`;
 }
 

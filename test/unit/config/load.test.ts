@@ -44,9 +44,13 @@ test('defaults: a minimal config is fully defaulted', () => {
     metrics: { listen: null },
     stateFile: null,
     shutdownTimeoutMs: 30_000,
+    health: { require: null },
+    leaveDelayMs: 0,
+    instance: c.instance,
     workers: 1,
     engine: 'auto',
   });
+  assert.match(c.instance, /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'instance defaults to the host name, as a valid name');
   assert.equal('check' in c.upstreams.imap!, false, 'no check key without a check section');
 });
 
@@ -124,7 +128,7 @@ test('valid-full.json5: every key is read', async () => {
     'maxConnectionsPerClient', 'allow', 'deny', 'upstreams', 'balance', 'onMarkedDown', 'servers', 'address', 'weight', 'maxFails',
     'failTimeout', 'backup', 'down', 'maxConns', 'check', 'type', 'interval', 'rise', 'fall', 'timeout', 'tls', 'servername',
     'verify', 'port', 'send', 'expect', 'log', 'access', 'format', 'level', 'control', 'socket', 'metrics', 'stateFile',
-    'shutdownTimeout', 'workers', 'engine']) {
+    'shutdownTimeout', 'health', 'require', 'leaveDelay', 'instance', 'workers', 'engine']) {
     assert.ok(keys.has(k), `valid-full.json5 lacks key ${k}`);
   }
 });

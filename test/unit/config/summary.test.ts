@@ -30,7 +30,7 @@ test('summary of the DESIGN.md example', () => {
     'control:  /etc/tcplb/tcplb.sock',
     'metrics:  http://127.0.0.1:9108/metrics',
     'state:    /etc/tcplb/tcplb.state',
-    'process:  shutdownTimeout 30s, workers 1, engine auto',
+    `process:  instance ${c.instance}, shutdownTimeout 30s, workers 1, engine auto`,
   ].join('\n'));
 });
 
@@ -45,7 +45,8 @@ test('summary shows flags and stays short for the full fixture', () => {
   assert.match(s, /check http every 1s, rise 2, fall 5, timeout 2s, expect 2xx/);
   assert.match(s, /mail: round_robin.*\n.*\n {4}check: none \(passive only\)/);
   assert.match(s, /log: +access \/etc\/tcplb\/logs\/access\.log \(json\), level debug/);
-  assert.match(s, /process: +shutdownTimeout 1m, workers auto, engine js/);
+  assert.match(s, /process: +instance lb1, shutdownTimeout 1m, leaveDelay 3s, workers auto, engine js/);
+  assert.match(s, /state: +\/var\/lib\/tcplb\/state\.json; health requires imaps, web/);
 });
 
 test('summary of a big config still fits a screen, lists cut with "… and N more"', () => {

@@ -36,6 +36,8 @@ export interface FakeActions extends Actions {
   emit(e: EventView): void;
   /** onEvent listeners subscribed now. */
   listeners: Set<(e: EventView) => void>;
+  /** Standby as the fake's `standby` set it. */
+  standbyOn: boolean;
 }
 
 /** Every backend command succeeds for KNOWN and fails like the runtime for anything else. */
@@ -53,6 +55,7 @@ export function fakeActions(): FakeActions {
     calls,
     listeners,
     snap: SNAPSHOT,
+    standbyOn: false,
     emit(e) {
       for (const fn of listeners) fn(e);
     },
@@ -77,6 +80,19 @@ export function fakeActions(): FakeActions {
     async reload(by) {
       calls.push(`reload ${by}`);
       return fake.reloadResult;
+    },
+    standby(on, by) {
+      calls.push(`standby ${on ? 'on' : 'off'} ${by}`);
+      fake.standbyOn = on;
+      return { ok: true, message: on ? 'standby: not ready' : 'standby off: ready' };
+    },
+    readiness() {
+      return fake.standbyOn ? { ready: false, why: 'not ready: standby' } : { ready: true, why: 'ready: imap 1/1 usable' };
+    },
+    explain(client, listener) {
+      calls.push(`explain ${client} ${listener ?? '-'}`);
+      if (client !== '203.0.113.7') return { error: `"${client}" is not an IP address` };
+      return { client, listener: listener ?? 'imap', upstream: 'imap', balance: 'ip_hash', chosen: KNOWN, digest: '0badcafe', ranking: [{ id: KNOWN, weight: 1, backup: false, usable: true, state: 'UP' }] };
     },
     snapshot(connLimit?: number) {
       calls.push(connLimit === undefined ? 'snapshot' : `snapshot ${connLimit}`);

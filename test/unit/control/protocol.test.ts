@@ -11,6 +11,12 @@ test('parseRequest accepts every command', () => {
       req: { cmd, backend: 'imap/1.2.3.4:143', id: 5 },
     });
   }
+  assert.deepEqual(parseRequest('{"cmd":"health"}'), { ok: true, req: { cmd: 'health' } });
+  assert.deepEqual(parseRequest('{"cmd":"standby","on":true}'), { ok: true, req: { cmd: 'standby', on: true } });
+  assert.deepEqual(parseRequest('{"cmd":"explain","client":" 203.0.113.7 ","listener":"imap"}'), { ok: true, req: { cmd: 'explain', client: '203.0.113.7', listener: 'imap' } });
+  assert.deepEqual(parseRequest('{"cmd":"standby","on":"yes","id":3}'), { ok: false, error: '"standby" needs "on": true or false', id: 3 });
+  assert.deepEqual(parseRequest('{"cmd":"explain"}'), { ok: false, error: '"explain" needs "client": an IP address' });
+  assert.deepEqual(parseRequest('{"cmd":"explain","client":"1.2.3.4","listener":5}'), { ok: false, error: '"explain": "listener" must be a listener name' });
 });
 
 test('parseRequest rejects bad requests, keeping the id when it can', () => {

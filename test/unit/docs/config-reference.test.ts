@@ -22,7 +22,7 @@ import { loadConfigText } from '../../../src/config/load.js';
 import { parseJson5 } from '../../../src/config/parse.js';
 import { keyName } from '../../../src/config/readers.js';
 import {
-  CHECK_SPEC, CONTROL_SPEC, LISTENER_SPEC, LOG_SPEC, METRICS_SPEC, ROOT_SPEC, SERVER_SPEC, UPSTREAM_SPEC,
+  CHECK_SPEC, CONTROL_SPEC, HEALTH_SPEC, LISTENER_SPEC, LOG_SPEC, METRICS_SPEC, ROOT_SPEC, SERVER_SPEC, UPSTREAM_SPEC,
 } from '../../../src/config/schema.js';
 import { formatIssue } from '../../../src/core/config.js';
 
@@ -71,6 +71,7 @@ function schemaPaths(): Set<string> {
   add('log', LOG_SPEC);
   add('control', CONTROL_SPEC);
   add('metrics', METRICS_SPEC);
+  add('health', HEALTH_SPEC);
   return out;
 }
 

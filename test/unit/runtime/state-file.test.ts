@@ -312,3 +312,17 @@ test('stale entries are summarised in one line with a count, however many', () =
   assert.equal(dropStale('/s', [A[0]!], () => false).note, 'state file /s: 1 entry for a backend no longer in the config dropped (imap/10.0.0.2:143 drain)');
   assert.deepEqual(dropStale('/s', A, () => true), { kept: A });
 });
+
+test('standby is saved with the operator states and read back; a damaged standby is dropped with a warning (serving is the safe default)', async () => {
+  const dir = tmp();
+  const file = path.join(dir, 'tcplb.state');
+  await saveState(file, A, { by: 'ctl (user alice, pid 42)', since: 1700000000000 });
+  assert.deepEqual(loadState(file), { entries: A, standby: { by: 'ctl (user alice, pid 42)', since: 1700000000000 } });
+  await saveState(file, A);
+  assert.deepEqual(loadState(file), { entries: A }, 'standby off: the field goes');
+  fs.writeFileSync(file, JSON.stringify({ version: 1, backends: [], standby: { by: 'x\u0007', since: 'soon' } }));
+  const r = loadState(file);
+  assert.equal(r.standby, undefined);
+  assert.match(r.warning!, /ignored 1 invalid entry/);
+  fs.rmSync(dir, { recursive: true, force: true });
+});

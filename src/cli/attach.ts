@@ -52,7 +52,6 @@ export async function runAttached(socket: string, mount: Mount, opts: { version:
     err.write(`tcplb: ${(e as Error).message}\n`);
     return 1;
   }
-  const pid = source.attachment.link().pid;
   return new Promise<number>((resolve) => {
     let ui: ConsoleHandle | undefined;
     let detached = false;
@@ -63,7 +62,8 @@ export async function runAttached(socket: string, mount: Mount, opts: { version:
       ui?.unmount();
       ui = undefined;
       for (const [sig, fn] of handlers) process.off(sig, fn);
-      out.write(`detached; tcplb (pid ${pid}) goes on serving\n`);
+      // Read now, not at attach: after a restart the link is to another pid.
+      out.write(`detached; tcplb (pid ${source.attachment.link().pid}) goes on serving\n`);
       resolve(0);
     };
     // A signal to the console is for the console: the proxy is another process.

@@ -56,7 +56,8 @@ export async function runAttached(targets: readonly Target[], mount: Mount, opts
     err.write(`tcplb: ${(e as Error).message}\n`);
     return 1;
   }
-  const who = targets.length === 1 ? `tcplb (pid ${source.attachment.link().pid}) goes` : `the ${targets.length} tcplb instances go`;
+  // Read at detach, not at attach: after a restart the link is to another pid.
+  const who = (): string => (targets.length === 1 ? `tcplb (pid ${source.attachment.link().pid}) goes` : `the ${targets.length} tcplb instances go`);
   return new Promise<number>((resolve) => {
     let ui: ConsoleHandle | undefined;
     let detached = false;
@@ -67,7 +68,7 @@ export async function runAttached(targets: readonly Target[], mount: Mount, opts
       ui?.unmount();
       ui = undefined;
       for (const [sig, fn] of handlers) process.off(sig, fn);
-      out.write(`detached; ${who} on serving\n`);
+      out.write(`detached; ${who()} on serving\n`);
       resolve(0);
     };
     // A signal to the console is for the console: the proxy is another process.

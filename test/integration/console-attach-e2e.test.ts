@@ -5,46 +5,21 @@
  * the table; `d` drains (new connections avoid the backend, an open one keeps
  * relaying); `q` detaches and the proxy still serves; `attach --socket`
  * shows DRAINING, `e` restores it; two consoles at once both show an action
- * made in either, each with its actor. Every process is killed by PID.
+ * made in either, each with its actor. And a restart under an attached
+ * console (SIGTERM, then the same config again): the lost link in red while
+ * tcplb is down, back by itself with the new pid, keys acting on the new
+ * instance. Every process is killed by PID.
  */
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { requireBinary } from '../fixtures/real/available.js';
-import { BIN } from '../helpers/cli.js';
+import { BIN, runCli } from '../helpers/cli.js';
 import { connect, reservePort, greetingVia, listen, namedEcho, readLine, waitFor } from '../helpers/net.js';
-
-const SOCK = `tcplb-attach-${process.pid}`; // a private tmux server: nothing else of the user's is touched
-const tmux = (...args: string[]): string => execFileSync('tmux', ['-L', SOCK, ...args], { encoding: 'utf8' });
-const screen = (win: string): string => tmux('capture-pane', '-p', '-t', win);
-
-/** The children of `pid`, from /proc. */
-function childrenOf(pid: number): number[] {
-  const out: number[] = [];
-  for (const d of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const stat = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
-      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) out.push(Number(d));
-    } catch {
-      /* gone */
-    }
-  }
-  return out;
-}
-
-async function waitScreen(win: string, re: RegExp, what: string, ms = 10_000): Promise<string> {
-  let last = '';
-  try {
-    await waitFor(() => re.test((last = screen(win))), { timeoutMs: ms, what: `${win}: ${what}` });
-  } catch (err) {
-    throw new Error(`${(err as Error).message}; screen:\n${last}`);
-  }
-  return last;
-}
+import { Tmux } from '../helpers/tmux.js';
 
 const killed = (pid: number): void => {
   try {
@@ -54,33 +29,14 @@ const killed = (pid: number): void => {
   }
 };
 
-/** A console in its own tmux session; returns the console process's pid (the pane's shell's child). */
-async function openConsole(t: TestContext, name: string, args: string[]): Promise<number> {
-  const cmd = `${process.execPath} ${BIN} ${args.join(' ')}; echo EXITED $?; sleep 30`;
-  if (tmuxStarted) tmux('new-session', '-d', '-s', name, '-x', '120', '-y', '30', cmd);
-  else {
-    tmux('new-session', '-d', '-s', name, '-x', '120', '-y', '30', cmd);
-    tmuxStarted = true;
-    t.after(() => {
-      try {
-        tmux('kill-server');
-      } catch {
-        /* already gone */
-      }
-    });
-  }
-  const pane = Number(tmux('display-message', '-p', '-t', name, '#{pane_pid}').trim());
-  let pid: number | undefined;
-  await waitFor(() => (pid = childrenOf(pane)[0]), { what: `${name}'s console process` });
-  t.after(() => {
-    for (const p of [...childrenOf(pane), pane]) killed(p);
-  });
-  return pid!;
+/** A console in its own tmux session (120x30); returns the console process's pid (the pane's shell's child). */
+function openConsole(tmux: Tmux, name: string, args: string[]): Promise<number> {
+  const pane = tmux.session(name, `${process.execPath} ${BIN} ${args.join(' ')}`, 120, 30);
+  return tmux.commandPid(pane, `${name}'s console process`);
 }
-let tmuxStarted = false;
 
-test('attached consoles in tmux: d drains, q detaches (tcplb serves on), a second attach shows DRAINING and e restores, two consoles see each other\'s actions', async (t) => {
-  if (!requireBinary('tmux', t)) return;
+/** Two echo backends A and B, and a config with one listener over them and a control socket next to it. */
+async function setup(t: TestContext): Promise<{ a: { port: number }; port: number; file: string; sock: string }> {
   const a = await listen(namedEcho('A'));
   const b = await listen(namedEcho('B'));
   t.after(() => Promise.all([a.close(), b.close()]));
@@ -88,25 +44,39 @@ test('attached consoles in tmux: d drains, q detaches (tcplb serves on), a secon
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tcplb-att-'));
   t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
   const file = path.join(dir, 'config.json5');
-  const sock = path.join(dir, 'tcplb.sock');
   fs.writeFileSync(file, `{
     listeners: [{ name: "front", listen: "127.0.0.1:${port}", upstream: "u" }],
     upstreams: { u: { check: { type: "tcp", interval: "2s" }, servers: ["127.0.0.1:${a.port}", "127.0.0.1:${b.port}"] } },
     control: { socket: "tcplb.sock" },
     log: { access: null },
   }`);
+  return { a, port, file, sock: path.join(dir, 'tcplb.sock') };
+}
 
-  // The proxy: a plain background process, no terminal.
+/** The proxy: a plain background process, no terminal; resolves once it serves. */
+async function startHeadless(t: TestContext, file: string): Promise<ChildProcess> {
   const proxy = spawn(process.execPath, [BIN, '--headless', '-c', file], { stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
-  proxy.stderr.on('data', (d) => (log += d));
+  proxy.stderr!.on('data', (d) => (log += d));
   t.after(() => killed(proxy.pid!));
-  await waitFor(() => /serving/.test(log), { what: 'the headless tcplb serving', timeoutMs: 8000 });
-  // A table row (`› 127.0.0.1:P  UP`), not an event line (`… u/127.0.0.1:P UP -> DRAINING`).
-  const rowA = (state: string): RegExp => new RegExp(`^[› ] 127\\.0\\.0\\.1:${a.port}\\s+${state}`, 'm');
+  await waitFor(() => /serving/.test(log), { what: `the headless tcplb (pid ${proxy.pid}) serving`, timeoutMs: 8000 });
+  return proxy;
+}
+
+/** A table row (`› 127.0.0.1:P  UP`), not an event line (`… u/127.0.0.1:P UP -> DRAINING`). */
+const row = (port: number, state: string): RegExp => new RegExp(`^[› ] 127\\.0\\.0\\.1:${port}\\s+${state}`, 'm');
+
+test('attached consoles in tmux: d drains, q detaches (tcplb serves on), a second attach shows DRAINING and e restores, two consoles see each other\'s actions', async (t) => {
+  if (!requireBinary('tmux', t)) return;
+  const { a, port, file, sock } = await setup(t);
+  const proxy = await startHeadless(t, file);
+  const tmux = new Tmux(t, 'attach');
+  const screen = (win: string): string => tmux.screen(win);
+  const waitScreen = (win: string, re: RegExp, what: string): Promise<string> => tmux.waitScreen(win, re, what);
+  const rowA = (state: string): RegExp => row(a.port, state);
 
   // A plain start on a terminal finds the config's control socket answering: it attaches.
-  await openConsole(t, 'c1', ['-c', file]);
+  await openConsole(tmux, 'c1', ['-c', file]);
   const first = await waitScreen('c1', rowA('UP'), 'the table');
   assert.match(first, new RegExp(`attached to pid ${proxy.pid} · started \\d\\d:\\d\\d · config ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
 
@@ -119,14 +89,14 @@ test('attached consoles in tmux: d drains, q detaches (tcplb serves on), a secon
   assert.ok(open, 'round robin never reached A');
   t.after(() => open.destroy());
 
-  tmux('send-keys', '-t', 'c1', 'd'); // A is first: selected at start
+  tmux.keys('c1', 'd'); // A is first: selected at start
   await waitScreen('c1', rowA('DRAINING'), 'DRAINING');
   await waitScreen('c1', /draining: no new connections; 1 open continue/, 'the reply in the status line');
   for (let i = 0; i < 6; i++) assert.equal(await greetingVia(port), 'B', 'a drained backend got a new connection');
   open.write('still relaying\n');
   assert.equal(await readLine(open), 'still relaying');
 
-  tmux('send-keys', '-t', 'c1', 'q');
+  tmux.keys('c1', 'q');
   await waitScreen('c1', new RegExp(`detached; tcplb \\(pid ${proxy.pid}\\) goes on serving[\\s\\S]*EXITED 0`), 'detached at once, exit 0');
   assert.equal(proxy.exitCode, null, 'the proxy still runs');
   assert.equal(await greetingVia(port), 'B', 'the proxy still serves');
@@ -134,11 +104,11 @@ test('attached consoles in tmux: d drains, q detaches (tcplb serves on), a secon
   assert.equal(await readLine(open), 'after detach');
 
   // Two consoles at once, by `attach`: both see the drain, and each action lands in both logs with its actor.
-  const p2 = await openConsole(t, 'c2', ['attach', '--socket', sock]);
-  const p3 = await openConsole(t, 'c3', ['attach', '-c', file]);
+  const p2 = await openConsole(tmux, 'c2', ['attach', '--socket', sock]);
+  const p3 = await openConsole(tmux, 'c3', ['attach', '-c', file]);
   await waitScreen('c2', rowA('DRAINING'), 'DRAINING on a second attach');
   await waitScreen('c3', rowA('DRAINING'), 'DRAINING on a third');
-  tmux('send-keys', '-t', 'c2', 'e');
+  tmux.keys('c2', 'e');
   await waitScreen('c2', rowA('UP'), 'UP again');
   const seen = new Set<string>();
   for (let i = 0; i < 6; i++) seen.add(await greetingVia(port));
@@ -148,7 +118,7 @@ test('attached consoles in tmux: d drains, q detaches (tcplb serves on), a secon
   const enabled = new RegExp(`u/127\\.0\\.0\\.1:${a.port}\\s+enable ${actor(p2)}`);
   await waitScreen('c2', enabled, 'the enable in its own log');
   await waitScreen('c3', enabled, 'the enable in the other console\'s log');
-  tmux('send-keys', '-t', 'c3', 'x');
+  tmux.keys('c3', 'x');
   const disabled = new RegExp(`u/127\\.0\\.0\\.1:${a.port}\\s+disable ${actor(p3)}`);
   await waitScreen('c3', disabled, 'the disable in its own log');
   await waitScreen('c2', disabled, 'the disable in the other console\'s log');
@@ -159,6 +129,43 @@ test('attached consoles in tmux: d drains, q detaches (tcplb serves on), a secon
   proxy.kill('SIGTERM');
   await waitScreen('c2', /connection to tcplb lost/, 'the lost link said');
   assert.doesNotMatch(screen('c2'), /EXITED/, 'the console runs on, retrying');
-  tmux('send-keys', '-t', 'c2', 'q');
+  tmux.keys('c2', 'q');
   await waitScreen('c2', /detached[\s\S]*EXITED 0/, 'detach while lost');
+});
+
+test('attached console across a restart: the lost link in red while tcplb is down, back by itself with the new pid, and d drains on the new instance', async (t) => {
+  if (!requireBinary('tmux', t)) return;
+  const { a, port, file, sock } = await setup(t);
+  const first = await startHeadless(t, file);
+  const tmux = new Tmux(t, 'restart');
+  await openConsole(tmux, 'c', ['attach', '--socket', sock]);
+  await tmux.waitScreen('c', new RegExp(`attached to pid ${first.pid} · [\\s\\S]*${row(a.port, 'UP').source}`, 'm'), 'the first instance and its table');
+
+  // Stopped as systemctl stop would stop it (SIGTERM), then started again with the same config.
+  const exited = new Promise((resolve) => first.once('exit', resolve));
+  first.kill('SIGTERM');
+  await exited;
+  const down = await tmux.waitScreen('c', /connection to tcplb lost/, 'the lost link said while tcplb is down');
+  assert.doesNotMatch(down, /EXITED/, 'the console runs on, retrying');
+  // Red: the header line carries a foreground-red SGR (31, or 91 bright) before its text.
+  const lostLine = tmux.colours('c').split('\n').find((l) => l.includes('connection to tcplb lost')) ?? '';
+  assert.match(lostLine, /\x1b\[(?:[0-9;]*;)?(?:31|91)(?:;[0-9;]*)?m[^\n]*connection to tcplb lost/, `the lost-link line in red: ${JSON.stringify(lostLine)}`);
+
+  const second = await startHeadless(t, file);
+  assert.notEqual(second.pid, first.pid);
+  const back = await tmux.waitScreen('c', new RegExp(`attached to pid ${second.pid} · `), 'the new pid in the header, with no key pressed');
+  assert.doesNotMatch(back, /connection to tcplb lost/, 'the lost line is gone once the link is back');
+  await tmux.waitScreen('c', row(a.port, 'UP'), 'the new instance\'s table');
+
+  // A key acts on the new instance: A (selected at start) is drained there.
+  tmux.keys('c', 'd');
+  await tmux.waitScreen('c', row(a.port, 'DRAINING'), 'DRAINING after the restart');
+  const st = await runCli(['ctl', '--socket', sock, 'status']);
+  assert.equal(st.code, 0, st.stderr);
+  const status = JSON.parse(st.stdout) as { pid?: number; upstreams: { backends: { id: string; state: string }[] }[] };
+  assert.equal(status.upstreams[0]!.backends.find((x) => x.id === `u/127.0.0.1:${a.port}`)?.state, 'DRAINING', st.stdout);
+  for (let i = 0; i < 6; i++) assert.equal(await greetingVia(port), 'B', 'the drained backend got a new connection from the new instance');
+  tmux.keys('c', 'q');
+  await tmux.waitScreen('c', new RegExp(`detached; tcplb \\(pid ${second.pid}\\) goes on serving[\\s\\S]*EXITED 0`), 'detached from the new instance');
+  assert.equal(second.exitCode, null, 'the new instance runs on');
 });

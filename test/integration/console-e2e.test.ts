@@ -6,7 +6,6 @@
  * read (`tmux send-keys -l`, as over a slow ssh link), each act in order.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -14,42 +13,13 @@ import { test, type TestContext } from 'node:test';
 import { requireBinary } from '../fixtures/real/available.js';
 import { BIN, runCli } from '../helpers/cli.js';
 import { connect, reservePort, greetingVia, listen, namedEcho, readLine, waitFor } from '../helpers/net.js';
-
-const SOCK = `tcplb-e2e-${process.pid}`; // a private tmux server: nothing else of the user's is touched
-const tmux = (...args: string[]): string => execFileSync('tmux', ['-L', SOCK, ...args], { encoding: 'utf8' });
-const screen = (): string => tmux('capture-pane', '-p', '-t', 'lb');
-
-/** The pane's shell and its children (the tcplb process), from /proc. */
-function childPids(pid: number): number[] {
-  const out = [pid];
-  for (const d of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const stat = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === pid) out.push(Number(d));
-    } catch {
-      /* gone */
-    }
-  }
-  return out;
-}
-
-async function waitScreen(re: RegExp, what: string, ms = 8000): Promise<string> {
-  let last = '';
-  try {
-    await waitFor(() => re.test((last = screen())), { timeoutMs: ms, what: what });
-  } catch (err) {
-    throw new Error(`${(err as Error).message}; screen:\n${last}`);
-  }
-  return last;
-}
+import { Tmux } from '../helpers/tmux.js';
 
 /**
  * The binary in a private tmux server (80x24) with one listener over
  * `servers`, a control socket for `ctl`, and cleanup by PID.
  */
-function startInTmux(t: TestContext, port: number, servers: number[]): { file: string } {
+function startInTmux(t: TestContext, port: number, servers: number[]): { file: string; waitScreen: (re: RegExp, what: string) => Promise<string>; keys: (...k: string[]) => void } {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tcplb-e2e-'));
   const file = path.join(dir, 'config.json5');
   fs.writeFileSync(file, `{
@@ -58,25 +28,9 @@ function startInTmux(t: TestContext, port: number, servers: number[]): { file: s
     control: { socket: "tcplb.sock" },
     log: { access: null },
   }`);
-  tmux('new-session', '-d', '-s', 'lb', '-x', '80', '-y', '24', `${process.execPath} ${BIN} -c ${file}; echo EXITED $?; sleep 30`);
-  // The pane's process is ours: stop it by PID (closing the terminal alone
-  // leaves it serving headless, by design).
-  const panePid = Number(tmux('display-message', '-p', '-t', 'lb', '#{pane_pid}').trim());
-  t.after(() => {
-    try {
-      tmux('kill-server');
-    } catch {
-      /* already gone */
-    }
-    for (const pid of childPids(panePid)) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        /* already gone */
-      }
-    }
-  });
-  return { file };
+  const tmux = new Tmux(t, 'e2e');
+  tmux.session('lb', `${process.execPath} ${BIN} -c ${file}`, 80, 24);
+  return { file, waitScreen: (re, what) => tmux.waitScreen('lb', re, what, 8000), keys: (...k) => tmux.keys('lb', ...k) };
 }
 
 test('console e2e in tmux: d drains (open connection keeps relaying), e enables, q y quits', async (t) => {
@@ -85,7 +39,7 @@ test('console e2e in tmux: d drains (open connection keeps relaying), e enables,
   const b = await listen(namedEcho('B'));
   t.after(() => Promise.all([a.close(), b.close()]));
   const port = await reservePort();
-  startInTmux(t, port, [a.port, b.port]);
+  const { waitScreen, keys } = startInTmux(t, port, [a.port, b.port]);
   const first = await waitScreen(new RegExp(`127\\.0\\.0\\.1:${a.port}\\s+UP`), 'the upstream table');
   for (const line of first.split('\n')) assert.ok(line.length <= 80, `line wider than 80: ${line}`);
 
@@ -99,23 +53,23 @@ test('console e2e in tmux: d drains (open connection keeps relaying), e enables,
   assert.ok(open, 'round robin never reached A');
 
   // A is the first backend: selected at start. Drain it.
-  tmux('send-keys', '-t', 'lb', 'd');
+  keys('d');
   await waitScreen(new RegExp(`127\\.0\\.0\\.1:${a.port}\\s+DRAINING`), 'DRAINING');
   await waitScreen(/draining: no new connections; 1 open continue/, 'the status line');
   for (let i = 0; i < 6; i++) assert.equal(await greetingVia(port), 'B', 'a drained backend got a new connection');
   open.write('still relaying\n');
   assert.equal(await readLine(open), 'still relaying');
 
-  tmux('send-keys', '-t', 'lb', 'e');
+  keys('e');
   await waitScreen(new RegExp(`127\\.0\\.0\\.1:${a.port}\\s+UP`), 'UP again');
   const seen = new Set<string>();
   for (let i = 0; i < 6; i++) seen.add(await greetingVia(port));
   assert.ok(seen.has('A'), 'enabled backend gets traffic again');
   await waitScreen(/drain by console/, 'the action in the event log');
 
-  tmux('send-keys', '-t', 'lb', 'q');
+  keys('q');
   await waitScreen(/Quit\? \d+ open connections? will be closed/, 'the quit question with the open connection count');
-  tmux('send-keys', '-t', 'lb', 'y');
+  keys('y');
   await waitScreen(/EXITED 0/, 'exit 0');
   await waitFor(() => open.destroyed || open.readableEnded, { timeoutMs: 2000, what: 'open connection closed by quit' });
 });
@@ -125,11 +79,11 @@ test('console e2e in tmux: keys in one read (send-keys -l jjd) move twice and dr
   const servers = await Promise.all(['A', 'B', 'C', 'D'].map((n) => listen(namedEcho(n))));
   t.after(() => Promise.all(servers.map((s) => s.close())));
   const port = await reservePort();
-  const { file } = startInTmux(t, port, servers.map((s) => s.port));
+  const { file, waitScreen, keys } = startInTmux(t, port, servers.map((s) => s.port));
   const row = (p: number, state: string): RegExp => new RegExp(`127\\.0\\.0\\.1:${p}\\s+${state}`);
   await waitScreen(new RegExp(servers.map((s) => row(s.port, 'UP').source).join('[\\s\\S]*')), 'four UP rows');
 
-  tmux('send-keys', '-t', 'lb', '-l', 'jjd'); // one write to the terminal: the console reads the three keys at once
+  keys('-l', 'jjd'); // one write to the terminal: the console reads the three keys at once
   const third = servers[2]!.port;
   const pane = await waitScreen(new RegExp(`› ${row(third, 'DRAINING').source}`), 'the third row selected and DRAINING');
   assert.match(pane, /draining: no new connections/);
@@ -140,6 +94,6 @@ test('console e2e in tmux: keys in one read (send-keys -l jjd) move twice and dr
   const states = (JSON.parse(st.stdout) as { upstreams: { backends: { id: string; state: string }[] }[] }).upstreams[0]!.backends.map((x) => [x.id, x.state]);
   assert.deepEqual(states, servers.map((s) => [`u/127.0.0.1:${s.port}`, s.port === third ? 'DRAINING' : 'UP']));
 
-  tmux('send-keys', '-t', 'lb', '-l', 'qy'); // the y answers the quit prompt in the same read
+  keys('-l', 'qy'); // the y answers the quit prompt in the same read
   await waitScreen(/EXITED 0/, 'exit 0');
 });

@@ -5,7 +5,7 @@
 # 50 connections, Connection: close, 100-byte answers from a private nginx),
 # measured alternately with no console and with CONSOLES (default 3)
 # `tcplb-console attach --socket ...` in tmux terminals (80x24, each watching
-# at its default two snapshots a second), RUNS times each (default 3, SECS
+# at one frame a second, as attached consoles draw), RUNS times each (default 3, SECS
 # seconds each, default 5): alternating on the same process keeps a busy
 # host's drift out of the ratio. Prints per engine the median req/s and the
 # median tcplb CPU per request (utime+stime from /proc over the run / the

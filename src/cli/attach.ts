@@ -36,6 +36,15 @@ export async function chooseRun(o: { console: boolean; socket: string | null | u
   return (await o.answers(o.socket)) ? 'attach' : 'run';
 }
 
+/**
+ * An attached console draws (and is streamed) a frame a second: its process
+ * shares the balancer's cores, and three consoles at two frames a second
+ * took 0.89x the headless connection rate on a busy 2-core host
+ * (bench/attach-overhead.sh), all of it the consoles' own rendering. An
+ * action's answer still shows at once in the status line.
+ */
+export const ATTACHED_FRAME_MS = 1000;
+
 type Mount = (source: ConsoleSource, opts: RunConsoleOptions) => ConsoleHandle;
 
 /**
@@ -51,7 +60,7 @@ export async function runAttached(targets: readonly Target[], mount: Mount, opts
   const err = opts.err ?? process.stderr;
   let source;
   try {
-    source = targets.length === 1 ? await attachRemote(targets[0]!) : await attachFleet(targets);
+    source = targets.length === 1 ? await attachRemote(targets[0]!, { intervalMs: ATTACHED_FRAME_MS }) : await attachFleet(targets, { intervalMs: ATTACHED_FRAME_MS });
   } catch (e) {
     err.write(`tcplb: ${(e as Error).message}\n`);
     return 1;
@@ -75,6 +84,6 @@ export async function runAttached(targets: readonly Target[], mount: Mount, opts
     const handlers: [NodeJS.Signals, () => void][] = (['SIGTERM', 'SIGINT', 'SIGHUP'] as const).map((s) => [s, detach]);
     for (const [sig, fn] of handlers) process.on(sig, fn);
     process.stdout.once('error', detach);
-    ui = mount(source, { version: opts.version, intervalMs: 500, onQuit: detach });
+    ui = mount(source, { version: opts.version, intervalMs: ATTACHED_FRAME_MS, onQuit: detach });
   });
 }

@@ -2,6 +2,7 @@
 # Install the Debian packages that tcplb's real-server integration tests and
 # its benchmark (npm run bench: wrk, iperf3, nginx stream, haproxy) need,
 # sshd for the console's ssh:// attach test (started privately by the test),
+# keepalived, BIRD and ExaBGP for the HA tests in network namespaces,
 # and the compiler node-gyp builds the native engine with (g++, make, python3).
 #
 # Idempotent and non-interactive; run as root (CI runs as root).  Packages that
@@ -23,9 +24,10 @@ PACKAGES=(
   wrk iperf3
   g++ make python3
   openssh-server openssh-client
+  keepalived bird2 exabgp iproute2
 )
 # init scripts / systemd units shipped by the packages above
-SERVICES=(dovecot postfix mariadb nginx haproxy iperf3 ssh)
+SERVICES=(dovecot postfix mariadb nginx haproxy iperf3 ssh keepalived bird exabgp)
 
 say() { printf 'install-deps: %s\n' "$*"; }
 
@@ -109,6 +111,7 @@ for svc in "${SERVICES[@]}"; do
     dovecot) pkgs=(dovecot-imapd dovecot-pop3d) ;;
     mariadb) pkgs=(mariadb-server) ;;
     ssh) pkgs=(openssh-server) ;;
+    bird) pkgs=(bird2) ;;
     *) pkgs=("$svc") ;;
   esac
   for p in "${pkgs[@]}"; do
@@ -133,7 +136,7 @@ if [[ ${#still[@]} -ne 0 ]]; then
   say "still missing after install: ${still[*]}" >&2
   exit 1
 fi
-for b in dovecot postfix mariadbd mariadb-install-db nginx haproxy openssl sshd ssh; do
+for b in dovecot postfix mariadbd mariadb-install-db nginx haproxy openssl sshd ssh keepalived bird exabgp ip; do
   command -v "$b" >/dev/null 2>&1 || [[ -x /usr/sbin/$b ]] || { say "binary $b not found" >&2; exit 1; }
 done
 say "done: ${#missing[@]} package(s) installed, no distro service running"

@@ -46,6 +46,9 @@ for (const e of engines) {
   results.push(pass(`faults · engine ${e}`, ['--test-concurrency=1', 'dist/test/faults'], { TCPLB_ENGINE: e }));
 }
 
+// HA pairs and BGP sets in network namespaces (keepalived, BIRD, ExaBGP): once, on the default engine.
+if (only === undefined) results.push(pass('fleet (network namespaces)', ['--test-concurrency=1', 'dist/test/fleet']));
+
 process.stdout.write('\n=== summary ===\n');
 for (const [label, ok, s] of results) process.stdout.write(`${ok ? 'pass' : 'FAIL'}  ${label.padEnd(32)} ${s.toFixed(0)} s\n`);
 process.exit(results.every(([, ok]) => ok) ? 0 : 1);

@@ -136,7 +136,7 @@ async function run(config: Config, label: string, useConsole: boolean): Promise<
     // Only now, with every signal handled, say we serve: a supervisor (or a
     // test) may send SIGTERM the moment it reads this line.
     const addrs = [...app.engine.boundAddresses()].map(([n, a]) => `${n}=${a.address}:${a.port}`).join(' ');
-    app.logger.info(`tcplb ${version()} serving ${label}: ${addrs} (pid ${process.pid})`);
+    app.logger.info(`tcplb ${version()} serving ${label}: ${addrs} (instance ${app.runtime.config.instance}, pid ${process.pid})`);
     if (useConsole) {
       // The terminal went away (ssh dropped, tmux killed): writes fail with
       // EIO/EPIPE. Take the console down and keep serving headless rather

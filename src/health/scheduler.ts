@@ -21,6 +21,8 @@ export interface CheckTarget {
 }
 
 export interface SchedulerOptions {
+  /** The checker's name where a protocol asks for one (smtp EHLO): the instance name, read at each probe (a reload may change it). */
+  helo?(): string;
   /** Called after every probe, in order per backend. */
   onResult(id: BackendId, result: ProbeResult, forced: boolean): void;
   /**
@@ -95,6 +97,7 @@ class Loop {
       verify: check.verify,
       send: check.send,
       expect: check.expect,
+      ...(this.#opts.helo === undefined ? {} : { helo: this.#opts.helo() }),
       // As HAProxy's check-send-proxy: a header naming the probe's own
       // connection (postfix refuses v1's `PROXY UNKNOWN`).
       preamble: check.proxyProtocol === false ? undefined : proxyPreamble(check.proxyProtocol),

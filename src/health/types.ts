@@ -23,6 +23,12 @@ export interface ProbeOptions {
   /** http: accepted status classes, e.g. ['2xx', '3xx']. */
   readonly expect: readonly string[];
   /**
+   * How the checker names itself where a protocol asks (smtp: `EHLO name`):
+   * the instance name, so a mail server checked by N balancers logs which
+   * one. @default 'tcplb-check'
+   */
+  readonly helo?: string;
+  /**
    * Bytes written first on the connection (a PROXY protocol header), if any;
    * a function gets the connected socket's addresses (a header naming them).
    */

@@ -183,7 +183,8 @@ function buildUpstream(e: UpstreamEntry): UpstreamConfig {
     name: e.name, balance: v.balance, onMarkedDown: v.onMarkedDown,
     servers: v.servers.map((s) => buildServer(s.value.values as ValuesOf<typeof SERVER_SPEC>)),
   };
-  return v.check === undefined ? up : { ...up, check: buildCheck(v.check.values as ValuesOf<typeof CHECK_SPEC>) };
+  const withCheck = v.check === undefined ? up : { ...up, check: buildCheck(v.check.values as ValuesOf<typeof CHECK_SPEC>) };
+  return v.tls === undefined ? withCheck : { ...withCheck, tls: v.tls };
 }
 
 /**
@@ -200,6 +201,12 @@ export function build(root: RootObj, names: ReadonlyMap<number, string>, file: s
       name: names.get(index)!, listen: bound(l.listen), listenText: l.listen.written, upstream: l.upstream,
       connectTimeoutMs: l.connectTimeout, idleTimeoutMs: l.idleTimeout, proxyProtocol: l.proxyProtocol,
       maxConnections: l.maxConnections, maxConnectionsPerClient: l.maxConnectionsPerClient, allow: [...l.allow], deny: [...l.deny],
+      ...(l.tls === undefined ? {} : {
+        tls: {
+          certificates: [...l.tls.certificates], minVersion: l.tls.minVersion, alpn: [...l.tls.alpn],
+          strictSni: l.tls.strictSni, handshakeTimeoutMs: l.tls.handshakeTimeout,
+        },
+      }),
     };
   });
   const metrics = v.metrics?.listen;

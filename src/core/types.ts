@@ -36,6 +36,7 @@ export type EndReason =
   | 'shutdown'
   | 'killed'
   | 'backend_down'
+  | 'tls_failed'
   | 'error';
 
 /** The seven protocol probes, named as in nginx_tcp_proxy_module's `check type=`. */

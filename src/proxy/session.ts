@@ -5,6 +5,7 @@
  * coarse sweep reading `lastActive`, not by a timer per session.
  */
 import net from 'node:net';
+import tls from 'node:tls';
 import { LOCAL_ERRORS } from '../core/local-errors.js';
 import type { BackendId, EndReason } from '../core/types.js';
 import type { RouteBackend, SessionRecord } from '../core/dataplane.js';
@@ -91,6 +92,17 @@ export class Session {
   /** Name of the listener this session came in on. */
   get listener(): string {
     return this.#host.listenerName;
+  }
+
+  /**
+   * The client's TLS handshake failed (listener with `tls`): the session ends
+   * `tls_failed` unless something else (shutdown, kill) ended it first.
+   */
+  tlsFailed(kind: string): void {
+    if (this.#done) return;
+    this.#reason ??= 'tls_failed';
+    this.#detail = kind;
+    this.#client.destroy();
   }
 
   /** Begin dialling. The client socket stays paused until a backend is connected. */
@@ -258,7 +270,7 @@ export class Session {
     if (err.code === 'ECONNRESET' || err.code === 'EPIPE') {
       this.#detail ||= `${err.code} from ${side}`;
       // Propagate the reset as a reset, so the peer sees what happened.
-      if (other !== undefined && !other.destroyed) other.resetAndDestroy();
+      if (other !== undefined && !other.destroyed) resetSocket(other);
     } else {
       this.#detail ||= `${side}: ${describe(err)}`;
       other?.destroy();
@@ -299,6 +311,15 @@ export class Session {
     };
     this.#host.finished(this, rec);
   }
+}
+
+/**
+ * Close with a TCP reset. A TLS socket runs on a handle that is not a TCP
+ * one (resetAndDestroy would throw): it is closed (with its close_notify).
+ */
+function resetSocket(s: net.Socket): void {
+  if (s instanceof tls.TLSSocket) s.destroy();
+  else s.resetAndDestroy();
 }
 
 /** Short text for a socket error, for logs and passive-failure details. */

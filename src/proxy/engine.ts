@@ -4,7 +4,7 @@
  * settings); outcomes leave through the EngineSink.
  */
 import net from 'node:net';
-import type tls from 'node:tls';
+import { TLSSocket } from 'node:tls';
 import type { ListenerConfig } from '../core/config.js';
 import { listenerTlsKey } from '../config/diff.js';
 import type { BackendId, EndReason } from '../core/types.js';
@@ -55,12 +55,13 @@ class Listener implements SessionHost {
   preamble(client: net.Socket): Buffer | undefined {
     // Only a listener that sends PROXY headers needs its own address (a getsockname per connection).
     if (this.admission.cfg.proxyProtocol === false) return undefined;
-    return this.admission.preamble({
+    const e = {
       srcAddr: client.remoteAddress ?? '',
       srcPort: client.remotePort ?? 0,
       dstAddr: client.localAddress ?? '',
       dstPort: client.localPort ?? 0,
-    });
+    };
+    return this.admission.preamble(e, client instanceof TLSSocket ? TlsFront.facts(client) : undefined);
   }
 
   next(clientIp: string, tried: Set<BackendId>): RouteBackend | undefined {
@@ -129,7 +130,7 @@ class Listener implements SessionHost {
     this.#engine.onAccepted(s, this.cfg.idleTimeoutMs);
     if (refused !== undefined) return s.reject(refused);
     if (front === undefined) return s.begin();
-    this.#handshake(s, client as tls.TLSSocket, front);
+    this.#handshake(s, client as TLSSocket, front);
   }
 
   /**
@@ -137,7 +138,7 @@ class Listener implements SessionHost {
    * fails, stalls past `handshakeTimeout` or is abandoned ends the session
    * `tls_failed` and is logged per kind (HandshakeErrorLog), not per client.
    */
-  #handshake(s: Session, t: tls.TLSSocket, front: TlsFront): void {
+  #handshake(s: Session, t: TLSSocket, front: TlsFront): void {
     let failure: Error | undefined;
     let timedOut = false;
     const timer = setTimeout(() => {

@@ -17,18 +17,8 @@ import type net from 'node:net';
 import tls from 'node:tls';
 import type { ListenerTlsConfig } from '../core/config.js';
 import { nameCovers } from '../config/certificates.js';
+import type { TlsSession } from '../core/proxy-header.js';
 
-/** What a backend may learn of the client's TLS session (the PROXY v2 TLS fields). */
-export interface TlsFacts {
-  /** `TLSv1.3`, as OpenSSL names it. */
-  readonly version: string;
-  /** OpenSSL cipher name (`TLS_AES_256_GCM_SHA384`). */
-  readonly cipher: string;
-  /** The SNI name the client sent, '' when none. */
-  readonly servername: string;
-  /** The ALPN protocol negotiated, '' when none. */
-  readonly alpn: string;
-}
 
 /** Why a handshake failed, in a few words that group alike failures for the log. */
 export function handshakeFailureKind(err: (Error & { code?: string }) | undefined, timedOut: boolean): string {
@@ -81,7 +71,7 @@ export class TlsFront {
   }
 
   /** The facts of an established session. */
-  static facts(t: tls.TLSSocket): TlsFacts {
+  static facts(t: tls.TLSSocket): TlsSession {
     const sn = (t as tls.TLSSocket & { servername?: string | false }).servername;
     return {
       version: t.getProtocol() ?? '',

@@ -30,6 +30,12 @@ export interface ListenerConfig {
   readonly deny: readonly string[];
   /** TLS terminated at the balancer (docs/tls.md); absent = bytes are relayed as they come. */
   readonly tls?: ListenerTlsConfig;
+  /**
+   * The upstream's `tls` (re-encryption to the servers), copied here when
+   * the config is built so the data plane decides per listener without the
+   * upstream table (the native engine hands such listeners to its JS path).
+   */
+  readonly upstreamTls?: UpstreamTlsConfig;
 }
 
 /** One certificate and its key, read and checked when the config was loaded. */

@@ -4,14 +4,14 @@
  * settings); outcomes leave through the EngineSink.
  */
 import net from 'node:net';
-import { TLSSocket } from 'node:tls';
+import { createSecureContext, TLSSocket } from 'node:tls';
 import type { ListenerConfig } from '../core/config.js';
 import { listenerTlsKey } from '../config/diff.js';
 import type { BackendId, EndReason } from '../core/types.js';
 import { AcceptErrorLog, Admission, listenError } from './admission.js';
 import { applyListeners, DrainWait, prepareListenerSet } from './listener-set.js';
 import { dec, inc, Router } from './router.js';
-import { Session, type SessionHost } from './session.js';
+import { Session, type SessionHost, type UpstreamTls } from './session.js';
 import { HandshakeErrorLog, handshakeFailureKind, TlsFront } from './tls-front.js';
 import type { BoundAddress, Engine, EngineSink, ListenerResult, PreparedListeners, RouteBackend, RoutingTable, SessionInfo, SessionRecord } from '../core/dataplane.js';
 
@@ -26,6 +26,9 @@ class Listener implements SessionHost {
   /** TLS termination (cfg.tls), rebuilt when a reload changes it; new handshakes use the current one. */
   #front: TlsFront | undefined;
   #frontKey = listenerTlsKey(undefined);
+  /** TLS to the backends (cfg.upstreamTls), rebuilt when a reload changes it. */
+  upstreamTls: UpstreamTls | undefined;
+  #upstreamKey = 'none';
 
   constructor(engine: JsEngine, cfg: ListenerConfig) {
     this.#engine = engine;
@@ -36,10 +39,23 @@ class Listener implements SessionHost {
 
   /** Settings changed (a reload): swap the TLS contexts if the certificates or options changed. */
   updated(): void {
+    this.#updateUpstreamTls();
     const key = listenerTlsKey(this.cfg.tls);
     if (key === this.#frontKey) return;
     this.#front = this.cfg.tls === undefined ? undefined : new TlsFront(this.cfg.tls);
     this.#frontKey = key;
+  }
+
+  #updateUpstreamTls(): void {
+    const u = this.cfg.upstreamTls;
+    const key = JSON.stringify(u ?? null);
+    if (key === this.#upstreamKey) return;
+    this.#upstreamKey = key;
+    this.upstreamTls = u === undefined ? undefined : {
+      context: createSecureContext({ ...(u.ca === null ? {} : { ca: u.ca }), ...(u.cert === null || u.key === null ? {} : { cert: u.cert, key: u.key }) }),
+      servername: u.servername,
+      verify: u.verify,
+    };
   }
 
   get cfg(): ListenerConfig {

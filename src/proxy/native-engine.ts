@@ -186,8 +186,10 @@ export class NativeEngine implements Engine {
    * address in one reload (both would hold the port for a moment).
    */
   async prepareListeners(listeners: readonly ListenerConfig[]): Promise<PreparedListeners> {
-    const plain = listeners.filter((l) => l.tls === undefined);
-    const secure = listeners.filter((l) => l.tls !== undefined);
+    // TLS on either side (client or backend) runs in the JS path.
+    const inJs = (l: ListenerConfig): boolean => l.tls !== undefined || l.upstreamTls !== undefined;
+    const plain = listeners.filter((l) => !inJs(l));
+    const secure = listeners.filter(inJs);
     const key = (c: ListenerConfig): string => `${c.listen.host}|${c.listen.port}`;
     const nativeAt = new Set([...this.#listeners.values()].map((l) => key(l.cfg)));
     const jsAt = new Set(this.#jsListeners.map(key));
@@ -195,7 +197,7 @@ export class NativeEngine implements Engine {
     if (moved.length > 0) {
       return {
         ok: false,
-        results: moved.map((c) => ({ name: c.name, ok: false, error: `listener "${c.name}": turning TLS ${c.tls === undefined ? 'off' : 'on'} at the same address (${c.listenText}) needs a restart with the native engine, or another address for one reload` })),
+        results: moved.map((c) => ({ name: c.name, ok: false, error: `listener "${c.name}": turning TLS ${inJs(c) ? 'on' : 'off'} at the same address (${c.listenText}) needs a restart with the native engine, or another address for one reload` })),
         commit() {},
         abort() {},
       };

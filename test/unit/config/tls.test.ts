@@ -102,3 +102,13 @@ test('nameCovers: exact names and one-label wildcards only', () => {
   assert.ok(!nameCovers('*.a.test', 'x.imap.a.test'));
   assert.ok(!nameCovers('mail.a.test', 'mail.b.test'));
 });
+
+test('proxyProtocol on a listener whose upstream has tls is refused at the proxyProtocol value (not supported yet)', () => {
+  const r = loadConfigText([
+    '{',
+    '  listeners: [{ listen: "127.0.0.1:465", upstream: "smtps", proxyProtocol: "v2" }],',
+    `  upstreams: { smtps: { servers: ["127.0.0.1:10465"], tls: { ca: "ca.pem" } } },`,
+    '}',
+  ].join('\n'), FILE);
+  only(r, 2, 76, /proxyProtocol: not supported with upstream "smtps", which has "tls"/);
+});

@@ -171,11 +171,16 @@ class Listener implements SessionHost {
       this.#engine.tlsErrors.report(this.cfg.name, kind, s.clientIp);
       s.tlsFailed(kind);
     };
+    // The client gave up (FIN or reset) mid-handshake: the listener's half-open
+    // setting would otherwise keep the socket until the timeout.
+    const onEnd = (): void => void t.destroy();
     t.on('error', onError);
+    t.once('end', onEnd);
     t.prependOnceListener('close', onEarlyClose);
     t.once('secure', () => {
       clearTimeout(timer);
       t.off('error', onError);
+      t.off('end', onEnd);
       t.off('close', onEarlyClose);
       s.begin();
     });

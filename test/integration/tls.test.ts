@@ -19,6 +19,7 @@ import { makePki, type Pki } from '../fixtures/pki.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
 import { listen, namedEcho, reservePort } from '../helpers/net.js';
 import { waitFor } from '../helpers/wait.js';
+import { startCli } from '../helpers/cli.js';
 
 let pkiCache: Pki | undefined;
 const pki = (): Pki => (pkiCache ??= makePki());
@@ -190,4 +191,46 @@ test('a TLS listener relays bytes both ways unchanged (64 KiB each way)', async 
   });
   s.destroy();
   assert.ok(Buffer.concat(got).equals(payload));
+});
+
+test('the binary watches the certificate files a config names: a renewed certificate reaches new handshakes, a symlink flip too', { timeout: 30_000 }, async (t) => {
+  const first = pki().leaf('cli1', ['mail.a.test']);
+  const second = pki().leaf('cli2', ['mail.a.test']);
+  const third = pki().leaf('cli3', ['mail.a.test']);
+  const backend = await listen(greetAndClose);
+  t.after(() => backend.close());
+  const dir = fs.mkdtempSync(`${pki().dir}/cli-`);
+  // certbot's layout: live/ names are symlinks into archive/ files.
+  fs.mkdirSync(`${dir}/archive`);
+  for (const [n, l] of [['1', first], ['2', second], ['3', third]] as const) {
+    fs.copyFileSync(l.cert, `${dir}/archive/cert${n}.pem`);
+    fs.copyFileSync(l.key, `${dir}/archive/key${n}.pem`);
+  }
+  fs.symlinkSync(`${dir}/archive/cert1.pem`, `${dir}/cert.pem`);
+  fs.symlinkSync(`${dir}/archive/key1.pem`, `${dir}/key.pem`);
+  const port = await reservePort();
+  const file = `${dir}/config.json5`;
+  // Relative paths: resolved against the config's folder.
+  fs.writeFileSync(file, config(port, backend.port, '{ certificates: [{ cert: "cert.pem", key: "key.pem" }] }'));
+  const run = await startCli(['--headless', '-c', file], /serving/);
+  t.after(() => run.child.kill('SIGKILL'));
+  const serial = async (): Promise<string> => {
+    const g = await tlsGreeting(port, 'mail.a.test');
+    g.sock.destroy();
+    return g.serial;
+  };
+  assert.equal(await serial(), first.serial);
+  // Renewal by rename over the live file (the config itself is untouched).
+  fs.copyFileSync(`${dir}/archive/key2.pem`, `${dir}/key.new`);
+  fs.copyFileSync(`${dir}/archive/cert2.pem`, `${dir}/cert.new`);
+  fs.renameSync(`${dir}/key.new`, `${dir}/key.pem`);
+  fs.renameSync(`${dir}/cert.new`, `${dir}/cert.pem`);
+  await waitFor(serial, { what: 'the renamed certificate', until: (s) => s === second.serial, timeoutMs: 10_000 });
+  // certbot's symlink flip: the links re-pointed at newer archive files.
+  for (const [link, target] of [['key.pem', 'key3.pem'], ['cert.pem', 'cert3.pem']]) {
+    fs.symlinkSync(`${dir}/archive/${target}`, `${dir}/${link}.tmp`);
+    fs.renameSync(`${dir}/${link}.tmp`, `${dir}/${link}`);
+  }
+  await waitFor(serial, { what: 'the certificate behind the flipped symlinks', until: (s) => s === third.serial, timeoutMs: 10_000 });
+  assert.match(run.stderr(), /reload: ~listener imaps tls \[mail\.a\.test#/);
 });

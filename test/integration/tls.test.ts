@@ -17,7 +17,8 @@ import { watchConfig } from '../../src/cli/watch.js';
 import { tlsFiles } from '../../src/config/certificates.js';
 import { makePki, type Pki } from '../fixtures/pki.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
-import { listen, namedEcho, reservePort } from '../helpers/net.js';
+import { connect, listen, namedEcho, readLine, reservePort } from '../helpers/net.js';
+import { loadConfigText } from '../../src/config/load.js';
 import { waitFor } from '../helpers/wait.js';
 import { startCli } from '../helpers/cli.js';
 
@@ -233,4 +234,34 @@ test('the binary watches the certificate files a config names: a renewed certifi
   }
   await waitFor(serial, { what: 'the certificate behind the flipped symlinks', until: (s) => s === third.serial, timeoutMs: 10_000 });
   assert.match(run.stderr(), /reload: ~listener imaps tls \[mail\.a\.test#/);
+});
+
+test('turning TLS on for a running listener by reload: the js engine swaps it in place; the native engine refuses naming the listener and keeps serving plain', async (t) => {
+  const a = pki().leaf('switch', ['mail.a.test']);
+  const backend = await listen(greetAndClose);
+  t.after(() => backend.close());
+  const port = await reservePort();
+  const plain = `{
+  listeners: [{ name: "imaps", listen: "127.0.0.1:${port}", upstream: "mail" }],
+  upstreams: { mail: { servers: ["127.0.0.1:${backend.port}"] } },
+  log: { access: null },
+}`;
+  const app = await startTestApp(plain);
+  t.after(() => app.stopNow());
+  const next = loadConfigText(config(port, backend.port, `{ certificates: [{ cert: "${a.cert}", key: "${a.key}" }] }`), app.file);
+  assert.ok(next.ok);
+  const r = await app.apply(next.config, 'ctl');
+  if (app.engineChoice.kind === 'native') {
+    assert.equal(r.ok, false);
+    assert.match(r.message, /listener "imaps": turning TLS on at the same address \(127\.0\.0\.1:\d+\) needs a restart with the native engine/);
+    const c = await connect(port);
+    assert.equal(await readLine(c), 'backend', 'still served in plain');
+    c.destroy();
+  } else {
+    assert.ok(r.ok, r.message);
+    const g = await tlsGreeting(port, 'mail.a.test');
+    assert.equal(g.serial, a.serial);
+    assert.equal(g.line, 'backend');
+    g.sock.destroy();
+  }
 });

@@ -14,6 +14,7 @@ import { startApp, type App } from './app.js';
 import { parseCommand, USAGE, type Command } from './args.js';
 import { ERR_IMPORT, ERR_STARTUP, ERR_USAGE, isLbError } from '../core/errors.js';
 import { watchConfig } from './watch.js';
+import { tlsFiles } from '../config/certificates.js';
 import { createLogger, type Level } from '../log/logger.js';
 import type { ConsoleHandle } from '../console/run.js';
 import { chooseRun, instanceAnswers, runAttached } from './attach.js';
@@ -46,7 +47,10 @@ function version(): string {
 
 async function load(file: string): Promise<Config | undefined> {
   const res = await loadConfigFile(file);
-  if (res.ok) return res.config;
+  if (res.ok) {
+    for (const w of res.warnings ?? []) process.stderr.write(`warning: ${formatIssue(w)}\n`);
+    return res.config;
+  }
   for (const i of res.issues) process.stderr.write(formatIssue(i) + '\n');
   process.stderr.write(`${res.issues.length} error${res.issues.length === 1 ? '' : 's'} in ${file}\n`);
   return undefined;
@@ -89,6 +93,11 @@ async function run(config: Config, label: string, useConsole: boolean): Promise<
     }
   }
   const watcher = config.file === '' ? undefined : watchConfig(config.file, () => void app.actions.reload('watcher'));
+  // Certificate and key files are watched like the config: a renewed certificate reloads it (docs/tls.md).
+  watcher?.follow(tlsFiles(config));
+  app.events.subscribe((e) => {
+    if (e.kind === 'reload' && e.ok === true) watcher?.follow(tlsFiles(app.runtime.config));
+  });
   app.setWatching(watcher !== undefined);
   return new Promise<number>((resolve) => {
     let stopping = false;

@@ -32,6 +32,12 @@ export interface ProbeOptions {
    * Bytes written first on the connection (a PROXY protocol header), if any;
    * a function gets the connected socket's addresses (a header naming them).
    */
+  /** Trust these CA certificates (PEM) instead of the system store. */
+  readonly ca?: string;
+  /** Client certificate and key (PEM) to present. */
+  readonly clientCert?: { readonly cert: string; readonly key: string };
+  /** Status of a certificate that fails `verify` (default L6_BAD; L6_VERIFY for upstreams with `tls`). */
+  readonly verifyStatus?: 'L6_BAD' | 'L6_VERIFY';
   readonly preamble?: Buffer | ((sock: { localAddress?: string; localPort?: number; remoteAddress?: string; remotePort?: number }) => Buffer);
 }
 

@@ -31,7 +31,7 @@ import {
 } from './readers.js';
 import { describe, quote } from './suggest.js';
 import { loadCertificatePair, parseCertificate, readPem } from './certificates.js';
-import type { TlsCertificate, UpstreamTlsConfig } from '../core/config.js';
+import { STARTTLS_PROTOCOLS, type TlsCertificate, type UpstreamTlsConfig } from '../core/config.js';
 
 const SECOND = 1000;
 const MINUTE = 60 * SECOND;
@@ -265,6 +265,9 @@ export const LISTENER_SPEC = {
   deny: opt(cidrList, []),
   /** Absent = no TLS at the balancer. */
   tls: maybe(section(LISTENER_TLS_SPEC)),
+  /** STARTTLS answered by the balancer with `tls.certificates` (rules in validate.ts). */
+  starttls: maybe(oneOf(STARTTLS_PROTOCOLS)),
+  requireTls: opt(bool(), false),
 };
 
 /** `upstreams.X.servers[]` entries (or a plain `"host:port"` string). */

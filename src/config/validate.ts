@@ -164,15 +164,50 @@ export function crossCheck(root: RootObj, ctx: Ctx, resolved: Resolved = new Map
     // The PROXY header goes in clear before the client's bytes; to a server
     // spoken to in TLS it would have to precede our handshake: not done yet.
     const up = l.values.upstream === undefined ? undefined : upstreams.get(l.values.upstream);
-    if (up?.obj.values.tls !== undefined && l.values.proxyProtocol !== undefined && l.values.proxyProtocol !== false && l.at.proxyProtocol !== undefined) {
+    // With STARTTLS the header goes first in clear, before the greeting: no conflict.
+    if (up?.obj.values.tls !== undefined && l.values.starttls === undefined && l.values.proxyProtocol !== undefined && l.values.proxyProtocol !== false && l.at.proxyProtocol !== undefined) {
       ctx.error(l.at.proxyProtocol, childPath(l.path, 'proxyProtocol'), `not supported with upstream ${quote(up.name)}, which has "tls" (tcplb does not yet send a PROXY header ahead of its own TLS handshake)`);
     }
   }
+  checkStarttls(items.map((i) => i.value), upstreams, ctx);
   checkAddresses(listenEndpoints(root), resolved, ctx);
   for (const { value: name, pos, index } of root.values.health?.require ?? []) {
     if (!upstreams.has(name)) ctx.error(pos, `health.require[${index}]`, `no upstream named ${quote(name)}${ctx.suggest(name, upstreamNames)}`);
   }
   return listenerNames(items, upstreams, ctx);
+}
+
+/**
+ * `starttls` / `requireTls` (docs/tls.md#starttls-at-the-balancer). A
+ * listener is either implicit TLS (`tls` alone: TLS from the first byte) or
+ * STARTTLS (`starttls` + `tls`: the certificates answer the upgrade), never
+ * both: serve 993 and 143 with two listeners. The servers of an upstream
+ * with `tls` either speak TLS at once or after STARTTLS, so one upstream
+ * with `tls` cannot serve both kinds of listener.
+ */
+function checkStarttls(items: readonly ListenerObj[], upstreams: ReadonlyMap<string, UpstreamEntry>, ctx: Ctx): void {
+  for (const l of items) {
+    const st = l.values.starttls;
+    const at = l.keyAt.starttls;
+    if (l.values.requireTls === true && st === undefined && l.keyAt.requireTls !== undefined) {
+      ctx.error(l.keyAt.requireTls, childPath(l.path, 'requireTls'), 'needs "starttls" ("imap", "pop3" or "smtp"): an implicit-TLS listener is TLS from the first byte anyway');
+    }
+    if (st === undefined || at === undefined) continue;
+    if (l.at.tls === undefined) {
+      ctx.error(at, childPath(l.path, 'starttls'), `needs "tls": { certificates: [{ cert, key }] }: the certificate the balancer presents when the client upgrades`);
+      continue;
+    }
+    if ((l.values.tls?.alpn.length ?? 0) > 0) {
+      ctx.error(at, childPath(l.path, 'starttls'), 'cannot go with "tls.alpn": a STARTTLS client negotiates no ALPN (remove "alpn", or use an implicit-TLS listener)');
+    }
+    const name = l.values.upstream;
+    const up = name === undefined ? undefined : upstreams.get(name);
+    if (up?.obj.values.tls === undefined) continue;
+    const other = items.find((o) => o.values.upstream === name && o.values.starttls === undefined);
+    if (other !== undefined) {
+      ctx.error(at, childPath(l.path, 'starttls'), `upstream ${quote(name!)} has "tls" and also serves listener ${quote(other.values.name ?? name!)} without starttls: its servers cannot both speak TLS at once and after STARTTLS (use two upstreams)`);
+    }
+  }
 }
 
 function buildServer(v: ValuesOf<typeof SERVER_SPEC>): ServerConfig {
@@ -227,6 +262,7 @@ export function build(root: RootObj, names: ReadonlyMap<number, string>, file: s
         },
       }),
       ...(upTls === undefined ? {} : { upstreamTls: upTls }),
+      ...(l.starttls === undefined ? {} : { starttls: l.starttls, requireTls: l.requireTls }),
     };
   });
   const metrics = v.metrics?.listen;

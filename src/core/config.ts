@@ -36,7 +36,20 @@ export interface ListenerConfig {
    * upstream table (the native engine hands such listeners to its JS path).
    */
   readonly upstreamTls?: UpstreamTlsConfig;
+  /**
+   * STARTTLS at the balancer (docs/tls.md#starttls-at-the-balancer): the
+   * client's upgrade is answered with `tls.certificates`, the backend leg is
+   * upgraded with `upstreamTls` (or verified against the system CAs).
+   * Absent = no STARTTLS handling (bytes relayed, `tls` = implicit TLS).
+   */
+  readonly starttls?: StarttlsProtocol;
+  /** With starttls: credentials (and SMTP mail transactions) before TLS are refused by the balancer. */
+  readonly requireTls?: boolean;
 }
+
+/** Protocols whose STARTTLS the balancer answers itself. */
+export const STARTTLS_PROTOCOLS = ['imap', 'pop3', 'smtp'] as const;
+export type StarttlsProtocol = (typeof STARTTLS_PROTOCOLS)[number];
 
 /** One certificate and its key, read and checked when the config was loaded. */
 export interface TlsCertificate {

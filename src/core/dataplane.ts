@@ -51,6 +51,18 @@ export interface SessionRecord {
   readonly reason: EndReason;
   /** Extra words for the log (`ECONNRESET from backend`), '' usually. */
   readonly detail: string;
+  /** Where TLS was terminated (absent = '-', none). */
+  readonly tls?: TlsSides;
+}
+
+/**
+ * Which legs of a session the balancer spoke TLS on: `client` (implicit TLS
+ * or STARTTLS at the listener), `backend` (upstream `tls`), both, or none.
+ */
+export type TlsSides = '-' | 'client' | 'backend' | 'client+backend';
+
+export function tlsSides(client: boolean, backend: boolean): TlsSides {
+  return client ? (backend ? 'client+backend' : 'client') : backend ? 'backend' : '-';
 }
 
 /** A live connection as the console and `ctl status` list it. */
@@ -62,6 +74,8 @@ export interface SessionInfo {
   readonly start: number;
   readonly bytesIn: number;
   readonly bytesOut: number;
+  /** Where TLS is terminated (absent = '-'). */
+  readonly tls?: TlsSides;
 }
 
 /** Where the engine reports. Calls are synchronous and must be cheap. */

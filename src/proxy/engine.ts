@@ -13,7 +13,15 @@ import { applyListeners, DrainWait, prepareListenerSet } from './listener-set.js
 import { dec, inc, Router } from './router.js';
 import { Session, type SessionHost, type UpstreamTls } from './session.js';
 import { HandshakeErrorLog, handshakeFailureKind, TlsFront } from './tls-front.js';
+import type { NegotiationEnd, StarttlsSetup } from './starttls/driver.js';
 import type { BoundAddress, Engine, EngineSink, ListenerResult, PreparedListeners, RouteBackend, RoutingTable, SessionInfo, SessionRecord } from '../core/dataplane.js';
+
+/** The backend leg's TLS for a STARTTLS listener whose upstream has no `tls`: verified against the system CAs. */
+let defaultBackendTls: UpstreamTls | undefined;
+function DEFAULT_BACKEND_TLS(): UpstreamTls {
+  defaultBackendTls ??= { context: createSecureContext({}), servername: '', verify: true };
+  return defaultBackendTls;
+}
 
 /** A listening socket plus the settings new sessions on it use. */
 class Listener implements SessionHost {
@@ -29,6 +37,8 @@ class Listener implements SessionHost {
   /** TLS to the backends (cfg.upstreamTls), rebuilt when a reload changes it. */
   upstreamTls: UpstreamTls | undefined;
   #upstreamKey = 'none';
+  /** STARTTLS (cfg.starttls): the listener's certificates for the client, the upstream's tls for the backend. */
+  starttls: StarttlsSetup | undefined;
 
   constructor(engine: JsEngine, cfg: ListenerConfig) {
     this.#engine = engine;
@@ -41,9 +51,24 @@ class Listener implements SessionHost {
   updated(): void {
     this.#updateUpstreamTls();
     const key = listenerTlsKey(this.cfg.tls);
-    if (key === this.#frontKey) return;
-    this.#front = this.cfg.tls === undefined ? undefined : new TlsFront(this.cfg.tls);
-    this.#frontKey = key;
+    if (key !== this.#frontKey) {
+      this.#front = this.cfg.tls === undefined ? undefined : new TlsFront(this.cfg.tls);
+      this.#frontKey = key;
+    }
+    const { starttls, requireTls, tls } = this.cfg;
+    this.starttls = starttls === undefined || this.#front === undefined || tls === undefined ? undefined : {
+      protocol: starttls,
+      requireTls: requireTls ?? false,
+      front: this.#front,
+      // Without upstream tls the backend is still verified: system CAs, its host name.
+      backendTls: this.upstreamTls ?? DEFAULT_BACKEND_TLS(),
+      timeoutMs: tls.handshakeTimeoutMs,
+    };
+  }
+
+  starttlsEnded(end: NegotiationEnd, clientIp: string): void {
+    if (end.clientTls !== undefined) this.#engine.tlsErrors.report(this.cfg.name, end.clientTls, clientIp);
+    else if (end.log !== undefined) this.#engine.starttlsErrors.report(this.cfg.name, end.log, clientIp);
   }
 
   #updateUpstreamTls(): void {
@@ -139,7 +164,8 @@ class Listener implements SessionHost {
   }
 
   #accept(sock: net.Socket): void {
-    const front = this.#front;
+    // A STARTTLS listener's client speaks plain text first: no handshake at accept.
+    const front = this.cfg.starttls === undefined ? this.#front : undefined;
     const client = front === undefined ? sock : front.wrap(sock);
     const s = new Session(this, client);
     const refused = this.admission.admit(s.clientIp);
@@ -214,11 +240,14 @@ export class JsEngine implements Engine {
   readonly #onSessionEnd: ((s: Session) => void) | undefined;
   /** Failed client handshakes of every TLS listener, a line per kind per second. */
   readonly tlsErrors: HandshakeErrorLog;
+  /** STARTTLS sessions ended by a protocol problem (a line too long), a line per kind per second. */
+  readonly starttlsErrors: HandshakeErrorLog;
 
   constructor(sink: EngineSink, opts: JsEngineOptions = {}) {
     this.sink = sink;
     this.#log = opts.log ?? (() => {});
     this.tlsErrors = new HandshakeErrorLog((l) => this.#log(l));
+    this.starttlsErrors = new HandshakeErrorLog((l) => this.#log(l), '');
     this.#onSession = opts.onSession;
     this.#onSessionEnd = opts.onSessionEnd;
   }
@@ -305,6 +334,7 @@ export class JsEngine implements Engine {
         start: s.start,
         bytesIn: s.bytesIn,
         bytesOut: s.bytesOut,
+        ...(s.tls === '-' ? {} : { tls: s.tls }),
       });
     }
     return { total: this.#sessions.size, list };

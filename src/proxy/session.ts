@@ -8,7 +8,8 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { LOCAL_ERRORS } from '../core/local-errors.js';
 import type { BackendId, EndReason } from '../core/types.js';
-import type { RouteBackend, SessionRecord } from '../core/dataplane.js';
+import { tlsSides, type RouteBackend, type SessionRecord, type TlsSides } from '../core/dataplane.js';
+import { Negotiation, type NegotiationEnd, type StarttlsSetup } from './starttls/driver.js';
 
 /** TLS to the backend (`upstreams.X.tls`), prepared once per config. */
 export interface UpstreamTls {
@@ -25,6 +26,10 @@ export interface SessionHost {
   readonly connectTimeoutMs: number;
   /** Speak TLS to the backend, or undefined for plain TCP. */
   readonly upstreamTls: UpstreamTls | undefined;
+  /** STARTTLS at the balancer (the backend is dialled in plain TCP, upgraded later), or undefined. */
+  readonly starttls: StarttlsSetup | undefined;
+  /** A STARTTLS session ended before the relay with something to log (rate-limited by kind). */
+  starttlsEnded(end: NegotiationEnd, clientIp: string): void;
   /** Bytes to write to the backend before any client byte (PROXY header), or undefined. */
   preamble(client: net.Socket): Buffer | undefined;
   /** Next backend to try, or undefined when none is left. */
@@ -77,6 +82,11 @@ export class Session {
   #upstreamClosed = true;
   #connected = false;
   #connectTimer: NodeJS.Timeout | undefined;
+  /** The STARTTLS exchange in progress (it owns both sockets meanwhile). */
+  #negotiation: Negotiation | undefined;
+  /** TLS spoken with the client / the backend (the access log's `tls=`). */
+  #tlsClient: boolean;
+  #tlsBackend = false;
 
   constructor(host: SessionHost, client: net.Socket) {
     this.#host = host;
@@ -85,6 +95,7 @@ export class Session {
     (client as Tagged)[SESSION] = this;
     this.clientIp = client.remoteAddress ?? '';
     this.clientPort = client.remotePort ?? 0;
+    this.#tlsClient = client instanceof tls.TLSSocket;
     client.setNoDelay(true);
     client.on('error', Session.#onClientError);
     client.on('close', Session.#onClientClose);
@@ -98,6 +109,11 @@ export class Session {
   /** True while the current backend's connect has succeeded (false while dialling, and for one never reached). */
   get connected(): boolean {
     return this.#connected;
+  }
+
+  /** Where TLS is terminated so far. */
+  get tls(): TlsSides {
+    return tlsSides(this.#tlsClient, this.#tlsBackend);
   }
 
   /** Name of the listener this session came in on. */
@@ -125,6 +141,7 @@ export class Session {
   abort(reason: EndReason): void {
     if (this.#done) return;
     this.#reason ??= reason;
+    if (this.#negotiation !== undefined) return this.#negotiation.abort();
     this.#client.destroy();
     this.#upstream?.destroy();
   }
@@ -196,6 +213,7 @@ export class Session {
     const s = this[SESSION]!;
     if (this !== s.#upstream) return;
     s.#connected = true;
+    s.#tlsBackend = this instanceof tls.TLSSocket;
     clearTimeout(s.#connectTimer);
     s.#connectTimer = undefined;
     s.#host.connectOk(s.backend!);
@@ -203,7 +221,8 @@ export class Session {
       this.destroy();
       return;
     }
-    s.#relay(this);
+    if (s.#host.starttls !== undefined) s.#negotiate(this, s.#host.starttls);
+    else s.#relay(this);
   }
 
   static #onUpstreamError(this: Tagged, err: NodeJS.ErrnoException): void {
@@ -256,7 +275,9 @@ export class Session {
     this.backend = b;
     this.#connected = false;
     clearTimeout(this.#connectTimer); // the timer always belongs to the socket being dialled
-    const t = this.#host.upstreamTls;
+    // A STARTTLS backend is dialled in plain TCP; the upstream's tls is for the upgrade.
+    const t = this.#host.starttls === undefined ? this.#host.upstreamTls : undefined;
+    const plain = t === undefined && this.#host.starttls === undefined;
     // With TLS to the backend, "connected" is the end of a verified handshake: a
     // certificate that does not verify fails the connect like a refusal would.
     const up: Tagged = t === undefined
@@ -265,7 +286,8 @@ export class Session {
         port: b.port,
         allowHalfOpen: true,
         noDelay: true,
-        onread: { buffer: readBuffer, callback: Session.#onUpstreamRead as (n: number, buf: Uint8Array) => boolean },
+        // onread skips 'data' events: not for a socket STARTTLS reads lines from and wraps in TLS later.
+        ...(plain ? { onread: { buffer: readBuffer, callback: Session.#onUpstreamRead as (n: number, buf: Uint8Array) => boolean } } : {}),
       })
       : tls.connect({
         host: b.host,
@@ -289,9 +311,60 @@ export class Session {
     up.on('close', Session.#onUpstreamClose);
   }
 
-  #relay(up: Tagged): void {
+  /**
+   * STARTTLS: the PROXY header goes first (in clear, before the greeting),
+   * then the Negotiation owns both sockets until it hands back the ones to
+   * relay (TLS both sides, or the plain ones of a client that never
+   * upgraded) or says how the session ended.
+   */
+  #negotiate(up: Tagged, setup: StarttlsSetup): void {
     const client = this.#client;
     const pre = this.#host.preamble(client);
+    if (pre !== undefined) up.write(pre);
+    client.off('error', Session.#onClientError);
+    client.off('close', Session.#onClientClose);
+    up.off('error', Session.#onUpstreamError);
+    up.off('close', Session.#onUpstreamClose);
+    this.#negotiation = new Negotiation(client, up, this.backend!.host, setup, {
+      describe,
+      counted: (toBackend, toClient) => {
+        this.bytesIn += toBackend;
+        this.bytesOut += toClient;
+        this.lastActive = Date.now();
+      },
+      relay: (c, u, upgraded) => {
+        this.#negotiation = undefined;
+        this.#tlsClient = this.#tlsBackend = upgraded;
+        const nc = c as Tagged;
+        const nu = u as Tagged;
+        nc[SESSION] = this;
+        nu[SESSION] = this;
+        nc.on('error', Session.#onClientError);
+        nc.on('close', Session.#onClientClose);
+        nu.on('error', Session.#onUpstreamError);
+        nu.on('close', Session.#onUpstreamClose);
+        nu.on('data', Session.#onUpstreamData);
+        this.#client = nc;
+        this.#upstream = nu;
+        this.#relay(nu, false);
+        nu.resume();
+      },
+      ended: (end) => {
+        this.#negotiation = undefined;
+        if (end.blame !== undefined) this.#host.connectFailed(this.backend!, end.blame);
+        this.#host.starttlsEnded(end, this.clientIp);
+        this.#reason ??= end.reason;
+        this.#detail ||= end.detail;
+        this.#clientClosed = true;
+        this.#upstreamClosed = true;
+        this.#finish();
+      },
+    });
+  }
+
+  #relay(up: Tagged, preamble = true): void {
+    const client = this.#client;
+    const pre = preamble ? this.#host.preamble(client) : undefined;
     if (pre !== undefined) up.write(pre);
     client.on('data', Session.#onClientData);
     up.on('drain', Session.#onUpstreamDrain);
@@ -344,6 +417,7 @@ export class Session {
       bytesOut: this.bytesOut,
       reason: this.#reason ?? 'closed',
       detail: this.#detail,
+      ...(this.#tlsClient || this.#tlsBackend ? { tls: this.tls } : {}),
     };
     this.#host.finished(this, rec);
   }

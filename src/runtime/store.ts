@@ -157,9 +157,13 @@ export class Runtime implements EngineSink {
   /** What the health scheduler should probe: every server of every upstream with a `check`. */
   checkTargets(): CheckTarget[] {
     const out: CheckTarget[] = [];
+    // Servers behind STARTTLS listeners speak plain text first: their upstream's
+    // `tls` is for the upgrade, so probes are not wrapped in TLS (validate.ts).
+    const starttls = new Set(this.#config.listeners.filter((l) => l.starttls !== undefined).map((l) => l.upstream));
     for (const up of Object.values(this.#config.upstreams)) {
       if (up.check === undefined) continue;
-      for (const s of up.servers) out.push({ id: backendId(up.name, s.address), host: s.host, port: s.port, check: up.check, ...(up.tls === undefined ? {} : { tls: up.tls }) });
+      const wrap = up.tls !== undefined && !starttls.has(up.name);
+      for (const s of up.servers) out.push({ id: backendId(up.name, s.address), host: s.host, port: s.port, check: up.check, ...(wrap ? { tls: up.tls } : {}) });
     }
     return out;
   }

@@ -253,22 +253,25 @@ export function eventLine(e: EventView, width: number, backendWidth: number): Se
 }
 
 /** Widths of the connection columns for a terminal width: client, listener, backend (the rest, at most 48). */
-export function connColumns(width: number): { client: number; listener: number; backend: number } {
+export function connColumns(width: number): { client: number; listener: number; backend: number; tls: number } {
   const client = width >= 100 ? 24 : 21;
   const listener = width >= 100 ? 12 : 8;
-  // client ' → ' listener ' → ' backend, then ' ' age(6) ' ' in(4) ' ' out(4): 6 + 17 fixed cells.
-  const backend = Math.min(48, Math.max(8, width - client - listener - 23));
-  return { client, listener, backend };
+  // Where TLS is terminated (`client+backend`), on terminals wide enough for it.
+  const tls = width >= 100 ? 14 : 0;
+  // client ' → ' listener ' → ' backend, then ' ' age(6) ' ' in(4) ' ' out(4): 6 + 17 fixed cells, and ' ' tls.
+  const backend = Math.min(48, Math.max(8, width - client - listener - 23 - (tls > 0 ? tls + 1 : 0)));
+  return { client, listener, backend, tls };
 }
 
 /** The column titles of the connections panel. */
 export function connTitleLine(width: number): Segment[] {
   const w = connColumns(width);
-  const text = `${pad('CLIENT', w.client)}   ${pad('LISTENER', w.listener)}   ${pad('BACKEND', w.backend)} ${pad('AGE', 6, 'right')} ${pad('IN', 4, 'right')} ${pad('OUT', 4, 'right')}`;
+  const tls = w.tls > 0 ? ` ${pad('TLS', w.tls)}` : '';
+  const text = `${pad('CLIENT', w.client)}   ${pad('LISTENER', w.listener)}   ${pad('BACKEND', w.backend)} ${pad('AGE', 6, 'right')} ${pad('IN', 4, 'right')} ${pad('OUT', 4, 'right')}${tls}`;
   return fitSegments([{ text, dim: true, bold: true }], width);
 }
 
-/** One open connection: client → listener → backend, age, bytes in and out. */
+/** One open connection: client → listener → backend, age, bytes in and out (and where TLS is terminated, when wide). */
 export function connLine(c: SessionInfo, now: number, width: number): Segment[] {
   const w = connColumns(width);
   return fitSegments(
@@ -279,6 +282,7 @@ export function connLine(c: SessionInfo, now: number, width: number): Segment[] 
       { text: ' → ', dim: true },
       { text: pad(c.backend === '' ? '(connecting)' : c.backend, w.backend, 'left', true) },
       { text: ` ${pad(formatDuration(now - c.start), 6, 'right')} ${pad(formatBytesShort(c.bytesIn), 4, 'right')} ${pad(formatBytesShort(c.bytesOut), 4, 'right')}` },
+      ...(w.tls > 0 ? [{ text: ` ${pad(c.tls ?? '-', w.tls)}`, ...(c.tls === undefined || c.tls === '-' ? { dim: true } : { color: 'green' as const }) }] : []),
     ],
     width,
   );

@@ -72,10 +72,13 @@ export function formatAccess(r: SessionRecord, format: 'text' | 'json'): string 
       durationMs: r.durationMs,
       reason: r.reason,
       ...(r.detail ? { detail: r.detail } : {}),
+      ...(r.tls !== undefined && r.tls !== '-' ? { tls: r.tls } : {}),
     });
   }
   const detail = r.detail ? ` "${r.detail}"` : '';
-  return `${time} ${r.listener} ${formatHostPort(r.client, r.clientPort)} ${r.backend || '-'} ${r.bytesIn} ${r.bytesOut} ${(r.durationMs / 1000).toFixed(3)}s ${r.reason}${detail}`;
+  // Only sessions where the balancer spoke TLS carry the field: plain lines keep their old shape.
+  const tls = r.tls !== undefined && r.tls !== '-' ? ` tls=${r.tls}` : '';
+  return `${time} ${r.listener} ${formatHostPort(r.client, r.clientPort)} ${r.backend || '-'} ${r.bytesIn} ${r.bytesOut} ${(r.durationMs / 1000).toFixed(3)}s ${r.reason}${tls}${detail}`;
 }
 
 /** An access-log batch is written after this long, or once it holds FLUSH_BYTES. */

@@ -15,7 +15,7 @@ import cluster, { type Worker } from 'node:cluster';
 import { fileURLToPath } from 'node:url';
 import type { ListenerConfig } from '../core/config.js';
 import type { BackendId, EndReason } from '../core/types.js';
-import type { BoundAddress, Engine, EngineSink, ListenerResult, PreparedListeners, RoutingTable, SessionInfo } from '../core/dataplane.js';
+import type { BoundAddress, Engine, EngineSink, ListenerResult, PreparedListeners, RoutingTable, SessionInfo, TlsSides } from '../core/dataplane.js';
 import { toWire, type FromWorker, type ToWorker } from './worker-protocol.js';
 
 interface Mirror {
@@ -25,6 +25,7 @@ interface Mirror {
   start: number;
   bytesIn: number;
   bytesOut: number;
+  tls: TlsSides;
 }
 
 interface WorkerState {
@@ -123,14 +124,15 @@ export class WorkerEngine implements Engine {
     for (const [id, n] of m.opened) for (let i = 0; i < n; i++) this.#sink.sessionOpened(id);
     for (const id of m.connectOk) this.#sink.connectOk(id);
     for (const [id, detail] of m.connectFailed) this.#sink.connectFailed(id, detail);
-    for (const [id, listener, client, backend, start] of m.live) {
-      st.sessions.set(id, { listener, client, backend: backend as BackendId | '', start, bytesIn: 0, bytesOut: 0 });
+    for (const [id, listener, client, backend, start, tls] of m.live) {
+      st.sessions.set(id, { listener, client, backend: backend as BackendId | '', start, bytesIn: 0, bytesOut: 0, tls });
     }
-    for (const [id, i, o] of m.bytes) {
+    for (const [id, i, o, tls] of m.bytes) {
       const s = st.sessions.get(id);
       if (s !== undefined) {
         s.bytesIn = i;
         s.bytesOut = o;
+        s.tls = tls;
       }
     }
     m.closed.forEach((rec, i) => {
@@ -162,6 +164,7 @@ export class WorkerEngine implements Engine {
         bytesOut: s.bytesOut,
         reason: 'error',
         detail: 'relay worker died',
+        ...(s.tls === '-' ? {} : { tls: s.tls }),
       });
     }
     void this.#fork()
@@ -249,7 +252,8 @@ export class WorkerEngine implements Engine {
       total += st.total;
       for (const [id, s] of st.sessions) {
         if (list.length >= limit) break;
-        list.push({ id: st.w.id * 1e9 + id, ...s });
+        const { tls, ...rest } = s;
+        list.push({ id: st.w.id * 1e9 + id, ...rest, ...(tls === '-' ? {} : { tls }) });
       }
     }
     return { total, list };

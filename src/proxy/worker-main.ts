@@ -7,7 +7,7 @@
 import { JsEngine } from './engine.js';
 import type { Session } from './session.js';
 import type { BackendId } from '../core/types.js';
-import type { PreparedListeners, SessionRecord } from '../core/dataplane.js';
+import type { PreparedListeners, SessionRecord, TlsSides } from '../core/dataplane.js';
 import { fromWire, type FromWorker, type ToWorker, type WireSession } from './worker-protocol.js';
 
 const FLUSH_MS = 100;
@@ -67,17 +67,17 @@ function flush(force = false): void {
   const live: WireSession[] = [];
   for (const s of fresh) {
     if (s.ended) continue;
-    live.push([s.id, s.acceptedOn, s.clientIp, s.backend?.id ?? '', s.start]);
+    live.push([s.id, s.acceptedOn, s.clientIp, s.backend?.id ?? '', s.start, s.tls]);
     reported.set(s.id, { s, bytes: 0 });
   }
   fresh = [];
-  const bytes: [number, number, number][] = [];
+  const bytes: [number, number, number, TlsSides][] = [];
   if (withBytes) {
     for (const [id, r] of reported) {
       const b = r.s.bytesIn + r.s.bytesOut;
       if (b !== r.bytes) {
         r.bytes = b;
-        bytes.push([id, r.s.bytesIn, r.s.bytesOut]);
+        bytes.push([id, r.s.bytesIn, r.s.bytesOut, r.s.tls]);
       }
     }
   }

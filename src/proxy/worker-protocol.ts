@@ -8,7 +8,7 @@
 import type { ListenerConfig } from '../core/config.js';
 import type { BackendId, EndReason } from '../core/types.js';
 import { LayeredMap } from '../core/layered-map.js';
-import type { BoundAddress, ListenerResult, RouteUpstream, RoutingTable, SessionRecord } from '../core/dataplane.js';
+import type { BoundAddress, ListenerResult, RouteUpstream, RoutingTable, SessionRecord, TlsSides } from '../core/dataplane.js';
 
 /**
  * A routing table on the wire: whole, or (`partial`) only the upstreams that
@@ -70,7 +70,8 @@ export type ToWorker =
   | { t: 'closeNow' };
 
 /** A live session as first reported: [id, listener, client, backend, start]. */
-export type WireSession = [number, string, string, string, number];
+/** [id, listener, client, backend, start, tls] (tls: where TLS is terminated so far, '-' none). */
+export type WireSession = [number, string, string, string, number, TlsSides];
 
 /** Worker -> primary. */
 export type FromWorker =
@@ -88,8 +89,8 @@ export type FromWorker =
       closedIds: number[];
       /** Sessions open longer than one flush, not reported before. */
       live: WireSession[];
-      /** [id, bytesIn, bytesOut] of reported live sessions whose counts moved. */
-      bytes: [number, number, number][];
+      /** [id, bytesIn, bytesOut, tls] of reported live sessions whose counts moved (a STARTTLS upgrade moves them). */
+      bytes: [number, number, number, TlsSides][];
       perListener: [string, number][];
       perBackend: [BackendId, number][];
       total: number;

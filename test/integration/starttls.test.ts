@@ -158,6 +158,8 @@ for (const p of ['imap', 'pop3', 'smtp'] as const) {
     assert.match(answer, /tls/, 'the backend read the command inside TLS');
     // The client's upgrade command itself never reached the backend: the balancer sent its own.
     if (p === 'imap') assert.ok(r.backend.seen.includes('tcplb.starttls STARTTLS') && !r.backend.seen.includes('a STARTTLS'), r.backend.seen.join('|'));
+    // ctl status and the console list the open session with where TLS is terminated.
+    assert.deepEqual(r.app.actions.snapshot().connections.list.map((x) => x.tls), ['client+backend']);
     c.sock.end();
     await waitFor(() => r.app.records.length === 1, { what: 'the session record' });
     assert.equal(r.app.records[0]!.tls, 'client+backend');
@@ -266,4 +268,45 @@ test('a client that stalls after the upgrade answer is closed after handshakeTim
   await waitFor(() => r.app.records.length === 1, { what: 'the session record' });
   assert.equal(r.app.records[0]!.reason, 'tls_failed');
   assert.equal(r.app.records[0]!.detail, 'handshake timeout');
+});
+
+test('implicit TLS listeners (issue 16) report where TLS is terminated the same way: client, client+backend, backend', { timeout: 20_000 }, async (t) => {
+  const leaf = pki().leaf('mail-a', ['mail.a.test']);
+  const bleaf = pki().leaf('backend', ['backend.test']);
+  const echo = tls.createServer({ cert: fs.readFileSync(bleaf.cert), key: fs.readFileSync(bleaf.key) }, (s) => {
+    s.on('error', () => {});
+    s.write('hi\r\n');
+    s.pipe(s);
+  });
+  await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
+  t.after(() => echo.close());
+  const plainEcho = await (await import('../helpers/net.js')).listen((s) => {
+    s.write('hi\r\n');
+    s.pipe(s);
+  });
+  t.after(() => plainEcho.close());
+  const [a, b, c] = [await reservePort('127.0.0.1'), await reservePort('127.0.0.1'), await reservePort('127.0.0.1')];
+  const certs = `tls: { certificates: [{ cert: "${leaf.cert}", key: "${leaf.key}" }] }`;
+  const app = await startTestApp(`{
+    listeners: [
+      { name: "both", listen: "127.0.0.1:${a}", upstream: "reenc", ${certs} },
+      { name: "front", listen: "127.0.0.1:${b}", upstream: "plain", ${certs} },
+      { name: "back", listen: "127.0.0.1:${c}", upstream: "reenc2" },
+    ],
+    upstreams: {
+      reenc: { servers: ["127.0.0.1:${(echo.address() as net.AddressInfo).port}"], tls: { ca: "${pki().caFile}", servername: "backend.test" } },
+      reenc2: { servers: ["127.0.0.1:${(echo.address() as net.AddressInfo).port}"], tls: { ca: "${pki().caFile}", servername: "backend.test" } },
+      plain: { servers: ["127.0.0.1:${plainEcho.port}"] },
+    },
+  }`);
+  t.after(() => app.stopNow());
+  for (const [port, secure, want] of [[a, true, 'client+backend'], [b, true, 'client'], [c, false, 'backend']] as const) {
+    const raw = await connect(port);
+    const conn = new Conn(secure ? tls.connect({ socket: raw, servername: 'mail.a.test', ca: fs.readFileSync(pki().caFile) }) : raw);
+    assert.equal(await conn.line(), 'hi');
+    assert.deepEqual(app.actions.snapshot().connections.list.map((x) => x.tls), [want]);
+    conn.sock.destroy();
+    await waitFor(() => app.records.length > 0 && app.records.at(-1)!.listener === (port === a ? 'both' : port === b ? 'front' : 'back'), { what: 'the record' });
+    assert.equal(app.records.at(-1)!.tls, want);
+  }
 });

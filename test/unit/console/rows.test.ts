@@ -55,6 +55,11 @@ test('connections: client → listener → backend, age, bytes; sortable by age 
   const text = segmentsText(connLine(c, NOW, 80));
   assert.ok(textWidth(text) <= 80);
   assert.match(text, /^203\.0\.113\.10:51000 +→ imaps +→ imaps\/mail2\.example\.net:993 +8m40s +1\.0K +0B$/);
+  // Wide terminals show where TLS is terminated.
+  const wide = segmentsText(connLine({ ...c, tls: 'client+backend' }, NOW, 120));
+  assert.ok(textWidth(wide) <= 120);
+  assert.match(wide, /8m40s +1\.0K +0B client\+backend *$/);
+  assert.match(segmentsText(connLine(c, NOW, 120)), /0B - *$/);
   assert.deepEqual(sortConnections(s.connections.list, 'age').map((x) => x.id), [1, 2, 3, 4, 5, 6, 7, 8]);
   const byBytes = sortConnections(s.connections.list, 'bytes').map((x) => x.id);
   assert.deepEqual(byBytes.slice(0, 2), [6, 3]);

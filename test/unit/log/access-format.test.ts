@@ -28,3 +28,13 @@ test('an access-log line names time, listener, client, backend, bytes, duration 
     detail: 'ECONNRESET from backend',
   });
 });
+
+test('a session where the balancer spoke TLS says where: tls=client, client+backend or backend after the reason', () => {
+  const r = { start: 1_704_067_199_500, durationMs: 1234, listener: 'imap', client: '192.0.2.7', clientPort: 50123, backend: 'imap/10.0.0.2:143', bytesIn: 42, bytesOut: 4096, reason: 'closed' as const, detail: '' };
+  assert.equal(formatAccess({ ...r, tls: 'client+backend' }, 'text'), '2024-01-01T00:00:00.734Z imap 192.0.2.7:50123 imap/10.0.0.2:143 42 4096 1.234s closed tls=client+backend');
+  assert.equal(formatAccess({ ...r, tls: 'client', reason: 'tls_failed', detail: 'handshake timeout' }, 'text'), '2024-01-01T00:00:00.734Z imap 192.0.2.7:50123 imap/10.0.0.2:143 42 4096 1.234s tls_failed tls=client "handshake timeout"');
+  assert.equal(JSON.parse(formatAccess({ ...r, tls: 'backend' }, 'json')).tls, 'backend');
+  // No TLS: the line keeps its shape.
+  assert.equal(formatAccess({ ...r, tls: '-' }, 'text'), '2024-01-01T00:00:00.734Z imap 192.0.2.7:50123 imap/10.0.0.2:143 42 4096 1.234s closed');
+  assert.equal(JSON.parse(formatAccess({ ...r, tls: '-' }, 'json')).tls, undefined);
+});

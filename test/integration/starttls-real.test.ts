@@ -74,6 +74,36 @@ function sClient(proto: 'imap' | 'pop3' | 'smtp', port: number, caFile: string, 
   });
 }
 
+/**
+ * Python's own clients (Debian's python3: imaplib, poplib, smtplib) through
+ * the balancer with certificate verification on, for the name mail.a.test
+ * (the socket goes to the balancer's address, the name is checked).
+ */
+const PY = `
+import imaplib, poplib, smtplib, ssl, sys
+mode, host, port, ca = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+class Ctx(ssl.SSLContext):
+    def wrap_socket(self, sock, server_hostname=None, **kw):
+        return super().wrap_socket(sock, server_hostname="mail.a.test", **kw)
+ctx = Ctx(ssl.PROTOCOL_TLS_CLIENT)
+ctx.load_verify_locations(ca)
+if mode == "imap":
+    m = imaplib.IMAP4(host, port); m.starttls(ssl_context=ctx); print(m.login("alice", "secret")[0]); print(m.select("INBOX")[0]); m.logout()
+elif mode == "pop3":
+    m = poplib.POP3(host, port); m.stls(context=ctx); m.user("alice"); print(m.pass_("secret").decode()); print(m.stat()); m.quit()
+else:
+    m = smtplib.SMTP(host, port); m.starttls(context=ctx); m.login("alice", "secret")
+    print(m.sendmail("alice@example.test", ["bob@example.org"], "Subject: via tcplb (python)\\r\\n\\r\\nhello\\r\\n")); m.quit()
+`;
+
+function python(mode: 'imap' | 'pop3' | 'smtp', port: number, caFile: string): Promise<{ code: number; out: string }> {
+  return new Promise((resolve) => {
+    execFile('/usr/bin/python3', ['-c', PY, mode, LB, String(port), caFile], { timeout: 15_000 }, (err, stdout, stderr) => {
+      resolve({ code: err === null ? 0 : 1, out: stdout + stderr });
+    });
+  });
+}
+
 test('IMAP and POP3 STARTTLS through tcplb to real Dovecot (ssl = required): the balancer\'s certificate, logins work, injection is discarded', { timeout: 90_000 }, async (t) => {
   if (!requireRealServers(t, 'dovecot', 'openssl', 'curl')) return;
   const pki = makePki();
@@ -116,6 +146,14 @@ test('IMAP and POP3 STARTTLS through tcplb to real Dovecot (ssl = required): the
     until: (l) => /imap-login: Info: Login: user=<alice>, method=PLAIN, rip=127\.0\.0\.1, lip=127\.0\.0\.172, .*TLS/.test(l) && /pop3-login: Info: Login: user=<alice>, method=PLAIN, rip=127\.0\.0\.1, lip=127\.0\.0\.172, .*TLS/.test(l),
   });
 
+  // Python's imaplib / poplib, verifying mail.a.test.
+  const pyImap = await python('imap', imapPort, pki.caFile);
+  assert.equal(pyImap.code, 0, pyImap.out);
+  assert.match(pyImap.out, /^OK\nOK\n/, pyImap.out);
+  const pyPop = await python('pop3', pop3Port, pki.caFile);
+  assert.equal(pyPop.code, 0, pyPop.out);
+  assert.match(pyPop.out, /^\+OK Logged in/, pyPop.out);
+
   // curl --ssl-reqd imap:// lists INBOX (the same upgrade by another client).
   const listed = await curl(['--ssl-reqd', '--cacert', pki.caFile, '--resolve', `mail.a.test:${imapPort}:${LB}`, `imap://mail.a.test:${imapPort}/`, '-u', 'alice:secret']);
   assert.equal(listed.code, 0, listed.out);
@@ -143,7 +181,7 @@ test('IMAP and POP3 STARTTLS through tcplb to real Dovecot (ssl = required): the
   assert.match(secure.split('\r\n')[0]!, /^c OK/, secure);
   assert.equal(logins(), before, 'Dovecot never ran the injected LOGIN');
   s.destroy();
-  await waitFor(() => app.records.filter((r) => r.listener === 'imap').length === 3, { what: 'the imap sessions recorded (s_client, curl, injection)' });
+  await waitFor(() => app.records.filter((r) => r.listener === 'imap').length === 4, { what: 'the imap sessions recorded (s_client, python, curl, injection)' });
   assert.ok(app.records.every((r) => r.tls === 'client+backend'), JSON.stringify(app.records.map((r) => [r.listener, r.tls, r.reason, r.detail])));
 });
 
@@ -204,10 +242,14 @@ test('SMTP submission STARTTLS through tcplb to real Postfix (smtpd_tls_auth_onl
   const sent = await curl(['--ssl-reqd', '--cacert', pki.caFile, '--resolve', `mail.a.test:${port}:${LB}`, `smtp://mail.a.test:${port}`,
     '--mail-from', 'alice@example.test', '--mail-rcpt', 'bob@example.org', '-u', 'alice:secret', '-T', msg]);
   assert.equal(sent.code, 0, sent.out);
+  // Python's smtplib: starttls(), login(), sendmail() with verification on.
+  const py = await python('smtp', port, pki.caFile);
+  assert.equal(py.code, 0, py.out);
+  assert.match(py.out, /^\{\}\n/, py.out); // sendmail: no refused recipients
   await waitFor(() => fs.readFileSync(postfix.logPath, 'utf8'), {
     what: 'the authenticated submission in the postfix log',
     until: (l) => /Anonymous TLS connection established from|TLS connection established from/.test(l) && /sasl_method=PLAIN, sasl_username=alice/.test(l),
   });
-  await waitFor(() => app.records.length >= 2, { what: 'the sessions recorded' });
+  await waitFor(() => app.records.length >= 3, { what: 'the sessions recorded (s_client, curl, python)' });
   assert.ok(app.records.every((r) => r.tls === 'client+backend' && r.reason === 'closed'), JSON.stringify(app.records.map((r) => [r.tls, r.reason, r.detail])));
 });

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { test } from 'node:test';
 import { loadConfigText } from '../../../src/config/load.js';
+import { summarize } from '../../../src/config/summary.js';
 import { formatIssue, type LoadResult } from '../../../src/core/config.js';
 import { makePki } from '../../fixtures/pki.js';
 
@@ -69,4 +70,10 @@ test('an upstream with tls cannot serve a STARTTLS listener and a listener witho
 test('proxyProtocol is allowed on a STARTTLS listener whose upstream has tls (the header goes first, in clear)', () => {
   const r = load(`starttls: "imap", proxyProtocol: "v2", ${CERTS}`, ', tls: {}');
   assert.ok(r.ok, r.ok ? '' : r.issues.map(formatIssue).join('\n'));
+});
+
+test('--check\'s summary names a STARTTLS listener\'s protocol, requireTls and the upgrade to the backends', () => {
+  const r = load(`starttls: "smtp", requireTls: true, ${CERTS}`, ', tls: { servername: "smtp.internal" }');
+  assert.ok(r.ok);
+  if (r.ok) assert.match(summarize(r.config), /starttls smtp required mail\.a\.test \(\d+ days\), starttls to backends/);
 });

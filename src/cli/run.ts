@@ -27,6 +27,9 @@ import { unixTarget, type Target } from '../control/target.js';
  */
 async function openConsole(): Promise<typeof import('../console/run.js')> {
   for (const k of ['CI', 'CONTINUOUS_INTEGRATION']) if (process.env[k] !== undefined) process.env[k] = '0';
+  // React's development build (the default without NODE_ENV) checks and
+  // times every render: about half of an attached console's CPU per frame.
+  process.env.NODE_ENV ??= 'production';
   return import('../console/run.js');
 }
 

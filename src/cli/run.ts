@@ -22,11 +22,13 @@ import { unixTarget, type Target } from '../control/target.js';
 
 /**
  * Load Ink only when the console runs. Ink reads CI/CONTINUOUS_INTEGRATION
- * when it is imported and, if set, draws nothing until exit; the console only
- * runs on a real terminal, so that mode is never right for it.
+ * when it is imported and, if set, draws nothing until exit, and its colour
+ * detection (supports-color) turns colours off when `CI` merely exists; the
+ * console only runs on a real terminal, so neither is right for it: the
+ * variables go (this process only) before Ink loads.
  */
 async function openConsole(): Promise<typeof import('../console/run.js')> {
-  for (const k of ['CI', 'CONTINUOUS_INTEGRATION']) if (process.env[k] !== undefined) process.env[k] = '0';
+  for (const k of ['CI', 'CONTINUOUS_INTEGRATION']) delete process.env[k];
   // React's development build (the default without NODE_ENV) checks and
   // times every render: about half of an attached console's CPU per frame.
   process.env.NODE_ENV ??= 'production';

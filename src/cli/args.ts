@@ -36,6 +36,7 @@ export const USAGE = `Usage:
                                                --socket A --socket B, or --fleet F)
         (status | drain | disable | enable | check | kill U/S | reload
          | health | standby on|off | explain CLIENT [LISTENER]
+         | certs [--json]: each TLS listener's certificates, expiry, last reload
          | watch [--json]: print events as they happen until interrupted
          | bridge: relay stdin/stdout to the socket, the far end of ssh://)
 
@@ -47,7 +48,7 @@ Options:
                       config): a path, or ssh://[user@]host[:port][/path] (default path
                       /run/tcplb/tcplb.sock); repeat it to act on several instances
       --fleet FILE    ctl and attach: the instances listed in FILE (JSON5: { fleet: [...] })
-      --json          ctl watch: print the raw JSON stream lines
+      --json          ctl watch: print the raw JSON stream lines; ctl certs: the report as JSON
       --demo          run the demo
   -h, --help          this text
   -v, --version       print the version
@@ -86,14 +87,14 @@ export function parseCommand(argv: readonly string[]): Command {
   const sockets = v.socket ?? [];
   if (v.fleet !== undefined && verb !== 'ctl' && verb !== 'attach') throw new UsageError('--fleet goes with ctl and attach');
   if (sockets.length > 1 && verb !== 'ctl' && verb !== 'attach' && verb !== 'health') throw new UsageError('several --socket go with ctl and attach only');
-  if (v.json && verb !== 'ctl') throw new UsageError('--json goes with ctl watch');
+  if (v.json && verb !== 'ctl') throw new UsageError('--json goes with ctl watch or ctl certs');
   if (verb === 'import-nginx') {
     if (rest.length !== 1) throw new UsageError('import-nginx needs exactly one FILE');
     return { kind: 'import-nginx', file: rest[0]! };
   }
   if (verb === 'ctl') {
     if (rest.length === 0) throw new UsageError('ctl needs a command: status, drain, disable, enable, check, kill, reload, watch');
-    if (v.json && rest[0] !== 'watch') throw new UsageError('--json goes with ctl watch');
+    if (v.json && rest[0] !== 'watch' && rest[0] !== 'certs') throw new UsageError('--json goes with ctl watch or ctl certs');
     return { kind: 'ctl', args: v.json ? [...rest, '--json'] : rest, targets: sockets, fleet: v.fleet, config };
   }
   if (verb === 'health') {

@@ -6,6 +6,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import JSON5 from 'json5';
 import { fileURLToPath } from 'node:url';
 import { loadConfigFile } from '../config/load.js';
 import { summarize } from '../config/summary.js';
@@ -175,10 +176,31 @@ async function run(config: Config, label: string, useConsole: boolean): Promise<
   });
 }
 
+/**
+ * The control socket named by a config that does not validate: a running
+ * tcplb refused a reload (a renewed certificate with the wrong key, a typo)
+ * and the operator asks it why (`ctl certs`, `ctl status`). Only
+ * `control.socket` is read, resolved against the config's folder as the
+ * full load does.
+ */
+function socketOfInvalid(file: string): string | undefined {
+  try {
+    const v = JSON5.parse(fs.readFileSync(file, 'utf8')) as { control?: { socket?: unknown } | null };
+    const s = v?.control?.socket;
+    return typeof s === 'string' && s !== '' ? path.resolve(path.dirname(path.resolve(file)), s) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** The control socket of a config file, or undefined (said on stderr) when it cannot be read or sets none. */
 async function socketOf(file: string): Promise<string | undefined> {
   const config = await load(file);
-  if (config === undefined) return undefined;
+  if (config === undefined) {
+    const s = socketOfInvalid(file);
+    if (s !== undefined) process.stderr.write(`tcplb: asking the running tcplb at ${s} anyway (it serves its previous config)\n`);
+    return s;
+  }
   if (config.control.socket === null) {
     process.stderr.write(`tcplb: ${file} sets no control.socket; add control: { socket: "tcplb.sock" } or pass --socket PATH\n`);
     return undefined;

@@ -18,6 +18,8 @@
  *   from the next hops BIRD installed (BIRD 2.0 cannot program nexthop
  *   objects itself).
  *
+ * - a frozen speaker (stopped, sends nothing) is dropped by the hold timer.
+ *
  * Configs come from bgp-configs.ts, which docs/high-availability.md quotes.
  * Lab net 10.95.0.0/24; the service address 10.96.100.1.
  */
@@ -171,7 +173,7 @@ test('bgp: three tcplb instances behind BIRD ECMP, announced by ExaBGP while tcp
   };
   await waitHops(LBS, 30_000);
   const ctl = async (lb: string, ...args: string[]): Promise<void> => {
-    const r = await runCli(['ctl', '--socket', socks.get(lb)!, ...args], { timeoutMs: 5000 });
+    const r = await runCli(['ctl', '--socket', socks.get(lb)!, ...args], { timeoutMs: 20_000 });
     assert.equal(r.code, 0, `ctl ${args.join(' ')} on ${lb}: ${r.stderr}${r.stdout}`);
   };
   const prober = (): Spawned => lab.spawn('client', process.execPath, [path.join(AGENTS, 'prober.js'), `${VIP}:${PORT}`, '10', '20']);
@@ -304,5 +306,22 @@ test('bgp: three tcplb instances behind BIRD ECMP, announced by ExaBGP while tcp
       stop = true;
       await mirror;
     }
+  });
+
+  await t.test('a frozen speaker is dropped by the BGP hold timer (3 s)', async (st) => {
+    // The instance answers, but its speaker is stopped (a wedged host or
+    // daemon): no withdraw is ever sent, BIRD drops the session when the hold
+    // time runs out without a keepalive.
+    const speaker = speakers.get('lb3')!;
+    process.kill(speaker.pid, 'SIGSTOP');
+    const t0 = performance.now();
+    try {
+      await waitHops(['lb1', 'lb2'], 10_000);
+    } finally {
+      process.kill(speaker.pid, 'SIGCONT');
+    }
+    const ms = Math.round(performance.now() - t0);
+    st.diagnostic(`frozen speaker: route gone after ${ms} ms`);
+    assert.ok(ms >= 1000 && ms <= 4500, `route through a frozen speaker gone after ${ms} ms (hold time 3 s)`);
   });
 });

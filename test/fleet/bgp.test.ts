@@ -29,6 +29,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { promisify } from 'node:util';
+import { asTarget, ctlOnce } from '../../src/control/client.js';
 import { BIN, runCli } from '../helpers/cli.js';
 import { sleep, waitFor } from '../helpers/wait.js';
 import { birdConf, exabgpConf, exabgpEnv, healthcheckConf, type BgpSite } from './bgp-configs.js';
@@ -176,6 +177,10 @@ test('bgp: three tcplb instances behind BIRD ECMP, announced by ExaBGP while tcp
     const r = await runCli(['ctl', '--socket', socks.get(lb)!, ...args], { timeoutMs: 20_000 });
     assert.equal(r.code, 0, `ctl ${args.join(' ')} on ${lb}: ${r.stderr}${r.stdout}`);
   };
+  const standby = async (lb: string, on: boolean): Promise<void> => {
+    const o = await ctlOnce({ cmd: 'standby', on }, asTarget(socks.get(lb)!), 10_000);
+    assert.equal(o.code, 0, `standby ${on} on ${lb}: ${o.error ?? o.out.join(' ')}`);
+  };
   const prober = (): Spawned => lab.spawn('client', process.execPath, [path.join(AGENTS, 'prober.js'), `${VIP}:${PORT}`, '10', '20']);
 
   await t.test('all three instances carry new connections from one client', async () => {
@@ -200,8 +205,10 @@ test('bgp: three tcplb instances behind BIRD ECMP, announced by ExaBGP while tcp
         t0 = performance.now();
         backend.get('lb2')!.child.kill('SIGKILL');
       } else {
-        await ctl('lb2', 'standby', 'on');
-        t0 = performance.now(); // standby is in force once ctl returns
+        // Straight on the control socket: the clock starts when the request
+        // leaves, not after a `tcplb-console ctl` start-up of unknown length.
+        t0 = performance.now();
+        await standby('lb2', true);
       }
       await waitHops(['lb1', 'lb3'], 10_000);
       ms.push(Math.round(performance.now() - t0));
@@ -212,7 +219,7 @@ test('bgp: three tcplb instances behind BIRD ECMP, announced by ExaBGP while tcp
       await run('ip', ['netns', 'exec', lab.node('lb2').ns, process.execPath, BIN, 'health', '--socket', socks.get('lb2')!]).catch(() => undefined);
       healthMs.push(Math.round(performance.now() - h0));
       if (how === 'backend') await startBackend('lb2');
-      else await ctl('lb2', 'standby', 'off');
+      else await standby('lb2', false);
       await waitHops(LBS, 15_000);
     }
     st.diagnostic(`${how}: withdraw ms ${ms.join(', ')} (median ${median(ms)}); failed new connections ${failed.join(', ')}; `

@@ -38,7 +38,9 @@ import { createLab, requireNetns, type Spawned } from './lab.js';
 const AGENTS = path.join(path.dirname(BIN), '../../test/fleet/agents');
 const PORT = 143;
 const VIP = '10.96.100.1';
-const LBS = ['lb1', 'lb2', 'lb3'] as const;
+const LBS: readonly string[] = ['lb1', 'lb2', 'lb3'];
+/** Each instance's own backend, named after it: lb1's at port 1101, … */
+const backendPort = (lb: string): number => 1101 + LBS.indexOf(lb);
 /** Issue 18's target: a failed instance's route is gone from the router within this long. */
 const WITHDRAW_MS = 1500;
 /**
@@ -100,7 +102,7 @@ test('bgp: three tcplb instances behind BIRD ECMP, announced by ExaBGP while tcp
   // Backends: one per instance, named after it.
   const backend = new Map<string, Spawned>();
   const startBackend = async (lb: string): Promise<void> => {
-    const s = lab.spawn('be', process.execPath, [path.join(AGENTS, 'echo.js'), lb, `${ipOf('be')}:${1100 + LBS.indexOf(lb as never) + 1}`]);
+    const s = lab.spawn('be', process.execPath, [path.join(AGENTS, 'echo.js'), lb, `${ipOf('be')}:${backendPort(lb)}`]);
     backend.set(lb, s);
     await waitFor(() => s.output().includes('listening'), { what: `backend ${lb}`, timeoutMs: 15_000 });
   };
@@ -132,7 +134,7 @@ test('bgp: three tcplb instances behind BIRD ECMP, announced by ExaBGP while tcp
     const cfg = file(`${lb}.json5`, `{
   instance: "${lb}",
   listeners: [{ listen: "0.0.0.0:${PORT}", upstream: "mail" }],
-  upstreams: { mail: { servers: ["${ipOf('be')}:${1100 + LBS.indexOf(lb) + 1}"],
+  upstreams: { mail: { servers: ["${ipOf('be')}:${backendPort(lb)}"],
     check: { type: "tcp", interval: "100ms", timeout: "300ms", rise: 1, fall: 1 } } },
   control: { socket: "${sock}" },
   log: { access: null },
@@ -154,8 +156,8 @@ test('bgp: three tcplb instances behind BIRD ECMP, announced by ExaBGP while tcp
   });
 
   /** The router's next hops for the VIP in its main table (what BIRD installed), as instance names. */
-  const hops = async (table = 'main'): Promise<string[]> => {
-    const { stdout } = await run('ip', ['-n', routerNs, '-j', 'route', 'show', `${VIP}/32`, 'table', table]);
+  const hops = async (): Promise<string[]> => {
+    const { stdout } = await run('ip', ['-n', routerNs, '-j', 'route', 'show', `${VIP}/32`, 'table', 'main']);
     const routes = JSON.parse(stdout || '[]') as { gateway?: string; nexthops?: { gateway: string }[] }[];
     return routes.flatMap((r) => r.nexthops?.map((n) => n.gateway) ?? (r.gateway !== undefined ? [r.gateway] : []))
       .map((g) => lbOfIp.get(g) ?? g).sort();
@@ -272,7 +274,7 @@ test('bgp: three tcplb instances behind BIRD ECMP, announced by ExaBGP while tcp
     const ip = (...a: string[]): string => lab.exec('router', 'ip', a);
     LBS.forEach((lb, k) => ip('nexthop', 'add', 'id', String(k + 1), 'via', ipOf(lb), 'dev', 'eth0'));
     const group = (members: readonly string[]): string[] =>
-      ['group', members.map((m) => String(LBS.indexOf(m as never) + 1)).join('/'), 'type', 'resilient', 'buckets', '64', 'idle_timer', '1'];
+      ['group', members.map((m) => String(LBS.indexOf(m) + 1)).join('/'), 'type', 'resilient', 'buckets', '64', 'idle_timer', '1'];
     ip('nexthop', 'add', 'id', '100', ...group(LBS));
     ip('route', 'add', `${VIP}/32`, 'nhid', '100', 'table', '100');
     ip('rule', 'add', 'to', `${VIP}/32`, 'lookup', '100', 'pref', '100');

@@ -314,7 +314,12 @@ async function main(cmd: Command): Promise<number> {
       // `health --socket PATH` takes the fast path in main.ts; this is `health -c CONFIG`.
       const socket = cmd.socket ?? (await socketOf(cmd.config));
       if (socket === undefined) return 1;
-      const { healthCheck } = await import('./health.js');
+      const { exabgpAnnouncer, healthCheck } = await import('./health.js');
+      if (cmd.exabgp !== undefined) {
+        const stop = new AbortController();
+        for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, () => stop.abort());
+        return exabgpAnnouncer(socket, cmd.exabgp.prefix, cmd.exabgp.intervalMs, { out: process.stdout, err: process.stderr, stdin: process.stdin, stop: stop.signal });
+      }
       return healthCheck(socket);
     }
     case 'ctl': {

@@ -17,10 +17,8 @@ export interface BgpSite {
   lbAs: number;
   /** BIRD's log file. */
   birdLog: string;
-  /** The command line ExaBGP's healthcheck runs for readiness. */
+  /** `tcplb-console health --socket …` of the instance: ExaBGP runs it with `--exabgp` as its announcing process. */
   healthCommand: string;
-  /** ExaBGP's healthcheck config file (the path the ExaBGP config names). */
-  healthcheckConf: string;
 }
 
 /** The documented example (docs/high-availability.md). */
@@ -35,7 +33,6 @@ export const DOC_SITE: BgpSite = {
   lbAs: 65001,
   birdLog: '/var/log/bird.log',
   healthCommand: 'tcplb-console health --socket /run/tcplb/tcplb.sock',
-  healthcheckConf: '/etc/exabgp/healthcheck.conf',
 };
 
 /**
@@ -92,12 +89,18 @@ destination = 'stdout'
 `;
 }
 
-/** One instance's ExaBGP: a session to the router and the healthcheck process that announces the VIP. */
+/**
+ * One instance's ExaBGP: a session to the router and the process that
+ * announces the VIP while the instance is ready: `tcplb-console health
+ * --exabgp`, which asks tcplb every 200 ms over its control socket (one
+ * long-running process, no start-up per check) and prints announce/withdraw
+ * as readiness changes.
+ */
 export function exabgpConf(s: BgpSite, instance: string): string {
   const me = s.instances.find((i) => i.name === instance);
   if (me === undefined) throw new Error(`no instance "${instance}"`);
   return `process tcplb-health {
-\trun /usr/bin/exabgp-healthcheck --config ${s.healthcheckConf};
+\trun ${s.healthCommand} --exabgp ${s.vip}/32 --interval 200ms;
 \tencoder text;
 }
 
@@ -111,31 +114,5 @@ neighbor ${s.router.ip} {
 \t\tprocesses [ tcplb-health ];
 \t}
 }
-`;
-}
-
-/**
- * ExaBGP's healthcheck (Debian's exabgp-healthcheck): runs the readiness
- * command every 200 ms; one failure withdraws the VIP, one success announces
- * it again. The VIP is configured on lo by the system, not by the
- * healthcheck (`no-ip-setup`). `timeout` (whole seconds) is generous on
- * purpose: `tcplb-console health` already gives up on a silent tcplb after
- * 2 s and says not ready, so this one only catches a command that cannot
- * even start; a tight one turns host load into false withdraws (at
- * `timeout = 1`, then 3, Node start-ups of 1-3 s on a 2-core host at load
- * 8-16 withdrew healthy instances).
- */
-export function healthcheckConf(s: BgpSite): string {
-  return `name = tcplb
-no-syslog
-interval = 0.2
-fast-interval = 0.2
-timeout = 10
-rise = 1
-fall = 1
-withdraw-on-down
-no-ip-setup
-ip = ${s.vip}/32
-command = ${s.healthCommand}
 `;
 }

@@ -19,6 +19,7 @@ import { createEngine, type EngineChoice } from '../proxy/create-engine.js';
 import { loadNative } from '../proxy/native-binding.js';
 import type { Engine } from '../core/dataplane.js';
 import { createActions } from '../runtime/actions.js';
+import { CertBook } from '../runtime/cert-status.js';
 import type { Actions, Actor, ReloadResult } from '../runtime/actions-types.js';
 import { EventLog } from '../runtime/event-log.js';
 import { followMarkedDown } from '../runtime/marked-down.js';
@@ -146,6 +147,7 @@ export async function startApp(config: Config, opts: AppOptions = {}): Promise<A
     }
   }
 
+  const certs = new CertBook(config);
   const reloader = createReloader({
     runtime,
     engine,
@@ -153,7 +155,11 @@ export async function startApp(config: Config, opts: AppOptions = {}): Promise<A
     events,
     logger,
     reopenAccessLog: openAccessLog,
-    reloaded: (ok) => metrics.reloaded(ok),
+    reloaded: (ok) => {
+      metrics.reloaded(ok);
+      if (ok) certs.applied(runtime.config);
+      else certs.refused(runtime.config);
+    },
   });
   const saved = operatorState(config.stateFile, runtime, logger, instance);
   const actions = createActions({
@@ -167,6 +173,7 @@ export async function startApp(config: Config, opts: AppOptions = {}): Promise<A
     reload: reloader.reloadFile,
     onAdminChange: saved.save,
     instance,
+    certs,
   });
   // Operator states from the last run come back before the first probe.
   saved.restore(actions);

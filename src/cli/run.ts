@@ -6,6 +6,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import JSON5 from 'json5';
 import { fileURLToPath } from 'node:url';
 import { loadConfigFile } from '../config/load.js';
 import { summarize } from '../config/summary.js';
@@ -22,11 +23,16 @@ import { unixTarget, type Target } from '../control/target.js';
 
 /**
  * Load Ink only when the console runs. Ink reads CI/CONTINUOUS_INTEGRATION
- * when it is imported and, if set, draws nothing until exit; the console only
- * runs on a real terminal, so that mode is never right for it.
+ * when it is imported and, if set, draws nothing until exit, and its colour
+ * detection (supports-color) turns colours off when `CI` merely exists; the
+ * console only runs on a real terminal, so neither is right for it: the
+ * variables go (this process only) before Ink loads.
  */
 async function openConsole(): Promise<typeof import('../console/run.js')> {
-  for (const k of ['CI', 'CONTINUOUS_INTEGRATION']) if (process.env[k] !== undefined) process.env[k] = '0';
+  for (const k of ['CI', 'CONTINUOUS_INTEGRATION']) delete process.env[k];
+  // React's development build (the default without NODE_ENV) checks and
+  // times every render: about half of an attached console's CPU per frame.
+  process.env.NODE_ENV ??= 'production';
   return import('../console/run.js');
 }
 
@@ -170,10 +176,31 @@ async function run(config: Config, label: string, useConsole: boolean): Promise<
   });
 }
 
+/**
+ * The control socket named by a config that does not validate: a running
+ * tcplb refused a reload (a renewed certificate with the wrong key, a typo)
+ * and the operator asks it why (`ctl certs`, `ctl status`). Only
+ * `control.socket` is read, resolved against the config's folder as the
+ * full load does.
+ */
+function socketOfInvalid(file: string): string | undefined {
+  try {
+    const v = JSON5.parse(fs.readFileSync(file, 'utf8')) as { control?: { socket?: unknown } | null };
+    const s = v?.control?.socket;
+    return typeof s === 'string' && s !== '' ? path.resolve(path.dirname(path.resolve(file)), s) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** The control socket of a config file, or undefined (said on stderr) when it cannot be read or sets none. */
 async function socketOf(file: string): Promise<string | undefined> {
   const config = await load(file);
-  if (config === undefined) return undefined;
+  if (config === undefined) {
+    const s = socketOfInvalid(file);
+    if (s !== undefined) process.stderr.write(`tcplb: asking the running tcplb at ${s} anyway (it serves its previous config)\n`);
+    return s;
+  }
   if (config.control.socket === null) {
     process.stderr.write(`tcplb: ${file} sets no control.socket; add control: { socket: "tcplb.sock" } or pass --socket PATH\n`);
     return undefined;
@@ -287,7 +314,15 @@ async function main(cmd: Command): Promise<number> {
       // `health --socket PATH` takes the fast path in main.ts; this is `health -c CONFIG`.
       const socket = cmd.socket ?? (await socketOf(cmd.config));
       if (socket === undefined) return 1;
-      const { healthCheck } = await import('./health.js');
+      const { exabgpSink, fileSink, followReadiness, healthCheck } = await import('./health.js');
+      if (cmd.follow !== undefined) {
+        const stop = new AbortController();
+        for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, () => stop.abort());
+        const to = cmd.follow.to;
+        // ExaBGP closes our stdin when it stops; a track_file writer runs as a service and ends by signal.
+        if ('exabgp' in to) return followReadiness(socket, cmd.follow.intervalMs, exabgpSink(to.exabgp, process.stdout), { err: process.stderr, stdin: process.stdin, stop: stop.signal });
+        return followReadiness(socket, cmd.follow.intervalMs, fileSink(to.file, process.stderr), { err: process.stderr, stop: stop.signal });
+      }
       return healthCheck(socket);
     }
     case 'ctl': {

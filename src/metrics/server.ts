@@ -102,6 +102,19 @@ export function createMetrics(runtime: Runtime, engine: Engine, opts: { ready?: 
       for (const b of runtime.backends()) if (b.lastProbe?.cert !== undefined) this.set({ backend: b.id }, b.lastProbe.cert.daysLeft);
     },
   });
+  new Gauge({
+    name: 'tcplb_cert_expiry_timestamp_seconds',
+    help: 'Expiry (notAfter, Unix seconds) of each certificate a TLS listener serves; the earliest when two share a subject',
+    labelNames: ['listener', 'subject'], registers: [registry],
+    collect() {
+      this.reset();
+      for (const l of runtime.config.listeners) {
+        const bySubject = new Map<string, number>();
+        for (const c of l.tls?.certificates ?? []) bySubject.set(c.subject, Math.min(bySubject.get(c.subject) ?? Infinity, c.notAfter));
+        for (const [subject, notAfter] of bySubject) this.set({ listener: l.name, subject }, Math.floor(notAfter / 1000));
+      }
+    },
+  });
   const latency = new Histogram({
     name: 'tcplb_probe_duration_seconds', help: 'Health probe duration', labelNames: ['backend', 'result'], registers: [registry],
     buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],

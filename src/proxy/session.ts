@@ -297,6 +297,7 @@ export class Session {
         secureContext: t.context,
         servername: t.servername !== '' ? t.servername : net.isIP(b.host) === 0 ? b.host : undefined,
         rejectUnauthorized: t.verify,
+        ...upstreamAlpn(this.#client),
       });
     up[SESSION] = this;
     this.#upstream = up;
@@ -465,4 +466,16 @@ export function describe(err: NodeJS.ErrnoException): string {
     default:
       return err.code !== undefined ? `${err.code}: ${err.message}` : err.message;
   }
+}
+
+/**
+ * ALPN passed through to a re-encrypted backend: the protocol the client
+ * negotiated with the listener (`h2`, `http/1.1`, `imap`) is the only one
+ * offered upstream, so the backend speaks what the client will send (an
+ * nginx with `http2` answers h2 to an h2 client, HTTP/1.1 to the others).
+ * Nothing negotiated, nothing offered.
+ */
+function upstreamAlpn(client: net.Socket): { ALPNProtocols?: string[] } {
+  const p = client instanceof tls.TLSSocket ? client.alpnProtocol : false;
+  return typeof p === 'string' && p !== '' ? { ALPNProtocols: [p] } : {};
 }

@@ -66,6 +66,8 @@ async function client(port: number, kind: 'reset' | 'garbage' | 'long' | 'stall'
     await closedByProxy(s);
     return Date.now() - t0;
   }
+  // The upgrade is bounded from the command on (the backend's part included).
+  const t1 = Date.now();
   s.write('a STARTTLS\r\nb LOGIN injected pass\r\n');
   if (kind === 'reset') {
     s.resetAndDestroy();
@@ -73,10 +75,10 @@ async function client(port: number, kind: 'reset' | 'garbage' | 'long' | 'stall'
   }
   const ok = await readUntil(s, /a OK .*\r\n/);
   assert.match(ok, /a OK /);
-  const t1 = Date.now();
+  const t2 = Date.now();
   if (kind === 'garbage') s.write('GET / HTTP/1.0\r\n\r\n');
   await closedByProxy(s);
-  return Date.now() - t1;
+  return Date.now() - (kind === 'stall' ? t1 : t2);
 }
 
 /** A good client: upgrades, verifies mail.a.test, gets an answer from inside TLS. */
@@ -128,10 +130,12 @@ test('STARTTLS listener under bad clients: resets, garbage after OK, long lines,
   assert.ok(await good(port, pki.caFile), 'a STARTTLS client is served after the faults');
   assert.ok(Math.max(...garbage) < 1000, `garbage after OK closed at once (slowest ${Math.max(...garbage)} ms)`);
   assert.ok(Math.max(...long) < 1000, `long lines closed at once (slowest ${Math.max(...long)} ms)`);
-  assert.ok(Math.min(...stalls) >= 900 && Math.max(...stalls) < 4000, `stallers closed after ${Math.min(...stalls)}-${Math.max(...stalls)} ms (handshakeTimeout 1s)`);
+  assert.ok(Math.min(...stalls) >= 950 && Math.max(...stalls) < 4000, `stallers closed ${Math.min(...stalls)}-${Math.max(...stalls)} ms after their STARTTLS (handshakeTimeout 1s)`);
   const after = memOf(proxy.pid).rss;
   assert.ok(after - before < 32, `RSS grew ${(after - before).toFixed(1)} MB over 350 bad clients (${before.toFixed(1)} -> ${after.toFixed(1)} MB)`);
   assert.deepEqual(be.seen.filter((l) => /injected/.test(l)), [], 'no pipelined LOGIN ever reached the backend');
+  // Clients that left mid-upgrade are not the backend's fault: no failed connect is counted.
+  assert.doesNotMatch(proxy.stderr(), /connect to b\/.* failed/, 'no failure counted against the backend');
 
   await waitFor(() => proxy.stderr(), {
     what: 'the log lines per kind',
@@ -139,8 +143,8 @@ test('STARTTLS listener under bad clients: resets, garbage after OK, long lines,
     timeoutMs: 5000,
   });
   const lines = proxy.stderr().split('\n').filter((l) => /STARTTLS:|TLS handshake failed/.test(l));
-  const kinds = new Set(lines.map((l) => /listener \S+: (.*?)(?: \(client|: \d+ more)/.exec(l)?.[1]));
+  const kinds = new Set(lines.map((l) => /listener \S+: (.*?)(?: \(client [^)]*\)$|: \d+ more in the last second$)/.exec(l)?.[1] ?? l));
   const bound = kinds.size * (Math.ceil(faultMs / 1000) + 2);
   assert.ok(lines.length <= bound, `${lines.length} log lines for 350 bad clients in ${faultMs} ms (${kinds.size} kinds; at most ${bound}):\n${lines.join('\n')}`);
-  console.log(`starttls faults: ${lines.length} log lines (${[...kinds].join(' / ')}) in ${faultMs} ms; garbage closed within ${Math.max(...garbage)} ms, long lines within ${Math.max(...long)} ms, stallers after ${Math.min(...stalls)}-${Math.max(...stalls)} ms; RSS ${before.toFixed(1)} -> ${after.toFixed(1)} MB`);
+  console.log(`starttls faults: ${lines.length} log lines (${[...kinds].join(' / ')}) in ${faultMs} ms; garbage closed within ${Math.max(...garbage)} ms, long lines within ${Math.max(...long)} ms, stallers ${Math.min(...stalls)}-${Math.max(...stalls)} ms after their STARTTLS; RSS ${before.toFixed(1)} -> ${after.toFixed(1)} MB`);
 });

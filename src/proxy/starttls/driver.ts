@@ -103,6 +103,8 @@ export class Negotiation {
   #timedOut = false;
   /** The client has its failure answer; the first reason stands. */
   #failing = false;
+  /** Torn down from our side or the client's: a backend leg closing now is not the backend's fault. */
+  #ending = false;
   #over = false;
   #detail = '';
   /** plain: relaying lines; backend: TLS with the backend; client: TLS with the client. */
@@ -139,12 +141,14 @@ export class Negotiation {
 
   /** End now (kill, idle, shutdown): everything is destroyed; `ended` follows. */
   abort(): void {
+    this.#ending = true;
     this.#client.destroy();
     this.#up.destroy();
     for (const s of this.#extra) s.destroy();
   }
 
   #clientGone(): void {
+    this.#ending = true;
     this.#up.destroy();
     for (const s of this.#extra) s.destroy();
     this.#finish(this.#onClosed());
@@ -243,7 +247,7 @@ export class Negotiation {
     let failure: NodeJS.ErrnoException | undefined;
     this.#on.on(t, 'error', (e: NodeJS.ErrnoException) => void (failure ??= e));
     this.#on.on(t, 'close', () => {
-      if (this.#stage !== 'backend') return;
+      if (this.#stage !== 'backend' || this.#ending) return;
       const why = failure === undefined ? 'closed during the TLS handshake' : this.#hooks.describe(failure);
       this.#fail(unavailable, { reason: 'tls_failed', detail: `backend TLS: ${why}`, blame: `STARTTLS: ${why}` });
     });

@@ -327,3 +327,32 @@ test('implicit TLS listeners (issue 16) report where TLS is terminated the same 
     assert.equal(app.records.at(-1)!.tls, want);
   }
 });
+
+test('workers: 2: STARTTLS runs in the worker processes; the primary lists the session with tls=client+backend and logs it', { timeout: 30_000 }, async (t) => {
+  const leaf = pki().leaf('mail-a', ['mail.a.test']);
+  const bleaf = pki().leaf('backend', ['backend.test']);
+  const backend = await startFakeStarttls({ protocol: 'imap', cert: fs.readFileSync(bleaf.cert, 'utf8'), key: fs.readFileSync(bleaf.key, 'utf8') });
+  t.after(() => backend.close());
+  const port = await reservePort('127.0.0.1');
+  const app = await startTestApp(`{
+    workers: 2, engine: "js",
+    listeners: [{ name: "mail", listen: "127.0.0.1:${port}", upstream: "mail", starttls: "imap",
+                  tls: { certificates: [{ cert: "${leaf.cert}", key: "${leaf.key}" }] } }],
+    upstreams: { mail: { servers: ["127.0.0.1:${backend.port}"], tls: { ca: "${pki().caFile}", servername: "backend.test" } } },
+  }`);
+  t.after(() => app.stopNow());
+  assert.equal(app.engine.name, 'js x2 workers');
+  const c = new Conn(await connect(port));
+  t.after(() => c.sock.destroy());
+  await hello(c, 'imap');
+  c.write('a STARTTLS\r\n');
+  assert.match(await c.line(), /^a OK /);
+  await c.upgrade();
+  c.write('b NOOP\r\n');
+  assert.match(await c.line(), /^b OK NOOP tls/);
+  // Mirrored to the primary after a flush (its byte counts and tls travel together).
+  await waitFor(() => app.actions.snapshot().connections.list.map((x) => x.tls).join(), { until: (v) => v === 'client+backend', what: 'the live session with tls in the primary', timeoutMs: 5000 });
+  c.sock.end();
+  await waitFor(() => app.records.length === 1, { what: 'the record in the primary', timeoutMs: 5000 });
+  assert.equal(app.records[0]!.tls, 'client+backend');
+});

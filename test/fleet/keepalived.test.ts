@@ -124,8 +124,11 @@ test('keepalived pair: failover on a pulled cable and a killed tcplb, planned mo
     );
     const p = lab.spawn(n, process.execPath, [BIN, '--headless', '-c', cfg]);
     lbProc.set(n, p);
-    await waitFor(() => /serving/.test(p.output()), { what: `tcplb in ${n}`, timeoutMs: 8000 });
-    await waitFor(() => health(n), { what: `${n} ready`, timeoutMs: 5000, until: (h) => h.code === 0 });
+    // Generous: on a busy 2-core machine a Node start has taken over 8 s.
+    await waitFor(() => /serving/.test(p.output()), { what: `tcplb in ${n}`, timeoutMs: 20_000 }).catch((e) => {
+      throw new Error(`${(e as Error).message}; its output: ${p.output().slice(-1500)}`);
+    });
+    await waitFor(() => health(n), { what: `${n} ready`, timeoutMs: 10_000, until: (h) => h.code === 0 });
   };
   const ctl = (n: Lb, ...args: string[]): string => execFileSync(process.execPath, [BIN, 'ctl', ...args, '--socket', sock(n)], { encoding: 'utf8', timeout: 5000 });
 
@@ -147,6 +150,11 @@ test('keepalived pair: failover on a pulled cable and a killed tcplb, planned mo
   const hasVip = (n: Lb): boolean =>
     execFileSync('ip', ['-n', lab.node(n).ns, '-o', '-4', 'addr', 'show', 'dev', 'eth0'], { encoding: 'utf8' }).includes(` ${vip}/`);
   const holders = (): Lb[] => lbs.filter(hasVip);
+  /** A failed wait, with what each balancer's health and keepalived said last. */
+  const withState = (e: unknown): Error => {
+    const tail = lbs.map((n) => `--- ${n}: health ${JSON.stringify(health(n))}\n${ka.get(n)!.log().split('\n').slice(-12).join('\n')}`);
+    return new Error(`${(e as Error).message}\n${tail.join('\n')}`);
+  };
   /** Settled: the address on exactly one balancer, the other one's keepalived in BACKUP. Returns the master. */
   const settled = async (what: string): Promise<Lb> => {
     try {
@@ -158,13 +166,14 @@ test('keepalived pair: failover on a pulled cable and a killed tcplb, planned mo
       });
       return seen.on[0]!;
     } catch (e) {
-      const tail = lbs.map((n) => `--- ${n}: health ${JSON.stringify(health(n))}\n${ka.get(n)!.log().split('\n').slice(-12).join('\n')}`);
-      throw new Error(`${(e as Error).message}\n${tail.join('\n')}`);
+      throw withState(e);
     }
   };
   /** Time from now until the address is on `n`, polled every 10 ms. */
   const moveTo = async (n: Lb, t0: number, what: string): Promise<number> => {
-    await waitFor(() => hasVip(n) && !hasVip(other(n)), { what, timeoutMs: 8000, intervalMs: 10 });
+    await waitFor(() => hasVip(n) && !hasVip(other(n)), { what, timeoutMs: 10_000, intervalMs: 10 }).catch((e) => {
+      throw withState(e);
+    });
     return Date.now() - t0;
   };
 
@@ -172,7 +181,11 @@ test('keepalived pair: failover on a pulled cable and a killed tcplb, planned mo
   const prober = async (hold = 0): Promise<{ stop(): Promise<ProbeResult> }> => {
     const p = lab.spawn('client', process.execPath, [path.join(AGENTS, 'prober.js'), `${vip}:${PORT}`, '10', '60', String(hold)]);
     const want = hold > 0 ? /first ok[^]*held open|held open[^]*first ok/ : /first ok/;
-    await waitFor(() => want.test(p.output()), { what: 'the prober connecting', timeoutMs: 8000 });
+    await waitFor(() => want.test(p.output()), { what: 'the prober connecting', timeoutMs: 10_000 }).catch(async (e) => {
+      p.child.kill('SIGTERM');
+      await Promise.race([p.exited, sleep(3000)]);
+      throw withState(new Error(`${(e as Error).message}; the prober: ${p.output()}`));
+    });
     await sleep(300); // scenario pacing: some steady traffic before the event
     return {
       async stop() {

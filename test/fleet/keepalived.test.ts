@@ -37,17 +37,22 @@ interface ProbeResult {
   names: Record<string, number>;
   held: { opened: number; broken: number };
   why: Record<string, number>;
+  start: number;
 }
 
 /**
- * A planned move fails no new connection, save the one (at 10 ms between
- * connections, at most one) caught between its SYN and its greeting at the
- * instant keepalived takes the address off the old master: its next segment
- * finds the address gone, then on the peer, which resets it. That is
- * keepalived's doing, not tcplb's, and it is what the doc promises.
+ * A planned move fails no new connection, save those caught between their
+ * SYN and their greeting at the instant keepalived takes the address off the
+ * old master: their next segment finds the address gone, then on the peer,
+ * which resets it (or the greeting never comes). That is keepalived's doing,
+ * not tcplb's, and what the doc promises: at most the few connections in
+ * flight at that instant (usually none; one or two measured under load),
+ * begun shortly before the address showed up on the peer at `movedAt`.
  */
-function noFailedButTheInstant(r: ProbeResult): void {
-  assert.ok(r.failed === 0 || (r.failed === 1 && r.firstFail === r.lastFail), `failed new connections: ${JSON.stringify(r)}`);
+function noFailedButAtTheMove(r: ProbeResult, movedAt: number): void {
+  if (r.failed === 0) return;
+  const at = movedAt - r.start;
+  assert.ok(r.failed <= 3 && r.firstFail! >= at - 750 && r.lastFail! <= at, `failed new connections away from the move at ${at} ms: ${JSON.stringify(r)}`);
 }
 
 /**
@@ -55,10 +60,11 @@ function noFailedButTheInstant(r: ProbeResult): void {
  * all in lab.dir, so several run side by side and none touches the host's
  * /run/keepalived.pid or syslog (`-G`, log on the console, copied to a file).
  * `-P`: the VRRP process only (no checker, no BFD; their pid files are given
- * anyway so nothing defaults to /run). Stopped by PID at lab cleanup; the
- * VRRP child, should it outlive its parent, by the PID in its pid file.
+ * anyway so nothing defaults to /run). Stopped by PID at lab cleanup (the
+ * parent stops its VRRP child); should that child outlive it, it is killed
+ * by the PID it wrote at start, if that PID is still this keepalived.
  */
-function startKeepalived(t: TestContext, lab: Lab, node: string, conf: string): { proc: Spawned; log(): string } {
+async function startKeepalived(t: TestContext, lab: Lab, node: string, conf: string): Promise<{ proc: Spawned; log(): string }> {
   const base = path.join(lab.dir, `keepalived-${node}`);
   fs.writeFileSync(`${base}.conf`, conf);
   const pids = { p: `${base}.pid`, r: `${base}-vrrp.pid`, c: `${base}-checkers.pid`, b: `${base}-bfd.pid` };
@@ -68,17 +74,16 @@ function startKeepalived(t: TestContext, lab: Lab, node: string, conf: string): 
   const logFile = `${base}.log`;
   proc.child.stdout!.on('data', (d) => fs.appendFileSync(logFile, d));
   proc.child.stderr!.on('data', (d) => fs.appendFileSync(logFile, d));
+  const vrrp = await waitFor(() => Number(fs.readFileSync(pids.r, 'utf8').trim()), {
+    what: `keepalived's VRRP process in ${node} (${pids.r}); its log: ${logFile}`,
+    timeoutMs: 10_000,
+    until: (pid) => Number.isInteger(pid) && pid > 1,
+  });
   t.after(() => {
-    // Normally gone with its parent (lab cleanup SIGTERMs that); a leftover child is killed by its own PID.
-    for (const f of [pids.r, pids.c, pids.b]) {
-      const pid = Number(fs.existsSync(f) ? fs.readFileSync(f, 'utf8').trim() : NaN);
-      if (Number.isInteger(pid) && pid > 1) {
-        try {
-          process.kill(pid, 'SIGKILL');
-        } catch {
-          /* already gone */
-        }
-      }
+    try {
+      if (fs.readFileSync(`/proc/${vrrp}/cmdline`, 'utf8').includes(`${base}.conf`)) process.kill(vrrp, 'SIGKILL');
+    } catch {
+      /* gone with its parent, as it should be */
     }
   });
   return { proc, log: () => proc.output() };
@@ -134,7 +139,7 @@ test('keepalived pair: failover on a pulled cable and a killed tcplb, planned mo
 
   // --- keepalived on each: lb1 first, so it is the first master (equal priorities, nopreempt).
   const ka = new Map<Lb, { proc: Spawned; log(): string }>();
-  const startKa = (n: Lb): void => {
+  const startKa = async (n: Lb): Promise<void> => {
     const conf = keepalivedConf({
       name: n,
       iface: 'eth0',
@@ -145,7 +150,7 @@ test('keepalived pair: failover on a pulled cable and a killed tcplb, planned mo
       priority: 100,
       health: `${process.execPath} ${BIN} health --socket ${sock(n)}`,
     });
-    ka.set(n, startKeepalived(t, lab, n, conf));
+    ka.set(n, await startKeepalived(t, lab, n, conf));
   };
   const hasVip = (n: Lb): boolean =>
     execFileSync('ip', ['-n', lab.node(n).ns, '-o', '-4', 'addr', 'show', 'dev', 'eth0'], { encoding: 'utf8' }).includes(` ${vip}/`);
@@ -199,9 +204,9 @@ test('keepalived pair: failover on a pulled cable and a killed tcplb, planned mo
 
   await startLb('lb1');
   await startLb('lb2');
-  startKa('lb1');
+  await startKa('lb1');
   await waitFor(() => hasVip('lb1'), { what: 'lb1 master', timeoutMs: 8000 });
-  startKa('lb2');
+  await startKa('lb2');
   assert.equal(await settled('start'), 'lb1');
   for (const n of lbs) assert.doesNotMatch(ka.get(n)!.log(), /SECURITY VIOLATION|script_user|Unable to access script/i, `${n}'s keepalived refused its script`);
 
@@ -257,15 +262,17 @@ test('keepalived pair: failover on a pulled cable and a killed tcplb, planned mo
     assert.equal(now, other(m));
   });
 
-  await t.test('T2: ctl standby on the master moves the address with no failed new connection (but the instant); its open sessions are reset', async () => {
+  await t.test('T2: ctl standby on the master moves the address with no failed new connection (but at the instant of the move); its open sessions are reset', async () => {
     const m = await settled('before standby');
     const p = await prober(4);
     const t0 = Date.now();
     let r: ProbeResult;
     let why: string;
+    let moveMs: number;
     try {
       ctl(m, 'standby', 'on');
-      figure('standby_move_ms', await moveTo(other(m), t0, 'the address on the peer after standby'));
+      moveMs = await moveTo(other(m), t0, 'the address on the peer after standby');
+      figure('standby_move_ms', moveMs);
       await sleep(1500);
       r = await p.stop();
       why = health(m).line;
@@ -276,7 +283,7 @@ test('keepalived pair: failover on a pulled cable and a killed tcplb, planned mo
     figure('standby_failed', r.failed);
     t.diagnostic(`standby: ${JSON.stringify(r)}`);
     const now = await settled('standby off');
-    noFailedButTheInstant(r);
+    noFailedButAtTheMove(r, t0 + moveMs);
     assert.ok(r.ok > 100, JSON.stringify(r));
     // A planned move is no gentler on open sessions than a failover: the address (and so every later
     // segment of those sessions) goes to the peer, which resets them. What standby buys is new connections.
@@ -286,7 +293,7 @@ test('keepalived pair: failover on a pulled cable and a killed tcplb, planned mo
     assert.equal(now, other(m), 'standby off took the address back (nopreempt)');
   });
 
-  await t.test('T3: SIGTERM with leaveDelay: the address leaves before accepting stops, no failed new connection (but the instant); restarted', async () => {
+  await t.test('T3: SIGTERM with leaveDelay: the address leaves before accepting stops, no failed new connection (but at the instant of the move); restarted', async () => {
     const m = await settled('before SIGTERM');
     const p = await prober();
     const t0 = Date.now();
@@ -315,7 +322,7 @@ test('keepalived pair: failover on a pulled cable and a killed tcplb, planned mo
     const now = await settled('restarted after SIGTERM');
     assert.equal(code, 0, proc.output().slice(-2000));
     assert.ok(moveMs < exitMs, 'tcplb stopped before the address moved');
-    noFailedButTheInstant(r);
+    noFailedButAtTheMove(r, t0 + moveMs);
     assert.equal(now, other(m));
   });
 

@@ -6,8 +6,10 @@
  * (or after SECONDS) it prints one JSON line of results and exits:
  *
  *   { ok, failed, firstFail, lastFail, maxGapMs, names: {A: n, …},
- *     held: { opened, broken }, why: {ECONNRESET: n, timeout: n, …} }
+ *     held: { opened, broken }, why: {ECONNRESET: n, timeout: n, …}, start }
  *
+ * `firstFail` and `lastFail` are when the failed attempts began, in ms from
+ * `start` (this process's clock at start, ms since the epoch).
  * `why` counts the failed new connections by cause: an error code, `timeout`
  * (no greeting within 2 s) or `closed` (closed before the greeting).
  *
@@ -103,7 +105,7 @@ for (let k = 0; k < hold; k++) holdOne();
 const tick = setInterval(once, every);
 const finish = (): void => {
   clearInterval(tick);
-  process.stdout.write(`${JSON.stringify({ ok, failed, firstFail, lastFail, maxGapMs, names, held, why })}\n`);
+  process.stdout.write(`${JSON.stringify({ ok, failed, firstFail, lastFail, maxGapMs, names, held, why, start })}\n`);
   process.exit(0);
 };
 process.on('SIGTERM', finish);

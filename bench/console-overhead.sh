@@ -10,17 +10,9 @@ cd "$(dirname "$0")/.."
 [ -f dist/src/cli/main.js ] || npx tsc -p .
 dir=$(mktemp -d /tmp/tcplb-console-overhead-XXXXXX)
 port_be=18911 port_lb=18912 runs=${RUNS:-3} secs=${SECS:-5}
-cat >"$dir/nginx.conf" <<NGX
-daemon off; worker_processes 1; pid $dir/nginx.pid; error_log $dir/error.log;
-events { worker_connections 4096; }
-http { access_log off; server { listen 127.0.0.2:$port_be; location / { return 200 "$(printf '%0100d' 0)"; } } }
-NGX
-cat >"$dir/config.json5" <<CFG
-{ listeners: [{ listen: "127.0.0.1:$port_lb", upstream: "w" }],
-  upstreams: { w: { check: { type: "http", interval: "1s" }, servers: ["127.0.0.2:$port_be"] } },
-  log: { access: "$dir/access.log" } }
-CFG
-nginx -c "$dir/nginx.conf" -p "$dir" & ngx=$!
+# shellcheck source=bench/lib/overhead-setup.sh
+. bench/lib/overhead-setup.sh
+overhead_setup
 tsock="tcplb-overhead-$$"
 cleanup() {
   kill "$ngx" 2>/dev/null || true

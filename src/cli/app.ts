@@ -19,10 +19,11 @@ import { createEngine, type EngineChoice } from '../proxy/create-engine.js';
 import { loadNative } from '../proxy/native-binding.js';
 import type { Engine } from '../core/dataplane.js';
 import { createActions } from '../runtime/actions.js';
+import { CertBook } from '../runtime/cert-status.js';
 import type { Actions, Actor, ReloadResult } from '../runtime/actions-types.js';
 import { EventLog } from '../runtime/event-log.js';
 import { followMarkedDown } from '../runtime/marked-down.js';
-import { InstanceStatus } from '../runtime/instance.js';
+import { InstanceStatus, readiness } from '../runtime/instance.js';
 import { operatorState } from '../runtime/operator-state.js';
 import { createReloader } from '../runtime/reload.js';
 import { Runtime } from '../runtime/store.js';
@@ -98,7 +99,11 @@ export async function startApp(config: Config, opts: AppOptions = {}): Promise<A
     }
   });
   followMarkedDown(runtime, engine, (m) => logger.warn(m));
-  const health = new HealthScheduler({ onResult: (id, r, forced) => runtime.applyProbe(id, r, forced), paused: (id) => runtime.isDisabled(id) });
+  const health = new HealthScheduler({
+    onResult: (id, r, forced) => runtime.applyProbe(id, r, forced),
+    paused: (id) => runtime.isDisabled(id),
+    helo: () => runtime.config.instance,
+  });
 
   let accessLog: AccessLog | undefined;
   const openAccessLog = (c: Config): void => {
@@ -130,7 +135,8 @@ export async function startApp(config: Config, opts: AppOptions = {}): Promise<A
   const failed = results.filter((r) => !r.ok).map((r) => r.error ?? `listener "${r.name}" failed`);
   if (failed.length > 0) throw startFailed(failed);
 
-  const metrics = createMetrics(runtime, engine);
+  const instance = new InstanceStatus();
+  const metrics = createMetrics(runtime, engine, { ready: () => readiness(runtime.config, runtime, instance).ready });
   if (config.metrics.listen !== null) {
     const m = config.metrics.listen;
     if (!isLoopback(m.host)) logger.warn(`metrics: listening on ${formatHostPort(m.host, m.port)}, beyond loopback: anyone who reaches it can read backend names and traffic figures`);
@@ -141,6 +147,7 @@ export async function startApp(config: Config, opts: AppOptions = {}): Promise<A
     }
   }
 
+  const certs = new CertBook(config);
   const reloader = createReloader({
     runtime,
     engine,
@@ -148,9 +155,12 @@ export async function startApp(config: Config, opts: AppOptions = {}): Promise<A
     events,
     logger,
     reopenAccessLog: openAccessLog,
-    reloaded: (ok) => metrics.reloaded(ok),
+    reloaded: (ok) => {
+      metrics.reloaded(ok);
+      if (ok) certs.applied(runtime.config);
+      else certs.refused(runtime.config);
+    },
   });
-  const instance = new InstanceStatus();
   const saved = operatorState(config.stateFile, runtime, logger, instance);
   const actions = createActions({
     runtime,
@@ -163,6 +173,7 @@ export async function startApp(config: Config, opts: AppOptions = {}): Promise<A
     reload: reloader.reloadFile,
     onAdminChange: saved.save,
     instance,
+    certs,
   });
   // Operator states from the last run come back before the first probe.
   saved.restore(actions);

@@ -4,6 +4,8 @@
  */
 import { parseArgs } from 'node:util';
 import { UsageError } from '../core/errors.js';
+import { parseDuration } from '../config/duration.js';
+import { routePrefix } from './health.js';
 
 export type Command =
   | { kind: 'help' }
@@ -18,7 +20,7 @@ export type Command =
   /** `targets`: positional TARGETs and --socket values; `fleet`: --fleet FILE. Both empty: the config's socket. */
   | { kind: 'attach'; targets: string[]; fleet: string | undefined; config: string }
   /** Readiness of one instance: `socket` (or the config's control socket). */
-  | { kind: 'health'; socket: string | undefined; config: string };
+  | { kind: 'health'; socket: string | undefined; config: string; exabgp?: { prefix: string; intervalMs: number } };
 
 export const USAGE = `Usage:
   tcplb-console [--config PATH] [--headless]   run the load balancer (console on a TTY;
@@ -29,6 +31,8 @@ export const USAGE = `Usage:
                                                targets: one console steers the fleet
   tcplb-console health [--socket TARGET]       readiness for keepalived/ExaBGP: exit 0 ready,
                                                1 not (one line says why)
+  tcplb-console health --socket S --exabgp P   an ExaBGP process: announce/withdraw route P
+                [--interval 200ms]             as readiness changes (asked every interval)
   tcplb-console --check [--config PATH]        validate a config and print a summary
   tcplb-console --demo                         start demo backends and the balancer on them
   tcplb-console import-nginx FILE              translate an nginx tcp{}/stream{} config
@@ -36,6 +40,7 @@ export const USAGE = `Usage:
                                                --socket A --socket B, or --fleet F)
         (status | drain | disable | enable | check | kill U/S | reload
          | health | standby on|off | explain CLIENT [LISTENER]
+         | certs [--json]: each TLS listener's certificates, expiry, last reload
          | watch [--json]: print events as they happen until interrupted
          | bridge: relay stdin/stdout to the socket, the far end of ssh://)
 
@@ -47,7 +52,7 @@ Options:
                       config): a path, or ssh://[user@]host[:port][/path] (default path
                       /run/tcplb/tcplb.sock); repeat it to act on several instances
       --fleet FILE    ctl and attach: the instances listed in FILE (JSON5: { fleet: [...] })
-      --json          ctl watch: print the raw JSON stream lines
+      --json          ctl watch: print the raw JSON stream lines; ctl certs: the report as JSON
       --demo          run the demo
   -h, --help          this text
   -v, --version       print the version
@@ -70,6 +75,8 @@ export function parseCommand(argv: readonly string[]): Command {
         demo: { type: 'boolean' },
         socket: { type: 'string', multiple: true },
         fleet: { type: 'string' },
+        exabgp: { type: 'string' },
+        interval: { type: 'string' },
         json: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'v' },
@@ -86,20 +93,29 @@ export function parseCommand(argv: readonly string[]): Command {
   const sockets = v.socket ?? [];
   if (v.fleet !== undefined && verb !== 'ctl' && verb !== 'attach') throw new UsageError('--fleet goes with ctl and attach');
   if (sockets.length > 1 && verb !== 'ctl' && verb !== 'attach' && verb !== 'health') throw new UsageError('several --socket go with ctl and attach only');
-  if (v.json && verb !== 'ctl') throw new UsageError('--json goes with ctl watch');
+  if ((v.exabgp !== undefined || v.interval !== undefined) && verb !== 'health') throw new UsageError('--exabgp and --interval go with health');
+  if (v.json && verb !== 'ctl') throw new UsageError('--json goes with ctl watch or ctl certs');
   if (verb === 'import-nginx') {
     if (rest.length !== 1) throw new UsageError('import-nginx needs exactly one FILE');
     return { kind: 'import-nginx', file: rest[0]! };
   }
   if (verb === 'ctl') {
     if (rest.length === 0) throw new UsageError('ctl needs a command: status, drain, disable, enable, check, kill, reload, watch');
-    if (v.json && rest[0] !== 'watch') throw new UsageError('--json goes with ctl watch');
+    if (v.json && rest[0] !== 'watch' && rest[0] !== 'certs') throw new UsageError('--json goes with ctl watch or ctl certs');
     return { kind: 'ctl', args: v.json ? [...rest, '--json'] : rest, targets: sockets, fleet: v.fleet, config };
   }
   if (verb === 'health') {
     if (rest.length > 0) throw new UsageError(`health takes no arguments (got "${rest[0]}"); name the instance with --socket PATH or -c CONFIG`);
     if (sockets.length > 1) throw new UsageError('health asks one instance: one --socket');
-    return { kind: 'health', socket: sockets[0], config };
+    if (v.exabgp === undefined) {
+      if (v.interval !== undefined) throw new UsageError('--interval goes with health --exabgp');
+      return { kind: 'health', socket: sockets[0], config };
+    }
+    const prefix = routePrefix(v.exabgp);
+    if (prefix === undefined) throw new UsageError(`--exabgp needs the service prefix to announce, like 10.96.100.1/32 (got "${v.exabgp}")`);
+    const intervalMs = v.interval === undefined ? 200 : parseDuration(v.interval);
+    if (intervalMs === undefined || intervalMs < 50 || intervalMs > 60_000) throw new UsageError(`--interval must be a duration from 50ms to 60s, like 200ms (got "${v.interval}")`);
+    return { kind: 'health', socket: sockets[0], config, exabgp: { prefix, intervalMs } };
   }
   if (verb === 'attach') {
     if (v.headless || v.check || v.demo) throw new UsageError('attach cannot be combined with --headless, --check or --demo');

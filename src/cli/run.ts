@@ -6,6 +6,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import JSON5 from 'json5';
 import { fileURLToPath } from 'node:url';
 import { loadConfigFile } from '../config/load.js';
 import { summarize } from '../config/summary.js';
@@ -14,6 +15,7 @@ import { startApp, type App } from './app.js';
 import { parseCommand, USAGE, type Command } from './args.js';
 import { ERR_IMPORT, ERR_STARTUP, ERR_USAGE, isLbError } from '../core/errors.js';
 import { watchConfig } from './watch.js';
+import { tlsFiles } from '../config/certificates.js';
 import { createLogger, type Level } from '../log/logger.js';
 import type { ConsoleHandle } from '../console/run.js';
 import { chooseRun, instanceAnswers, runAttached } from './attach.js';
@@ -21,11 +23,16 @@ import { unixTarget, type Target } from '../control/target.js';
 
 /**
  * Load Ink only when the console runs. Ink reads CI/CONTINUOUS_INTEGRATION
- * when it is imported and, if set, draws nothing until exit; the console only
- * runs on a real terminal, so that mode is never right for it.
+ * when it is imported and, if set, draws nothing until exit, and its colour
+ * detection (supports-color) turns colours off when `CI` merely exists; the
+ * console only runs on a real terminal, so neither is right for it: the
+ * variables go (this process only) before Ink loads.
  */
 async function openConsole(): Promise<typeof import('../console/run.js')> {
-  for (const k of ['CI', 'CONTINUOUS_INTEGRATION']) if (process.env[k] !== undefined) process.env[k] = '0';
+  for (const k of ['CI', 'CONTINUOUS_INTEGRATION']) delete process.env[k];
+  // React's development build (the default without NODE_ENV) checks and
+  // times every render: about half of an attached console's CPU per frame.
+  process.env.NODE_ENV ??= 'production';
   return import('../console/run.js');
 }
 
@@ -46,7 +53,10 @@ function version(): string {
 
 async function load(file: string): Promise<Config | undefined> {
   const res = await loadConfigFile(file);
-  if (res.ok) return res.config;
+  if (res.ok) {
+    for (const w of res.warnings ?? []) process.stderr.write(`warning: ${formatIssue(w)}\n`);
+    return res.config;
+  }
   for (const i of res.issues) process.stderr.write(formatIssue(i) + '\n');
   process.stderr.write(`${res.issues.length} error${res.issues.length === 1 ? '' : 's'} in ${file}\n`);
   return undefined;
@@ -89,6 +99,11 @@ async function run(config: Config, label: string, useConsole: boolean): Promise<
     }
   }
   const watcher = config.file === '' ? undefined : watchConfig(config.file, () => void app.actions.reload('watcher'));
+  // Certificate and key files are watched like the config: a renewed certificate reloads it (docs/tls.md).
+  watcher?.follow(tlsFiles(config));
+  app.events.subscribe((e) => {
+    if (e.kind === 'reload' && e.ok === true) watcher?.follow(tlsFiles(app.runtime.config));
+  });
   app.setWatching(watcher !== undefined);
   return new Promise<number>((resolve) => {
     let stopping = false;
@@ -136,7 +151,7 @@ async function run(config: Config, label: string, useConsole: boolean): Promise<
     // Only now, with every signal handled, say we serve: a supervisor (or a
     // test) may send SIGTERM the moment it reads this line.
     const addrs = [...app.engine.boundAddresses()].map(([n, a]) => `${n}=${a.address}:${a.port}`).join(' ');
-    app.logger.info(`tcplb ${version()} serving ${label}: ${addrs} (pid ${process.pid})`);
+    app.logger.info(`tcplb ${version()} serving ${label}: ${addrs} (instance ${app.runtime.config.instance}, pid ${process.pid})`);
     if (useConsole) {
       // The terminal went away (ssh dropped, tmux killed): writes fail with
       // EIO/EPIPE. Take the console down and keep serving headless rather
@@ -161,10 +176,31 @@ async function run(config: Config, label: string, useConsole: boolean): Promise<
   });
 }
 
+/**
+ * The control socket named by a config that does not validate: a running
+ * tcplb refused a reload (a renewed certificate with the wrong key, a typo)
+ * and the operator asks it why (`ctl certs`, `ctl status`). Only
+ * `control.socket` is read, resolved against the config's folder as the
+ * full load does.
+ */
+function socketOfInvalid(file: string): string | undefined {
+  try {
+    const v = JSON5.parse(fs.readFileSync(file, 'utf8')) as { control?: { socket?: unknown } | null };
+    const s = v?.control?.socket;
+    return typeof s === 'string' && s !== '' ? path.resolve(path.dirname(path.resolve(file)), s) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** The control socket of a config file, or undefined (said on stderr) when it cannot be read or sets none. */
 async function socketOf(file: string): Promise<string | undefined> {
   const config = await load(file);
-  if (config === undefined) return undefined;
+  if (config === undefined) {
+    const s = socketOfInvalid(file);
+    if (s !== undefined) process.stderr.write(`tcplb: asking the running tcplb at ${s} anyway (it serves its previous config)\n`);
+    return s;
+  }
   if (config.control.socket === null) {
     process.stderr.write(`tcplb: ${file} sets no control.socket; add control: { socket: "tcplb.sock" } or pass --socket PATH\n`);
     return undefined;
@@ -278,7 +314,12 @@ async function main(cmd: Command): Promise<number> {
       // `health --socket PATH` takes the fast path in main.ts; this is `health -c CONFIG`.
       const socket = cmd.socket ?? (await socketOf(cmd.config));
       if (socket === undefined) return 1;
-      const { healthCheck } = await import('./health.js');
+      const { exabgpAnnouncer, healthCheck } = await import('./health.js');
+      if (cmd.exabgp !== undefined) {
+        const stop = new AbortController();
+        for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, () => stop.abort());
+        return exabgpAnnouncer(socket, cmd.exabgp.prefix, cmd.exabgp.intervalMs, { out: process.stdout, err: process.stderr, stdin: process.stdin, stop: stop.signal });
+      }
       return healthCheck(socket);
     }
     case 'ctl': {

@@ -19,6 +19,12 @@ import path from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
 
 export interface ConfigWatcher {
+  /**
+   * Also watch these files (the certificates and keys the config names):
+   * a change to one reloads the config as a change to it would. Replaces
+   * the previous list.
+   */
+  follow(files: readonly string[]): void;
   close(): Promise<void>;
 }
 
@@ -28,8 +34,10 @@ export function watchConfig(file: string, onChange: () => void, debounceMs = 200
   const abs = path.resolve(file);
   let timer: NodeJS.Timeout | undefined;
   const w: FSWatcher = watch(abs, { ignoreInitial: true, usePolling: true, interval: POLL_MS, binaryInterval: POLL_MS });
+  let followed = new Set<string>();
   const fire = (p: string): void => {
-    if (path.resolve(p) !== abs) return;
+    const at = path.resolve(p);
+    if (at !== abs && !followed.has(at)) return;
     clearTimeout(timer);
     // A burst (write twice, unlink + add) settles into one reload.
     timer = setTimeout(onChange, debounceMs);
@@ -47,6 +55,15 @@ export function watchConfig(file: string, onChange: () => void, debounceMs = 200
   // A deleted config is not a change to apply; the next save is.
   w.on('error', () => {});
   return {
+    follow(files) {
+      const next = new Set(files.map((f) => path.resolve(f)));
+      next.delete(abs);
+      const gone = [...followed].filter((f) => !next.has(f));
+      const added = [...next].filter((f) => !followed.has(f));
+      followed = next;
+      if (gone.length > 0) w.unwatch(gone);
+      if (added.length > 0) w.add(added);
+    },
     async close() {
       clearTimeout(timer);
       await w.close();

@@ -4,7 +4,7 @@
  * `~upstream imap balance round_robin->ip_hash`). Pure; used for the reload log.
  */
 import { formatDuration } from './duration.js';
-import type { Config, ListenerConfig, ServerConfig, UpstreamConfig } from '../core/config.js';
+import type { Config, ListenerConfig, ListenerTlsConfig, ServerConfig, UpstreamConfig, UpstreamTlsConfig } from '../core/config.js';
 
 /** Config-file names for the loaded config's fields (`idleTimeoutMs` is written `idleTimeout`). */
 const SHOWN: Record<string, string> = { listenText: 'listen', stateFile: 'stateFile' };
@@ -34,6 +34,27 @@ const LISTENER_KEYS: readonly (keyof ListenerConfig)[] = [
 const SERVER_KEYS: readonly (keyof ServerConfig)[] = ['weight', 'maxFails', 'failTimeoutMs', 'backup', 'down', 'maxConns'];
 const UPSTREAM_KEYS: readonly (keyof UpstreamConfig)[] = ['balance', 'onMarkedDown'];
 
+/**
+ * A listener's TLS settings as one line: each certificate by its names and
+ * serial (never the PEM), so a renewed certificate shows as a change.
+ */
+export function showListenerTls(t: ListenerTlsConfig | undefined): string {
+  if (t === undefined) return 'off';
+  const certs = t.certificates.map((c) => `${c.names[0] ?? c.subject}#${c.serial.slice(-8)}`).join(',');
+  return `[${certs}] ${t.minVersion}${t.alpn.length > 0 ? ` alpn=${t.alpn.join(',')}` : ''}${t.strictSni ? ' strictSni' : ''} handshake=${formatDuration(t.handshakeTimeoutMs)}`;
+}
+
+/** What decides a listener's TLS behaviour; equal keys mean nothing to reload. */
+export function listenerTlsKey(t: ListenerTlsConfig | undefined): string {
+  if (t === undefined) return 'off';
+  return JSON.stringify([t.certificates.map((c) => [c.fingerprint, c.key]), t.minVersion, t.alpn, t.strictSni, t.handshakeTimeoutMs]);
+}
+
+function showUpstreamTls(t: UpstreamTlsConfig | undefined): string {
+  if (t === undefined) return 'off';
+  return `verify=${t.verify}${t.caFile === null ? '' : ` ca=${t.caFile}`}${t.servername === '' ? '' : ` servername=${t.servername}`}${t.certFile === null ? '' : ` cert=${t.certFile}`}`;
+}
+
 /** One line per change from `a` to `b`; empty when nothing that matters changed. */
 export function diffConfigs(a: Config, b: Config): string[] {
   const out: string[] = [];
@@ -45,6 +66,7 @@ export function diffConfigs(a: Config, b: Config): string[] {
     if (old === undefined) out.push(`+listener ${name} ${l.listenText} -> ${l.upstream}`);
     else {
       for (const f of fields(old, l, LISTENER_KEYS)) out.push(`~listener ${name} ${f}`);
+      if (listenerTlsKey(old.tls) !== listenerTlsKey(l.tls)) out.push(`~listener ${name} tls ${showListenerTls(old.tls)}->${showListenerTls(l.tls)}`);
       // Same spelling, another address: a listen host name now resolves elsewhere (the listener is re-bound).
       if (old.listenText === l.listenText && old.listen.host !== l.listen.host) out.push(`~listener ${name} listen ${l.listenText} ${old.listen.host}->${l.listen.host}`);
     }
@@ -57,6 +79,7 @@ export function diffConfigs(a: Config, b: Config): string[] {
       continue;
     }
     for (const f of fields(old, u, UPSTREAM_KEYS)) out.push(`~upstream ${name} ${f}`);
+    if (JSON.stringify(old.tls ?? null) !== JSON.stringify(u.tls ?? null)) out.push(`~upstream ${name} tls ${showUpstreamTls(old.tls)}->${showUpstreamTls(u.tls)}`);
     const ca = old.check === undefined ? 'none' : JSON.stringify(old.check);
     const cb = u.check === undefined ? 'none' : JSON.stringify(u.check);
     if (ca !== cb) {

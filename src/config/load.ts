@@ -66,7 +66,7 @@ function finish(root: RootObj, ctx: Ctx, file: string, resolved?: Resolved): Loa
   const names = crossCheck(root, ctx, resolved);
   if (ctx.issues.length > 0) return failure(ctx.issues);
   const config: Config = build(root, names, file, resolved);
-  return deepFreeze({ ok: true, config });
+  return deepFreeze(ctx.warnings.length > 0 ? { ok: true, config, warnings: ctx.warnings } : { ok: true, config });
 }
 
 /** A bug of ours must still come out as an issue: --check and reload rely on never throwing. */
@@ -75,7 +75,9 @@ function internal(file: string, e: unknown): LoadResult {
 }
 
 /**
- * Parse and validate config text. Pure: listen host names are checked for
+ * Parse and validate config text. Pure but for the certificate, key and CA
+ * files a `tls` section names (read and checked here, relative to `file`'s
+ * folder): listen host names are checked for
  * form but not resolved (the native engine binds numeric addresses only);
  * a config to run comes from `loadConfigFile`, which resolves them.
  *

@@ -16,6 +16,10 @@ export type { Pos } from './parse.js';
 /** Collects issues for one load. */
 export class Ctx {
   readonly issues: ConfigIssue[] = [];
+  /** Problems that do not stop the config (a certificate expiring soon). */
+  readonly warnings: ConfigIssue[] = [];
+  /** "Now" for expiry checks; tests may move it. */
+  readonly now = Date.now();
   /**
    * @param file name used in issues, as the caller gave it
    * @param baseDir absolute folder that relative paths in the config are resolved against
@@ -45,6 +49,11 @@ export class Ctx {
   /** Report `path: message` at `pos` (no prefix for the document root). */
   error(pos: Pos, path: string, message: string): void {
     this.issues.push({ file: this.file, line: pos.line, column: pos.column, message: path === '' ? message : `${path}: ${message}` });
+  }
+
+  /** Like `error`, for a problem the config still loads with. */
+  warn(pos: Pos, path: string, message: string): void {
+    this.warnings.push({ file: this.file, line: pos.line, column: pos.column, message: path === '' ? message : `${path}: ${message}` });
   }
 }
 

@@ -30,6 +30,8 @@ import {
   type Ctx, type Item, type Obj, type Pos, type Reader, type Spec, type ValuesOf,
 } from './readers.js';
 import { describe, quote } from './suggest.js';
+import { loadCertificatePair, parseCertificate, readPem } from './certificates.js';
+import type { TlsCertificate, UpstreamTlsConfig } from '../core/config.js';
 
 const SECOND = 1000;
 const MINUTE = 60 * SECOND;
@@ -150,6 +152,104 @@ function section<S extends Spec>(spec: S): Reader<ValuesOf<S>> {
   };
 }
 
+/** `listeners[].tls.certificates[]` entries: paths relative to the config's folder. */
+export const CERT_PAIR_SPEC = {
+  cert: req(filePath('certificate')),
+  key: req(filePath('key')),
+};
+
+/**
+ * One certificate + key pair, read and checked now (config/certificates.ts):
+ * a problem is reported at the `cert` or `key` value it is about.
+ */
+const certPair: Reader<TlsCertificate> = (node, path, ctx) => {
+  const o = readObject(node, path, ctx, CERT_PAIR_SPEC);
+  const { cert, key } = o?.values ?? {};
+  if (o === undefined || cert === undefined || key === undefined) return undefined;
+  const r = loadCertificatePair(cert, key, ctx.now);
+  if (!r.ok) {
+    const which = r.problem.which;
+    return void ctx.error(o.at[which] ?? o.pos, childPath(path, which), r.problem.message);
+  }
+  for (const w of r.warnings) ctx.warn(o.at.cert ?? o.pos, childPath(path, 'cert'), w);
+  return r.certificate;
+};
+
+const certificates: Reader<TlsCertificate[]> = (node, path, ctx) => {
+  const items = arrayOf(certPair, 'an array of { cert, key } pairs')(node, path, ctx);
+  if (items !== undefined && node.type === 'Array' && node.elements.length === 0) {
+    return void ctx.error(posOf(node), path, 'needs at least one { cert, key } pair (the first is the default certificate)');
+  }
+  if (items !== undefined && node.type === 'Array' && items.length < node.elements.length) return undefined;
+  return items;
+};
+
+/** An ALPN protocol id: 1-255 printable ASCII bytes (`h2`, `http/1.1`, `imap`). */
+const alpnId: Reader<string> = (node, path, ctx) => {
+  const s = str({ nonEmpty: true, max: 255 })(node, path, ctx);
+  if (s === undefined) return undefined;
+  if (!/^[\x21-\x7e]+$/.test(s)) return void ctx.error(posOf(node), path, `invalid ALPN protocol ${quote(s)}: use printable ASCII without spaces, e.g. "h2", "http/1.1", "imap"`);
+  return s;
+};
+
+/** `listeners[].tls`: TLS terminated at the balancer (docs/tls.md). */
+export const LISTENER_TLS_SPEC = {
+  certificates: req(certificates),
+  minVersion: opt(oneOf(['TLSv1.2', 'TLSv1.3'] as const), 'TLSv1.2'),
+  alpn: opt(arrayOf(alpnId, 'an array of ALPN protocol names like ["imap"]'), [] as string[]),
+  strictSni: opt(bool(), false),
+  handshakeTimeout: opt(duration(1, 10 * MINUTE), 10 * SECOND),
+};
+
+/** A PEM file read now; its text. */
+function pemFile(what: string, check?: (text: string, file: string) => string | undefined): Reader<{ file: string; text: string }> {
+  return (node, path, ctx) => {
+    const file = filePath(what)(node, path, ctx);
+    if (file === undefined) return undefined;
+    const r = readPem(file, what);
+    if ('error' in r) return void ctx.error(posOf(node), path, r.error);
+    const problem = check?.(r.text, file);
+    if (problem !== undefined) return void ctx.error(posOf(node), path, problem);
+    return { file, text: r.text };
+  };
+}
+
+/** `upstreams.X.tls`: re-encrypt to the servers. `cert`/`key` (a client certificate) go together (validate.ts). */
+export const UPSTREAM_TLS_SPEC = {
+  verify: opt(bool(), true),
+  ca: maybe(pemFile('CA file', (text, file) => {
+    const x = parseCertificate(text, file);
+    return typeof x === 'string' ? x : undefined;
+  })),
+  servername: opt(str({ max: 253 }), ''),
+  cert: maybe(filePath('certificate')),
+  key: maybe(filePath('key')),
+};
+
+/** `upstreams.X.tls`, read into its final form (files read, the client pair checked). */
+function upstreamTls(node: ValueNode, path: string, ctx: Ctx): UpstreamTlsConfig | undefined {
+  const o = readObject(node, path, ctx, UPSTREAM_TLS_SPEC);
+  if (o === undefined) return undefined;
+  const v = o.values;
+  if ((v.cert === undefined) !== (v.key === undefined)) {
+    const [has, lacks] = v.cert !== undefined ? ['cert', 'key'] : ['key', 'cert'];
+    if (o.keyAt[has as 'cert'] !== undefined) ctx.error(o.keyAt[has as 'cert']!, childPath(path, has), `a client certificate needs both "cert" and "key" ("${lacks}" is missing)`);
+    return undefined;
+  }
+  let pair: TlsCertificate | undefined;
+  if (v.cert !== undefined && v.key !== undefined) {
+    const r = loadCertificatePair(v.cert, v.key, ctx.now);
+    if (!r.ok) return void ctx.error(o.at[r.problem.which] ?? o.pos, childPath(path, r.problem.which), r.problem.message);
+    for (const w of r.warnings) ctx.warn(o.at.cert ?? o.pos, childPath(path, 'cert'), w);
+    pair = r.certificate;
+  }
+  if (v.verify === undefined || v.servername === undefined || (o.at.ca !== undefined && v.ca === undefined)) return undefined;
+  return {
+    verify: v.verify, ca: v.ca?.text ?? null, caFile: v.ca?.file ?? null, servername: v.servername,
+    cert: pair?.cert ?? null, key: pair?.key ?? null, certFile: pair?.certFile ?? null, keyFile: pair?.keyFile ?? null,
+  };
+}
+
 /** `listeners[]` entries. Defaults: see each line. */
 export const LISTENER_SPEC = {
   /** Defaults to the upstream name when no other listener uses that name (see validate.ts). */
@@ -163,6 +263,8 @@ export const LISTENER_SPEC = {
   maxConnectionsPerClient: opt(int(0, MAX_COUNT), 0),
   allow: opt(cidrList, []),
   deny: opt(cidrList, []),
+  /** Absent = no TLS at the balancer. */
+  tls: maybe(section(LISTENER_TLS_SPEC)),
 };
 
 /** `upstreams.X.servers[]` entries (or a plain `"host:port"` string). */
@@ -221,6 +323,8 @@ export const UPSTREAM_SPEC = {
   servers: req(servers),
   /** Absent = no active checks. */
   check: maybe((node: ValueNode, path: string, ctx: Ctx) => readObject(node, path, ctx, CHECK_SPEC)),
+  /** Absent = plain TCP to the servers. */
+  tls: maybe(upstreamTls),
 };
 
 export type UpstreamObj = Obj<typeof UPSTREAM_SPEC>;

@@ -87,6 +87,12 @@ function render(config: Config, max: Limits): string[] {
       if (l.maxConnectionsPerClient > 0) extra.push(`${l.maxConnectionsPerClient}/client`);
       if (l.proxyProtocol) extra.push(`proxy ${l.proxyProtocol}`);
       if (l.allow.length + l.deny.length > 0) extra.push(`allow ${l.allow.length}/deny ${l.deny.length}`);
+      if (l.tls !== undefined) {
+        const first = l.tls.certificates[0]!;
+        const days = Math.floor((first.notAfter - Date.now()) / 86_400_000);
+        extra.push(`tls ${first.names[0] ?? first.subject} (${days} days)${l.tls.certificates.length > 1 ? ` +${l.tls.certificates.length - 1} cert${l.tls.certificates.length > 2 ? 's' : ''}` : ''}`);
+      }
+      if (l.upstreamTls !== undefined) extra.push(`tls to backends${l.upstreamTls.verify ? '' : ' (no verify)'}`);
       return `  ${pad(l.name, nameWidth)}  ${l.listenText}${resolvedTo(l)} -> ${l.upstream}  (${extra.join(', ')})`;
     }),
     ...more(config.listeners.length, max.listeners, '  '),

@@ -160,6 +160,14 @@ export function crossCheck(root: RootObj, ctx: Ctx, resolved: Resolved = new Map
       ctx.error(l.at.upstream!, childPath(l.path, 'upstream'), `no upstream named ${quote(u)}${ctx.suggest(u, upstreamNames)}`);
     }
   }
+  for (const { value: l } of items) {
+    // The PROXY header goes in clear before the client's bytes; to a server
+    // spoken to in TLS it would have to precede our handshake: not done yet.
+    const up = l.values.upstream === undefined ? undefined : upstreams.get(l.values.upstream);
+    if (up?.obj.values.tls !== undefined && l.values.proxyProtocol !== undefined && l.values.proxyProtocol !== false && l.at.proxyProtocol !== undefined) {
+      ctx.error(l.at.proxyProtocol, childPath(l.path, 'proxyProtocol'), `not supported with upstream ${quote(up.name)}, which has "tls" (tcplb does not yet send a PROXY header ahead of its own TLS handshake)`);
+    }
+  }
   checkAddresses(listenEndpoints(root), resolved, ctx);
   for (const { value: name, pos, index } of root.values.health?.require ?? []) {
     if (!upstreams.has(name)) ctx.error(pos, `health.require[${index}]`, `no upstream named ${quote(name)}${ctx.suggest(name, upstreamNames)}`);
@@ -187,7 +195,8 @@ function buildUpstream(e: UpstreamEntry): UpstreamConfig {
     name: e.name, balance: v.balance, onMarkedDown: v.onMarkedDown,
     servers: v.servers.map((s) => buildServer(s.value.values as ValuesOf<typeof SERVER_SPEC>)),
   };
-  return v.check === undefined ? up : { ...up, check: buildCheck(v.check.values as ValuesOf<typeof CHECK_SPEC>) };
+  const withCheck = v.check === undefined ? up : { ...up, check: buildCheck(v.check.values as ValuesOf<typeof CHECK_SPEC>) };
+  return v.tls === undefined ? withCheck : { ...withCheck, tls: v.tls };
 }
 
 /** The instance name when the config sets none: the host name, cut to a valid name (`lb1.example.net`). */
@@ -206,10 +215,18 @@ export function build(root: RootObj, names: ReadonlyMap<number, string>, file: s
   const bound = (a: Address): { host: string; port: number } => ({ host: resolved.get(a) ?? a.host, port: a.port });
   const listeners = v.listeners.map(({ value, index }): ListenerConfig => {
     const l = value.values as ValuesOf<typeof LISTENER_SPEC>;
+    const upTls = v.upstreams.find((u) => u.name === l.upstream)?.obj.values.tls;
     return {
       name: names.get(index)!, listen: bound(l.listen), listenText: l.listen.written, upstream: l.upstream,
       connectTimeoutMs: l.connectTimeout, idleTimeoutMs: l.idleTimeout, proxyProtocol: l.proxyProtocol,
       maxConnections: l.maxConnections, maxConnectionsPerClient: l.maxConnectionsPerClient, allow: [...l.allow], deny: [...l.deny],
+      ...(l.tls === undefined ? {} : {
+        tls: {
+          certificates: [...l.tls.certificates], minVersion: l.tls.minVersion, alpn: [...l.tls.alpn],
+          strictSni: l.tls.strictSni, handshakeTimeoutMs: l.tls.handshakeTimeout,
+        },
+      }),
+      ...(upTls === undefined ? {} : { upstreamTls: upTls }),
     };
   });
   const metrics = v.metrics?.listen;

@@ -106,7 +106,20 @@ export function configLine(c: ConfigView, width: number, firstLoadedAt: number):
   return fitSegments([{ text: what }, { text: ` · ${verb} ${formatClock(c.loadedAt)}`, dim: true }], width);
 }
 
-/** Header line 3: totals first (they matter most), then each listener and its port. */
+/**
+ * A TLS listener's mark in header line 3: its nearest certificate expiry,
+ * `tls 27d`; yellow under 14 days (EXPIRY_WARNING_DAYS: renewal should have
+ * happened), red `tls EXPIRED` once past (clients refuse it). `ctl certs`
+ * has the detail.
+ */
+export function certMark(certExpiry: number | undefined, now: number): Segment[] {
+  if (certExpiry === undefined) return [];
+  if (certExpiry <= now) return [{ text: ' tls EXPIRED', color: 'red', bold: true }];
+  const days = Math.floor((certExpiry - now) / 86_400_000);
+  return [{ text: ` tls ${days}d`, ...(days < 14 ? { color: 'yellow' as const, bold: true } : { dim: true }) }];
+}
+
+/** Header line 3: totals first (they matter most), then each listener and its port (and a TLS listener's certificate days). */
 export function totalsLine(s: Snapshot, width: number): Segment[] {
   const t = s.totals;
   const segs: Segment[] = [
@@ -114,7 +127,7 @@ export function totalsLine(s: Snapshot, width: number): Segment[] {
     { text: ` · ${formatPerSec(t.connPerSec)} conn/s · ${formatRate(t.bytesPerSec)}`, dim: false },
     { text: ' · listen', dim: true },
   ];
-  for (const l of s.listeners) segs.push({ text: ` ${l.name} ${shortListen(l.listen)}`, color: 'cyan' });
+  for (const l of s.listeners) segs.push({ text: ` ${l.name} ${shortListen(l.listen)}`, color: 'cyan' }, ...certMark(l.certExpiry, s.time));
   return fitSegments(segs, width);
 }
 

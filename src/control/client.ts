@@ -6,6 +6,7 @@
  */
 import { parseTarget, type Target } from './target.js';
 import type { EventView } from '../runtime/snapshot.js';
+import { certsTrouble, formatCerts, type CertsReport } from '../runtime/cert-status.js';
 import { COMMANDS, encodeLine, isBackendCommand, LineSplitter, MAX_LINE_BYTES, PROTOCOL_VERSION, type Reply, type Request } from './protocol.js';
 
 /** Where `runCtl` prints: process.stdout / process.stderr, or a capture in tests. */
@@ -18,7 +19,7 @@ export const CTL_TIMEOUT_MS = 10_000;
 
 export const CTL_USAGE = `usage: tcplb-console ctl [--socket TARGET]... [--fleet FILE] CMD [U/S]
   CMD: status | drain U/S | disable U/S | enable U/S | check U/S | kill U/S | reload
-       | health | standby on|off | explain CLIENT [LISTENER] | watch [--json] | bridge
+       | health | standby on|off | explain CLIENT [LISTENER] | certs [--json] | watch [--json] | bridge
   U/S names a backend as upstream/host:port; TARGET is a socket path or ssh://[user@]host[/path]`;
 
 /** What one command against one instance gave: the exit code and what to print. */
@@ -74,13 +75,16 @@ export async function runCtl(
     const { runBridge } = await import('./bridge.js');
     return runBridge(target, process.stdin, process.stdout, err);
   }
-  const req = parseCtlArgs(args);
+  // `certs --json`: the report as JSON (for jq) instead of text; the flag is ours, not the server's.
+  const json = args[0] === 'certs' && args.includes('--json');
+  const req = parseCtlArgs(json ? args.filter((a) => a !== '--json') : args);
   if (typeof req === 'string') {
     err.write(`tcplb ctl: ${req}\n${CTL_USAGE}\n`);
     return 2;
   }
   const o = await ctlOnce(req, target, timeoutMs);
-  for (const line of o.out) out.write(`${line}\n`);
+  const lines = json && o.data !== undefined ? [JSON.stringify(o.data, null, 2)] : o.out;
+  for (const line of lines) out.write(`${line}\n`);
   if (o.error !== undefined) err.write(`${o.error}\n`);
   return o.code;
 }
@@ -105,6 +109,12 @@ export async function ctlOnce(req: Exclude<Request, { cmd: 'watch' }>, target: T
     }
     case 'check':
       return { code: (reply.data as { ok?: unknown } | undefined)?.ok === false ? 1 : 0, out: [reply.message] };
+    case 'certs': {
+      // Exit 1 when something needs a person: an expired certificate, or a renewal refused (the old one still serves).
+      const r = reply.data as CertsReport | undefined;
+      if (r === undefined || !Array.isArray(r.listeners)) return { code: 1, out: [], error: `tcplb at ${target.label} sent no certificate report` };
+      return { code: certsTrouble(r) ? 1 : 0, out: formatCerts(r), data: r };
+    }
     case 'health': {
       // The reply is ok whether ready or not: the exit code says which (keepalived and ExaBGP read it).
       const ready = (reply.data as { ready?: unknown } | undefined)?.ready === true;
@@ -228,7 +238,7 @@ async function runWatch(target: Target, json: boolean, out: TextOut, err: TextOu
 export function parseCtlArgs(args: readonly string[]): Exclude<Request, { cmd: 'watch' }> | string {
   const [cmd, backend, ...extra] = args;
   if (cmd === undefined) return `missing command (one of ${COMMANDS.join(', ')})`;
-  if (cmd === 'status' || cmd === 'reload' || cmd === 'health') {
+  if (cmd === 'status' || cmd === 'reload' || cmd === 'health' || cmd === 'certs') {
     return backend === undefined ? { cmd } : `"${cmd}" takes no arguments (got "${backend}")`;
   }
   if (cmd === 'standby') {

@@ -3,7 +3,7 @@
  * newline-delimited JSON, one request line in, one reply line out
  * (docs/control-protocol.md is the reference).
  *
- * Request: `{"cmd":"status"}`, `{"cmd":"reload"}`, or
+ * Request: `{"cmd":"status"}`, `{"cmd":"reload"}`, `{"cmd":"certs"}`, or
  * `{"cmd":"drain"|"disable"|"enable"|"check"|"kill","backend":"upstream/host:port"}`,
  * each with an optional `"id"` (string or number) that the reply echoes.
  * Reply: `{"ok":true,"message":"...","data":...}` or `{"ok":false,"error":"..."}`.
@@ -26,7 +26,7 @@ export const BACKEND_COMMANDS = ['drain', 'disable', 'enable', 'check', 'kill'] 
 export type BackendCommand = (typeof BACKEND_COMMANDS)[number];
 
 /** Every command, in the order `ctl` lists them. */
-export const COMMANDS = ['status', ...BACKEND_COMMANDS, 'reload', 'watch', 'health', 'standby', 'explain'] as const;
+export const COMMANDS = ['status', ...BACKEND_COMMANDS, 'reload', 'watch', 'health', 'standby', 'explain', 'certs'] as const;
 export type Command = (typeof COMMANDS)[number];
 
 /** A request id: echoed in the reply so a client can match pipelined answers. */
@@ -38,6 +38,8 @@ export type Request =
   | { readonly cmd: BackendCommand; readonly backend: string; readonly id?: RequestId }
   /** Readiness: `data` is `{ready, why}` (the reply is ok either way). */
   | { readonly cmd: 'health'; readonly id?: RequestId }
+  /** Each TLS listener's certificates and last certificate reload: `data` is the CertsReport. */
+  | { readonly cmd: 'certs'; readonly id?: RequestId }
   | { readonly cmd: 'standby'; readonly on: boolean; readonly id?: RequestId }
   /** Where `client` goes on `listener` (default: the first): `data` is the Explanation. */
   | { readonly cmd: 'explain'; readonly client: string; readonly listener?: string; readonly id?: RequestId }
@@ -131,7 +133,7 @@ export function parseRequest(line: string): { ok: true; req: Request } | { ok: f
   if (o.id !== undefined && id === undefined) return fail('"id" must be a string or a number');
   if (typeof o.cmd !== 'string') return fail(`missing "cmd" (one of ${COMMANDS.join(', ')})`);
   const cmd = o.cmd;
-  if (cmd === 'status' || cmd === 'reload' || cmd === 'health') return { ok: true, req: { cmd, ...withId } };
+  if (cmd === 'status' || cmd === 'reload' || cmd === 'health' || cmd === 'certs') return { ok: true, req: { cmd, ...withId } };
   if (cmd === 'standby') {
     if (typeof o.on !== 'boolean') return fail('"standby" needs "on": true or false');
     return { ok: true, req: { cmd, on: o.on, ...withId } };

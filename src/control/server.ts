@@ -352,6 +352,12 @@ async function runOther(req: Request, actions: Actions, by: Actor): Promise<Outc
       const r = actions.readiness();
       return { ok: true, message: r.why, data: r };
     }
+    case 'certs': {
+      if (actions.certs === undefined) return { ok: false, message: 'this tcplb keeps no certificate report' };
+      const r = actions.certs();
+      const n = r.listeners.reduce((sum, l) => sum + l.certificates.length, 0);
+      return { ok: true, message: `${n} certificate${n === 1 ? '' : 's'} on ${r.listeners.length} TLS listener${r.listeners.length === 1 ? '' : 's'}`, data: r };
+    }
     case 'explain': {
       const r = actions.explain(req.client, req.listener);
       return 'error' in r ? { ok: false, message: r.error } : { ok: true, message: formatExplanation(r), data: r };

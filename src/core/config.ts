@@ -28,6 +28,60 @@ export interface ListenerConfig {
   /** CIDR strings as written (`10.0.0.0/8`, `::1/128`, single addresses allowed). */
   readonly allow: readonly string[];
   readonly deny: readonly string[];
+  /** TLS terminated at the balancer (docs/tls.md); absent = bytes are relayed as they come. */
+  readonly tls?: ListenerTlsConfig;
+  /**
+   * The upstream's `tls` (re-encryption to the servers), copied here when
+   * the config is built so the data plane decides per listener without the
+   * upstream table (the native engine hands such listeners to its JS path).
+   */
+  readonly upstreamTls?: UpstreamTlsConfig;
+}
+
+/** One certificate and its key, read and checked when the config was loaded. */
+export interface TlsCertificate {
+  /** Absolute paths as configured (watched for changes). */
+  readonly certFile: string;
+  readonly keyFile: string;
+  /** PEM text: the certificate (and any chain after it) and the private key. */
+  readonly cert: string;
+  readonly key: string;
+  /** DNS names it serves, lower-case: its subjectAltName DNS entries, or the CN when it has none. */
+  readonly names: readonly string[];
+  readonly serial: string;
+  /** SHA-256 fingerprint of the leaf certificate. */
+  readonly fingerprint: string;
+  readonly subject: string;
+  readonly issuer: string;
+  /** Expiry, epoch ms. */
+  readonly notAfter: number;
+}
+
+export interface ListenerTlsConfig {
+  /** The first is the default (no SNI, or a name no certificate covers). */
+  readonly certificates: readonly TlsCertificate[];
+  readonly minVersion: 'TLSv1.2' | 'TLSv1.3';
+  /** Protocols offered by ALPN, in preference order; empty = no ALPN. */
+  readonly alpn: readonly string[];
+  /** Refuse the handshake when the client sends no SNI or a name no certificate covers. */
+  readonly strictSni: boolean;
+  readonly handshakeTimeoutMs: number;
+}
+
+/** TLS from the balancer to an upstream's servers (re-encryption). */
+export interface UpstreamTlsConfig {
+  /** Fail the connect (and the probe) when the server's certificate does not verify. */
+  readonly verify: boolean;
+  /** PEM of the CA(s) to trust instead of the system store; null = system store. */
+  readonly ca: string | null;
+  readonly caFile: string | null;
+  /** SNI and the name the certificate must cover; '' = the server's host. */
+  readonly servername: string;
+  /** Client certificate and key (PEM), or null. */
+  readonly cert: string | null;
+  readonly key: string | null;
+  readonly certFile: string | null;
+  readonly keyFile: string | null;
 }
 
 export interface ServerConfig {
@@ -73,6 +127,8 @@ export interface UpstreamConfig {
   readonly servers: readonly ServerConfig[];
   /** Absent = no active checks; servers start `up` and rely on passive checks. */
   readonly check?: CheckConfig;
+  /** Absent = plain TCP to the servers. */
+  readonly tls?: UpstreamTlsConfig;
 }
 
 export interface LogConfig {
@@ -115,7 +171,7 @@ export interface ConfigIssue {
 }
 
 export type LoadResult =
-  | { readonly ok: true; readonly config: Config }
+  | { readonly ok: true; readonly config: Config; readonly warnings?: readonly ConfigIssue[] }
   | { readonly ok: false; readonly issues: readonly ConfigIssue[] };
 
 /** Format an issue as editors and compilers do: `file:line:col: message`. */

@@ -36,6 +36,7 @@ export type EndReason =
   | 'shutdown'
   | 'killed'
   | 'backend_down'
+  | 'tls_failed'
   | 'error';
 
 /** The seven protocol probes, named as in nginx_tcp_proxy_module's `check type=`. */
@@ -56,7 +57,8 @@ export type ProbeStatus =
   | 'L4_REFUSED' // connection refused, reset or unreachable
   | 'L6_OK' // TLS handshake / ServerHello fine
   | 'L6_TIMEOUT' // TLS did not answer in time
-  | 'L6_BAD' // TLS answered wrongly (not a ServerHello, handshake failure, bad certificate with verify)
+  | 'L6_BAD' // TLS answered wrongly (not a ServerHello, handshake failure, bad certificate with check.verify)
+  | 'L6_VERIFY' // the certificate of a server spoken to in TLS (upstreams.X.tls, verify on) did not verify
   | 'L7_OK' // protocol answer as expected
   | 'L7_TIMEOUT' // protocol answer did not come in time
   | 'L7_BAD_STATUS' // protocol answered with a failure status (HTTP 503, -ERR, 554, * BYE)

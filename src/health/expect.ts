@@ -94,12 +94,14 @@ export class Session {
         servername: name && !net.isIP(name) ? name : undefined,
         rejectUnauthorized: false,
         checkServerIdentity: () => undefined,
+        ...(this.options.ca === undefined ? {} : { ca: this.options.ca }),
+        ...(this.options.clientCert === undefined ? {} : { cert: this.options.clientCert.cert, key: this.options.clientCert.key }),
       });
       await until(this.#track(secure), 'secureConnect');
       this.tlsVersion = secure.getProtocol() ?? '';
       this.cert = certInfo(secure, name);
       const problems = this.options.verify ? certProblems(secure, this.cert, name) : '';
-      if (problems) throw new ProbeFailure('L6_BAD', problems);
+      if (problems) throw new ProbeFailure(this.options.verifyStatus ?? 'L6_BAD', problems);
       stream = secure;
     }
     this.phase = 'L7';

@@ -5,7 +5,8 @@
  * millisecond. Probes of one backend never overlap. Results go to a sink (the
  * runtime store), which owns the verdict.
  */
-import type { CheckConfig } from '../core/config.js';
+import { isIP } from 'node:net';
+import type { CheckConfig, UpstreamTlsConfig } from '../core/config.js';
 import type { BackendId, ProbeResult } from '../core/types.js';
 import { buildProxyHeader } from '../core/proxy-header.js';
 import { probeFor } from './registry.js';
@@ -18,9 +19,13 @@ export interface CheckTarget {
   /** The traffic port; `check.port` overrides it when non-zero. */
   readonly port: number;
   readonly check: CheckConfig;
+  /** The upstream's `tls`: probes then run inside TLS as the traffic does, verified as it is. */
+  readonly tls?: UpstreamTlsConfig;
 }
 
 export interface SchedulerOptions {
+  /** The checker's name where a protocol asks for one (smtp EHLO): the instance name, read at each probe (a reload may change it). */
+  helo?(): string;
   /** Called after every probe, in order per backend. */
   onResult(id: BackendId, result: ProbeResult, forced: boolean): void;
   /**
@@ -88,13 +93,20 @@ class Loop {
     const { host, port, check } = this.target;
     const started = Date.now();
     this.#abort = new AbortController();
+    const t = this.target.tls;
+    // ssl_hello speaks TLS itself and MySQL has no implicit TLS: they probe as configured.
+    const wrap = t !== undefined && check.type !== 'ssl_hello' && check.type !== 'mysql';
     const options: ProbeOptions = {
       timeoutMs: check.timeoutMs,
-      tls: check.tls,
-      servername: check.servername,
-      verify: check.verify,
+      tls: wrap || check.tls,
+      servername: wrap ? t.servername || check.servername || (isIP(host) === 0 ? host : '') : check.servername,
+      verify: wrap ? t.verify : check.verify,
+      ...(wrap && t.ca !== null ? { ca: t.ca } : {}),
+      ...(wrap && t.cert !== null && t.key !== null ? { clientCert: { cert: t.cert, key: t.key } } : {}),
+      ...(wrap ? { verifyStatus: 'L6_VERIFY' as const } : {}),
       send: check.send,
       expect: check.expect,
+      ...(this.#opts.helo === undefined ? {} : { helo: this.#opts.helo() }),
       // As HAProxy's check-send-proxy: a header naming the probe's own
       // connection (postfix refuses v1's `PROXY UNKNOWN`).
       preamble: check.proxyProtocol === false ? undefined : proxyPreamble(check.proxyProtocol),
@@ -148,7 +160,7 @@ function proxyPreamble(v: 'v1' | 'v2') {
 }
 
 function sameCheck(a: CheckTarget, b: CheckTarget): boolean {
-  return a.host === b.host && a.port === b.port && JSON.stringify(a.check) === JSON.stringify(b.check);
+  return a.host === b.host && a.port === b.port && JSON.stringify(a.check) === JSON.stringify(b.check) && JSON.stringify(a.tls ?? null) === JSON.stringify(b.tls ?? null);
 }
 
 /**

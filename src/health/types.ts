@@ -23,9 +23,21 @@ export interface ProbeOptions {
   /** http: accepted status classes, e.g. ['2xx', '3xx']. */
   readonly expect: readonly string[];
   /**
+   * How the checker names itself where a protocol asks (smtp: `EHLO name`):
+   * the instance name, so a mail server checked by N balancers logs which
+   * one. @default 'tcplb-check'
+   */
+  readonly helo?: string;
+  /**
    * Bytes written first on the connection (a PROXY protocol header), if any;
    * a function gets the connected socket's addresses (a header naming them).
    */
+  /** Trust these CA certificates (PEM) instead of the system store. */
+  readonly ca?: string;
+  /** Client certificate and key (PEM) to present. */
+  readonly clientCert?: { readonly cert: string; readonly key: string };
+  /** Status of a certificate that fails `verify` (default L6_BAD; L6_VERIFY for upstreams with `tls`). */
+  readonly verifyStatus?: 'L6_BAD' | 'L6_VERIFY';
   readonly preamble?: Buffer | ((sock: { localAddress?: string; localPort?: number; remoteAddress?: string; remotePort?: number }) => Buffer);
 }
 

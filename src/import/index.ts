@@ -11,7 +11,7 @@ import { formatIssue } from '../core/config.js';
 import { formatHostPort } from '../core/types.js';
 import { asWritten, loadNginxTree, type Directive, type IncludeInfo } from './nginx-parse.js';
 import {
-  Notes, PROCESS, arr, at, listenerObj, obj, reasonFor, setting, translateAcl, translateUpstream, uniqueName,
+  Notes, PROCESS, arr, at, listenerObj, obj, reasonFor, setting, translateAcl, translateTls, translateUpstream, uniqueName,
   type Draft, type Flavor, type J, type JEntry, type JObj, type Settings,
 } from './nginx-translate.js';
 
@@ -25,13 +25,16 @@ export interface ImportResult {
   readonly warnings: string[];
 }
 
+/** Why a TLS directive with no `listen … ssl` to serve is left out. */
+const NO_SSL_LISTEN = 'tcplb is L4 and does not terminate TLS on a listen without ssl (nginx does none there either)';
+
 const wild = (host: string): boolean => host === '' || host === '0.0.0.0' || host === '::';
 
 interface Doc { root: JObj; header: string[]; flavors: Set<Flavor>; notes: Notes }
 
 /** Translate one `server { listen ...; proxy_pass ...; }` into drafts (or a comment when it has no usable listener). */
 function translateServer(srv: Directive, flavor: Flavor, base: Settings, upstream: (pass: Directive | undefined) => string | { fail: string }, n: Notes): Array<Draft | JEntry> {
-  const s: Settings = { ...base, idle: { ...base.idle }, aclOwn: false };
+  const s: Settings = { ...base, idle: { ...base.idle }, aclOwn: false, certsOwn: false, keysOwn: false };
   const above: string[] = [];
   const listens: Directive[] = [];
   let pass: Directive | undefined;
@@ -58,9 +61,16 @@ function translateServer(srv: Directive, flavor: Flavor, base: Settings, upstrea
       continue;
     }
     const host = canonicalHost(r.host);
-    const notes = params.map((p) => n.skip(l, p === 'ssl' ? `${reasonFor('ssl')}: tcplb passes the TLS bytes through, so the backends must speak TLS`
-      : p === 'proxy_protocol' ? 'tcplb does not accept PROXY headers from clients' : p.startsWith('so_keepalive') ? reasonFor('so_keepalive') : 'no tcplb listen option', `${p} (in "${asWritten(l)}")`));
-    drafts.push({ flavor, host, port: r.port, listen: host === '' ? r.port : formatHostPort(host, r.port), d: l, upstream: target, above: notes, s });
+    const notes: string[] = [];
+    const tls = params.includes('ssl') ? translateTls(l, s, n, notes) : undefined;
+    notes.push(...params.filter((p) => p !== 'ssl').map((p) => n.skip(l, p === 'proxy_protocol' ? 'tcplb does not accept PROXY headers from clients' : p.startsWith('so_keepalive') ? reasonFor('so_keepalive') : 'no tcplb listen option', `${p} (in "${asWritten(l)}")`)));
+    drafts.push({ flavor, host, port: r.port, listen: host === '' ? r.port : formatHostPort(host, r.port), d: l, upstream: target, above: notes, s, ...(tls === undefined ? {} : { tls }) });
+  }
+  // The server's own TLS directives with no `listen … ssl` to use them: nginx does no TLS here either.
+  if (!listens.some((l) => l.args.slice(1).includes('ssl'))) {
+    for (const d of [...(s.certsOwn ? s.certs! : []), ...(s.keysOwn ? s.keys! : []), ...(s.protocols !== base.protocols ? [s.protocols!] : [])]) {
+      above.push(n.skip(d, NO_SSL_LISTEN));
+    }
   }
   const acl = s.acl && s.acl.length > 0 && drafts.length > 0 ? translateAcl(s.acl, n) : undefined;
   for (const d of drafts) d.acl = acl;
@@ -120,7 +130,12 @@ function translateTree(tree: Directive[], file: string): Doc {
       }
       return name;
     };
+    const before = items.length;
     for (const srv of servers) items.push(...translateServer(srv, flavor, base, upstream, n));
+    // Block-level TLS directives no `listen … ssl` of the block used.
+    if (!items.slice(before).some((x) => 'd' in x && x.tls !== undefined)) {
+      for (const d of [...(base.certs ?? []), ...(base.keys ?? []), ...(base.protocols ? [base.protocols] : [])]) items.push({ above: [n.skip(d, NO_SSL_LISTEN)] });
+    }
     // Block-level timeouts and rules were applied to each server; their comments sit on the listeners.
   }
   // Port clashes: tcplb binds each port once per host, and all-interfaces covers IPv4 and IPv6.
@@ -224,9 +239,11 @@ export async function importNginx(file: string, options: { now?: Date } = {}): P
   const doc = translateTree(tree, file);
   const json5 = `${headerLines(file, doc, includes, options.now ?? new Date()).join('\n')}\n${emit(doc.root, '')}\n`;
   const check = loadConfigText(json5, '');
-  if (!check.ok) {
+  // Certificate files are read at load: they live on the balancer, maybe not on the machine importing.
+  const ours = check.ok ? [] : check.issues.filter((i) => !/^listeners\[\d+\]\.tls\.certificates\[\d+\]\.(cert|key): /.test(i.message));
+  if (!check.ok && ours.length > 0) {
     // A bug of ours, not of the input: say so rather than print a config that does not load.
-    throw new Error(`import-nginx produced a config that does not validate (please report):\n${check.issues.map(formatIssue).join('\n')}\n${json5}`);
+    throw new Error(`import-nginx produced a config that does not validate (please report):\n${ours.map(formatIssue).join('\n')}\n${json5}`);
   }
   return { json5, warnings: doc.notes.warnings };
 }

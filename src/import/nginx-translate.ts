@@ -36,7 +36,8 @@ export const PROCESS = new Set(['user', 'worker_processes', 'events', 'http', 'e
   'worker_priority', 'load_module', 'daemon', 'master_process', 'env', 'lock_file', 'pcre_jit', 'thread_pool', 'timer_resolution',
   'working_directory', 'worker_shutdown_timeout', 'ssl_engine', 'google_perftools_profiles']);
 
-const TLS = 'tcplb is L4 and does not terminate TLS: keep the certificate on the backends';
+/** TLS directives tcplb has no equivalent for (ssl_ciphers, ssl_session_cache, proxy_ssl_*, ssl_preread). */
+const TLS = 'no tcplb equivalent: tcplb terminates TLS from listen … ssl, ssl_certificate, ssl_certificate_key and ssl_protocols only';
 const REASONS: Readonly<Record<string, string>> = {
   so_keepalive: 'tcplb sets no TCP keepalive on client connections', tcp_nodelay: 'tcplb always sets TCP_NODELAY',
   access_log: 'tcplb writes its own access log: set log.access', error_log: 'tcplb logs to stderr: set log.level',
@@ -88,7 +89,13 @@ export function uniqueName(s: string, taken: Set<string>): string {
 
 interface Timed { readonly ms: number; readonly d: Directive }
 /** Listener settings of a `tcp {}`/`stream {}` block or one of its servers (servers inherit the block's). */
-export interface Settings { connect?: Timed; idle: Record<string, Timed>; pp?: { v: false | 'v1'; d: Directive }; acl?: Directive[]; aclOwn: boolean }
+export interface Settings {
+  connect?: Timed; idle: Record<string, Timed>; pp?: { v: false | 'v1'; d: Directive }; acl?: Directive[]; aclOwn: boolean;
+  /** ssl_certificate / ssl_certificate_key (paired in order, as nginx does for RSA + ECDSA) and ssl_protocols, for `listen … ssl`. */
+  certs?: Directive[]; keys?: Directive[]; protocols?: Directive;
+  /** Set at this level (a server's own replace the block's, as nginx inherits arrays). */
+  certsOwn?: boolean; keysOwn?: boolean;
+}
 const IDLE: Record<Flavor, readonly string[]> = { tcp: ['timeout', 'proxy_timeout', 'proxy_read_timeout', 'proxy_send_timeout'], stream: ['proxy_timeout'] };
 
 /** Read a listener setting valid at block or server level into `s`; false if `c` is not one. */
@@ -104,6 +111,25 @@ export function setting(c: Directive, s: Settings, flavor: Flavor, n: Notes, out
   if (c.name === 'proxy_protocol') {
     if (c.args[0] === 'on' || c.args[0] === 'off') s.pp = { v: c.args[0] === 'on' ? 'v1' : false, d: c };
     else out.push(n.skip(c, 'expected on or off'));
+    return true;
+  }
+  if (c.name === 'ssl_certificate' || c.name === 'ssl_certificate_key') {
+    const v = c.args[0] ?? '';
+    if (c.args.length !== 1 || v.includes('$') || v.startsWith('data:') || v.startsWith('engine:')) {
+      out.push(n.skip(c, 'tcplb reads a certificate and key from files (no variables, data: or engine: keys)'));
+      return true;
+    }
+    if (c.name === 'ssl_certificate') {
+      if (!s.certsOwn) [s.certs, s.certsOwn] = [[], true];
+      s.certs!.push(c);
+    } else {
+      if (!s.keysOwn) [s.keys, s.keysOwn] = [[], true];
+      s.keys!.push(c);
+    }
+    return true;
+  }
+  if (c.name === 'ssl_protocols') {
+    s.protocols = c;
     return true;
   }
   if (c.name !== 'allow' && c.name !== 'deny') return false;
@@ -300,7 +326,45 @@ export function translateUpstream(d: Directive, name: string, flavor: Flavor, n:
 }
 
 /** A listener before naming and clash checks. */
-export interface Draft { flavor: Flavor; host: string; port: number; listen: number | string; d: Directive; upstream: string; above: string[]; s: Settings; acl?: ReturnType<typeof translateAcl> }
+export interface Draft { flavor: Flavor; host: string; port: number; listen: number | string; d: Directive; upstream: string; above: string[]; s: Settings; acl?: ReturnType<typeof translateAcl>; tls?: JObj }
+
+/**
+ * `listen … ssl` with its server's (or block's) ssl_certificate and
+ * ssl_certificate_key pairs and ssl_protocols: the listener's `tls`, or why
+ * not (a note). tcplb's lowest version is TLSv1.2: `minVersion` is the
+ * lowest of ssl_protocols that tcplb has (older ones are noted).
+ */
+export function translateTls(l: Directive, s: Settings, n: Notes, above: string[]): JObj | undefined {
+  const certs = s.certs ?? [];
+  const keys = s.keys ?? [];
+  if (certs.length === 0) {
+    above.push(n.skip(l, 'ssl without ssl_certificate: add tls: { certificates: [{ cert, key }] } to the listener', `ssl (in "${asWritten(l)}")`));
+    return undefined;
+  }
+  if (keys.length !== certs.length) {
+    above.push(n.skip(l, `${certs.length} ssl_certificate but ${keys.length} ssl_certificate_key: tcplb pairs them in order`, `ssl (in "${asWritten(l)}")`));
+    return undefined;
+  }
+  const pairs = certs.map((c, i) => ({ value: obj([{ key: 'cert', value: c.args[0]! }, { key: 'key', value: keys[i]!.args[0]! }]) }));
+  const rel = certs.concat(keys).some((d) => !d.args[0]!.startsWith('/'));
+  const e: JEntry[] = [{
+    key: 'certificates', value: arr(pairs),
+    above: [`from ${certs.concat(keys).map((d) => `${asWritten(d)} (${at(d)})`).join(' ')}: the first is the default for clients without SNI`,
+      ...(rel ? ['relative paths: nginx reads them from its prefix (conf) folder, tcplb from this file\'s folder: make them absolute or move the files'] : [])],
+  }];
+  const p = s.protocols;
+  if (p !== undefined) {
+    const known = p.args.filter((v) => v === 'TLSv1.2' || v === 'TLSv1.3');
+    const old = p.args.filter((v) => v !== 'TLSv1.2' && v !== 'TLSv1.3');
+    if (known.length === 0) above.push(n.skip(p, 'tcplb speaks TLSv1.2 and TLSv1.3 only: minVersion left at TLSv1.2'));
+    else {
+      const after = `${asWritten(p)} (${at(p)})${old.length > 0 ? `: ${old.join(' ')} not offered (tcplb's lowest is TLSv1.2)` : ''}`;
+      if (old.length > 0) n.warnings.push(`${p.src.file}:${p.line}: not translated: ${old.join(' ')} (in "${asWritten(p)}") -- tcplb's lowest TLS version is TLSv1.2`);
+      e.push({ key: 'minVersion', value: known.includes('TLSv1.2') ? 'TLSv1.2' : 'TLSv1.3', after });
+    }
+  }
+  return obj(e);
+}
 
 /** Build a listener object from a draft; `name` already unique. */
 export function listenerObj(l: Draft, name: string): JObj {
@@ -314,6 +378,7 @@ export function listenerObj(l: Draft, name: string): JObj {
     e.push({ key: 'idleTimeout', value: fmt(ms), above, after: idles.map((t) => `${asWritten(t.d)} (${at(t.d)})`).join(' ') });
   }
   if (pp?.v === 'v1') e.push({ key: 'proxyProtocol', value: 'v1', after: `${asWritten(pp.d)} (${at(pp.d)}): nginx sends version 1` });
+  if (l.tls) e.push({ key: 'tls', value: l.tls, above: ['TLS terminated here (nginx: listen … ssl); the backends get the decrypted bytes, as from nginx'] });
   if (l.acl) {
     if (l.acl.allow.length > 0) e.push({ key: 'allow', value: arr(l.acl.allow.map((c) => ({ value: c }))), above: l.acl.above });
     if (l.acl.deny.length > 0) e.push({ key: 'deny', value: arr(l.acl.deny.map((c) => ({ value: c }))), above: l.acl.allow.length > 0 ? [] : l.acl.above });

@@ -16,8 +16,26 @@ import type { Engine } from '../core/dataplane.js';
 const STATES: readonly DisplayState[] = ['UP', 'DOWN', 'UNKNOWN', 'DRAINING', 'DISABLED'];
 
 /** Build the registry for one running instance. */
-export function createMetrics(runtime: Runtime, engine: Engine): { registry: Registry; reloaded(ok: boolean): void } {
+export function createMetrics(runtime: Runtime, engine: Engine, opts: { ready?: () => boolean } = {}): { registry: Registry; reloaded(ok: boolean): void } {
   const registry = new Registry();
+  // Which balancer this is (`instance` in the config, or the host name): the
+  // label is `name`, since Prometheus sets `instance` to the scrape target.
+  new Gauge({
+    name: 'tcplb_instance_info', help: 'This balancer: its name (config instance or host name); always 1', labelNames: ['name'], registers: [registry],
+    collect() {
+      this.reset();
+      this.set({ name: runtime.config.instance }, 1);
+    },
+  });
+  if (opts.ready !== undefined) {
+    const ready = opts.ready;
+    new Gauge({
+      name: 'tcplb_ready', help: 'Readiness as tcplb-console health reports it (keepalived/ExaBGP): 1 ready, 0 not (standby, leaving, a required upstream without a usable backend)', registers: [registry],
+      collect() {
+        this.set(ready() ? 1 : 0);
+      },
+    });
+  }
   const { tally } = runtime;
   const reloads = { ok: 0, failed: 0 };
 
@@ -82,6 +100,19 @@ export function createMetrics(runtime: Runtime, engine: Engine): { registry: Reg
     collect() {
       this.reset();
       for (const b of runtime.backends()) if (b.lastProbe?.cert !== undefined) this.set({ backend: b.id }, b.lastProbe.cert.daysLeft);
+    },
+  });
+  new Gauge({
+    name: 'tcplb_cert_expiry_timestamp_seconds',
+    help: 'Expiry (notAfter, Unix seconds) of each certificate a TLS listener serves; the earliest when two share a subject',
+    labelNames: ['listener', 'subject'], registers: [registry],
+    collect() {
+      this.reset();
+      for (const l of runtime.config.listeners) {
+        const bySubject = new Map<string, number>();
+        for (const c of l.tls?.certificates ?? []) bySubject.set(c.subject, Math.min(bySubject.get(c.subject) ?? Infinity, c.notAfter));
+        for (const [subject, notAfter] of bySubject) this.set({ listener: l.name, subject }, Math.floor(notAfter / 1000));
+      }
     },
   });
   const latency = new Histogram({

@@ -6,7 +6,7 @@
 import type { ListenerConfig } from '../core/config.js';
 import type { EndReason } from '../core/types.js';
 import { compileAcl } from './acl.js';
-import { buildProxyHeader, type Endpoints } from '../core/proxy-header.js';
+import { buildProxyHeader, type Endpoints, type TlsSession } from '../core/proxy-header.js';
 import { dec, inc } from './router.js';
 
 export class Admission {
@@ -46,10 +46,10 @@ export class Admission {
     if (this.#perClient.size > 0) dec(this.#perClient, ip);
   }
 
-  /** Bytes to send a backend before the client's (PROXY header), or undefined. */
-  preamble(e: Endpoints): Buffer | undefined {
+  /** Bytes to send a backend before the client's (PROXY header), or undefined; `tls`: the client's TLS session (v2 fields). */
+  preamble(e: Endpoints, tls?: TlsSession): Buffer | undefined {
     const v = this.cfg.proxyProtocol;
-    return v === false ? undefined : buildProxyHeader(v, e);
+    return v === false ? undefined : buildProxyHeader(v, e, tls);
   }
 }
 

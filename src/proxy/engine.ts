@@ -4,12 +4,15 @@
  * settings); outcomes leave through the EngineSink.
  */
 import net from 'node:net';
+import { createSecureContext, TLSSocket } from 'node:tls';
 import type { ListenerConfig } from '../core/config.js';
+import { listenerTlsKey } from '../config/diff.js';
 import type { BackendId, EndReason } from '../core/types.js';
 import { AcceptErrorLog, Admission, listenError } from './admission.js';
 import { applyListeners, DrainWait, prepareListenerSet } from './listener-set.js';
 import { dec, inc, Router } from './router.js';
-import { Session, type SessionHost } from './session.js';
+import { Session, type SessionHost, type UpstreamTls } from './session.js';
+import { HandshakeErrorLog, handshakeFailureKind, TlsFront } from './tls-front.js';
 import type { BoundAddress, Engine, EngineSink, ListenerResult, PreparedListeners, RouteBackend, RoutingTable, SessionInfo, SessionRecord } from '../core/dataplane.js';
 
 /** A listening socket plus the settings new sessions on it use. */
@@ -20,11 +23,39 @@ class Listener implements SessionHost {
   #held: net.Socket[] | undefined = [];
   readonly #engine: JsEngine;
   readonly #errors: AcceptErrorLog;
+  /** TLS termination (cfg.tls), rebuilt when a reload changes it; new handshakes use the current one. */
+  #front: TlsFront | undefined;
+  #frontKey = listenerTlsKey(undefined);
+  /** TLS to the backends (cfg.upstreamTls), rebuilt when a reload changes it. */
+  upstreamTls: UpstreamTls | undefined;
+  #upstreamKey = 'none';
 
   constructor(engine: JsEngine, cfg: ListenerConfig) {
     this.#engine = engine;
     this.admission = new Admission(cfg);
     this.#errors = new AcceptErrorLog((l) => engine.log(l));
+    this.updated();
+  }
+
+  /** Settings changed (a reload): swap the TLS contexts if the certificates or options changed. */
+  updated(): void {
+    this.#updateUpstreamTls();
+    const key = listenerTlsKey(this.cfg.tls);
+    if (key === this.#frontKey) return;
+    this.#front = this.cfg.tls === undefined ? undefined : new TlsFront(this.cfg.tls);
+    this.#frontKey = key;
+  }
+
+  #updateUpstreamTls(): void {
+    const u = this.cfg.upstreamTls;
+    const key = JSON.stringify(u ?? null);
+    if (key === this.#upstreamKey) return;
+    this.#upstreamKey = key;
+    this.upstreamTls = u === undefined ? undefined : {
+      context: createSecureContext({ ...(u.ca === null ? {} : { ca: u.ca }), ...(u.cert === null || u.key === null ? {} : { cert: u.cert, key: u.key }) }),
+      servername: u.servername,
+      verify: u.verify,
+    };
   }
 
   get cfg(): ListenerConfig {
@@ -40,12 +71,13 @@ class Listener implements SessionHost {
   preamble(client: net.Socket): Buffer | undefined {
     // Only a listener that sends PROXY headers needs its own address (a getsockname per connection).
     if (this.admission.cfg.proxyProtocol === false) return undefined;
-    return this.admission.preamble({
+    const e = {
       srcAddr: client.remoteAddress ?? '',
       srcPort: client.remotePort ?? 0,
       dstAddr: client.localAddress ?? '',
       dstPort: client.localPort ?? 0,
-    });
+    };
+    return this.admission.preamble(e, client instanceof TLSSocket ? TlsFront.facts(client) : undefined);
   }
 
   next(clientIp: string, tried: Set<BackendId>): RouteBackend | undefined {
@@ -107,11 +139,51 @@ class Listener implements SessionHost {
   }
 
   #accept(sock: net.Socket): void {
-    const s = new Session(this, sock);
+    const front = this.#front;
+    const client = front === undefined ? sock : front.wrap(sock);
+    const s = new Session(this, client);
     const refused = this.admission.admit(s.clientIp);
     this.#engine.onAccepted(s, this.cfg.idleTimeoutMs);
     if (refused !== undefined) return s.reject(refused);
-    s.begin();
+    if (front === undefined) return s.begin();
+    this.#handshake(s, client as TLSSocket, front);
+  }
+
+  /**
+   * Dial the backend once the client's handshake is done. A handshake that
+   * fails, stalls past `handshakeTimeout` or is abandoned ends the session
+   * `tls_failed` and is logged per kind (HandshakeErrorLog), not per client.
+   */
+  #handshake(s: Session, t: TLSSocket, front: TlsFront): void {
+    let failure: Error | undefined;
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      t.destroy();
+    }, front.cfg.handshakeTimeoutMs);
+    const onError = (err: Error): void => {
+      failure ??= err;
+    };
+    // Ahead of the session's own close handler, so the reason is set before it reports.
+    const onEarlyClose = (): void => {
+      clearTimeout(timer);
+      const kind = handshakeFailureKind(failure, timedOut);
+      this.#engine.tlsErrors.report(this.cfg.name, kind, s.clientIp);
+      s.tlsFailed(kind);
+    };
+    // The client gave up (FIN or reset) mid-handshake: the listener's half-open
+    // setting would otherwise keep the socket until the timeout.
+    const onEnd = (): void => void t.destroy();
+    t.on('error', onError);
+    t.once('end', onEnd);
+    t.prependOnceListener('close', onEarlyClose);
+    t.once('secure', () => {
+      clearTimeout(timer);
+      t.off('error', onError);
+      t.off('end', onEnd);
+      t.off('close', onEarlyClose);
+      s.begin();
+    });
   }
 }
 
@@ -140,10 +212,13 @@ export class JsEngine implements Engine {
   readonly #log: (line: string) => void;
   readonly #onSession: ((s: Session) => void) | undefined;
   readonly #onSessionEnd: ((s: Session) => void) | undefined;
+  /** Failed client handshakes of every TLS listener, a line per kind per second. */
+  readonly tlsErrors: HandshakeErrorLog;
 
   constructor(sink: EngineSink, opts: JsEngineOptions = {}) {
     this.sink = sink;
     this.#log = opts.log ?? (() => {});
+    this.tlsErrors = new HandshakeErrorLog((l) => this.#log(l));
     this.#onSession = opts.onSession;
     this.#onSessionEnd = opts.onSessionEnd;
   }
@@ -188,6 +263,7 @@ export class JsEngine implements Engine {
         start: (l) => l.start(),
         stop: (l) => l.stop(),
         activate: (l) => l.activate(),
+        update: (l) => l.updated(),
       },
       (set) => {
         this.#listeners = set;

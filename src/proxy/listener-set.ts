@@ -22,6 +22,8 @@ export interface ListenerOps<L extends EngineListener> {
   stop(l: L): void;
   /** Start serving a bound listener. */
   activate(l: L): void;
+  /** A kept listener's settings were replaced (after `admission.update`). */
+  update?(l: L): void;
 }
 
 const addressKey = (c: ListenerConfig): string => `${c.listen.host}|${c.listen.port}`;
@@ -65,6 +67,7 @@ export async function prepareListenerSet<L extends EngineListener>(
       for (const cfg of next) {
         const l = keep.get(cfg.name) ?? fresh.get(cfg)!;
         l.admission.update(cfg);
+        ops.update?.(l);
         set.set(cfg.name, l);
       }
       install(set);

@@ -12,6 +12,11 @@
  * then picks and dials by itself and reports ACCEPT_ROUTED. Everything after
  * that (accounting, retries after a failed connect, the access log) is the
  * same as for a client JS routed itself.
+ *
+ * TLS listeners (`listeners[].tls`) are not relayed by the addon yet: they
+ * are handed, whole, to an embedded JsEngine that shares this engine's sink,
+ * routes and counts, so one Engine still answers for every listener
+ * (docs/engines.md, docs/tls.md).
  */
 import dns from 'node:dns/promises';
 import net from 'node:net';
@@ -25,6 +30,7 @@ import { loadNative, type NativeEngineHandle, type NativeRouteTable } from './na
 import { applyListeners, DrainWait, prepareListenerSet } from './listener-set.js';
 import { dec, inc, Router } from './router.js';
 import { describe } from './session.js';
+import { JsEngine } from './engine.js';
 import type { BoundAddress, Engine, EngineSink, ListenerResult, PreparedListeners, RouteBackend, RoutingTable, SessionInfo, SessionRecord } from '../core/dataplane.js';
 
 const EV_ACCEPT = 1;
@@ -34,6 +40,12 @@ const EV_CLOSED = 4;
 const EV_ACCEPT_ERROR = 5;
 const EV_ACCEPT_ROUTED = 6;
 
+/** Two count maps added up (a fresh map: both halves keep changing theirs). */
+function merged<K>(a: ReadonlyMap<K, number>, b: ReadonlyMap<K, number>): Map<K, number> {
+  const out = new Map(a);
+  for (const [k, n] of b) out.set(k, (out.get(k) ?? 0) + n);
+  return out;
+}
 
 const HOW_IDLE = 1;
 const HOW_KILLED = 2;
@@ -104,7 +116,6 @@ export function nativeThreadsOverride(): number | undefined {
 
 export class NativeEngine implements Engine {
   readonly name = 'native';
-  readonly relaysOnMainThread = false;
   readonly #h: NativeEngineHandle;
   readonly #sink: EngineSink;
   readonly #log: (line: string) => void;
@@ -127,6 +138,10 @@ export class NativeEngine implements Engine {
   /** The relay runs on its own thread: this ref'd timer keeps the process up while anything is open. */
   #keepAlive: NodeJS.Timeout | undefined;
   #disposed = false;
+  /** Serves the TLS listeners (made when the first one appears). */
+  #js: JsEngine | undefined;
+  /** The TLS listeners #js serves, as last committed. */
+  #jsListeners: readonly ListenerConfig[] = [];
 
   constructor(sink: EngineSink, opts: NativeEngineOptions = {}) {
     const native = loadNative();
@@ -136,8 +151,14 @@ export class NativeEngine implements Engine {
     this.#h = new native.binding.Engine((ev) => this.#onEvents(ev), { threads: nativeThreadsOverride() ?? Math.min(64, Math.max(1, opts.threads ?? 1)) });
   }
 
+  /** True while TLS listeners are relayed by the embedded JsEngine on the main thread. */
+  get relaysOnMainThread(): boolean {
+    return this.#jsListeners.length > 0;
+  }
+
   setRoutes(table: RoutingTable, changed?: ReadonlySet<string>): void {
     this.#router.set(table, changed);
+    this.#js?.setRoutes(table, changed);
     for (const name of changed ?? table.upstreams.keys()) {
       for (const b of table.upstreams.get(name)?.backends ?? []) {
         let k = this.#keys.get(b.id);
@@ -155,8 +176,62 @@ export class NativeEngine implements Engine {
     return applyListeners(this, listeners, beforeCommit);
   }
 
-  /** Bind every new or moved listener (not yet accepting: clients wait in the backlog), or none. */
-  prepareListeners(listeners: readonly ListenerConfig[]): Promise<PreparedListeners> {
+  /**
+   * Bind every new or moved listener (not yet accepting: clients wait in the
+   * backlog), or none: plain listeners in the addon, TLS listeners in the
+   * embedded JsEngine. A listener cannot move between the two at the same
+   * address in one reload (both would hold the port for a moment).
+   */
+  async prepareListeners(listeners: readonly ListenerConfig[]): Promise<PreparedListeners> {
+    // TLS on either side (client or backend) runs in the JS path.
+    const inJs = (l: ListenerConfig): boolean => l.tls !== undefined || l.upstreamTls !== undefined;
+    const plain = listeners.filter((l) => !inJs(l));
+    const secure = listeners.filter(inJs);
+    const key = (c: ListenerConfig): string => `${c.listen.host}|${c.listen.port}`;
+    const nativeAt = new Set([...this.#listeners.values()].map((l) => key(l.cfg)));
+    const jsAt = new Set(this.#jsListeners.map(key));
+    const moved = [...secure.filter((c) => nativeAt.has(key(c))), ...plain.filter((c) => jsAt.has(key(c)))];
+    if (moved.length > 0) {
+      return {
+        ok: false,
+        results: moved.map((c) => ({ name: c.name, ok: false, error: `listener "${c.name}": turning TLS ${inJs(c) ? 'on' : 'off'} at the same address (${c.listenText}) needs a restart with the native engine, or another address for one reload` })),
+        commit() {},
+        abort() {},
+      };
+    }
+    const pn = await this.#prepareNative(plain);
+    if (!pn.ok) return pn;
+    if (secure.length === 0 && this.#js === undefined) return pn;
+    const js = this.#jsEngine();
+    const pj = await js.prepareListeners(secure);
+    if (!pj.ok) {
+      pn.abort();
+      return pj;
+    }
+    return {
+      ok: true,
+      results: listeners.map((l) => ({ name: l.name, ok: true })),
+      commit: () => {
+        pn.commit();
+        pj.commit();
+        this.#jsListeners = secure;
+      },
+      abort: () => {
+        pn.abort();
+        pj.abort();
+      },
+    };
+  }
+
+  #jsEngine(): JsEngine {
+    if (this.#js === undefined) {
+      this.#js = new JsEngine(this.#sink, { log: this.#log });
+      this.#js.setRoutes(this.#router.table);
+    }
+    return this.#js;
+  }
+
+  #prepareNative(listeners: readonly ListenerConfig[]): Promise<PreparedListeners> {
     return prepareListenerSet(
       this.#listeners,
       listeners,
@@ -192,13 +267,13 @@ export class NativeEngine implements Engine {
   }
 
   boundAddresses(): ReadonlyMap<string, BoundAddress> {
-    const out = new Map<string, BoundAddress>();
+    const out = new Map<string, BoundAddress>(this.#js?.boundAddresses());
     for (const [name, l] of this.#listeners) out.set(name, { address: l.cfg.listen.host === '' ? '::' : l.cfg.listen.host, port: l.port });
     return out;
   }
 
   killBackend(backend: BackendId, reason: EndReason): number {
-    let n = 0;
+    let n = this.#js?.killBackend(backend, reason) ?? 0;
     for (const c of this.#conns.values()) {
       if (c.backend?.id === backend) {
         c.reason ??= reason;
@@ -219,26 +294,43 @@ export class NativeEngine implements Engine {
         list.push({ id: c.id, listener: c.l.cfg.name, client: c.clientIp, backend: c.backend?.id ?? '', start: c.start, bytesIn: b?.[0] ?? 0, bytesOut: b?.[1] ?? 0 });
       }
     }
-    return { total: this.#conns.size, list };
+    if (this.#js === undefined) return { total: this.#conns.size, list };
+    const more = this.#js.sessions(Math.max(0, limit - list.length));
+    return { total: this.#conns.size + more.total, list: [...list, ...more.list] };
   }
 
   activeByListener(): ReadonlyMap<string, number> {
-    return this.#perListener;
+    return this.#js === undefined ? this.#perListener : merged(this.#perListener, this.#js.activeByListener());
   }
 
+  /**
+   * Open sessions per backend, both halves. Each half balances (least_conn,
+   * maxConns) on its own counts: a backend shared by TLS and plain listeners
+   * can hold up to maxConns from each.
+   */
   activeByBackend(): ReadonlyMap<BackendId, number> {
-    return this.#active;
+    return this.#js === undefined ? this.#active : merged(this.#active, this.#js.activeByBackend());
   }
 
   liveBytes(): number {
     if (this.#disposed) return 0;
     const s = this.#h.stats();
-    let n = 0;
+    let n = this.#js?.liveBytes() ?? 0;
     for (let i = 0; i + 2 < s.length; i += 3) n += s[i + 1]! + s[i + 2]!;
     return n;
   }
 
   async shutdown(timeoutMs: number): Promise<void> {
+    if (this.#js !== undefined) {
+      const js = this.#js;
+      this.#jsListeners = [];
+      await Promise.all([js.shutdown(timeoutMs), this.#shutdownNative(timeoutMs)]);
+      return;
+    }
+    await this.#shutdownNative(timeoutMs);
+  }
+
+  async #shutdownNative(timeoutMs: number): Promise<void> {
     this.#closeListeners();
     await this.#drain.wait(() => (this.#idle() ? 0 : 1), timeoutMs);
     this.closeAllNow();
@@ -248,6 +340,8 @@ export class NativeEngine implements Engine {
   }
 
   closeAllNow(): void {
+    this.#js?.closeAllNow();
+    this.#jsListeners = [];
     if (this.#disposed) return;
     this.#closeListeners();
     for (const c of this.#conns.values()) c.reason ??= 'shutdown';

@@ -5,14 +5,26 @@
  * coarse sweep reading `lastActive`, not by a timer per session.
  */
 import net from 'node:net';
+import tls from 'node:tls';
 import { LOCAL_ERRORS } from '../core/local-errors.js';
 import type { BackendId, EndReason } from '../core/types.js';
 import type { RouteBackend, SessionRecord } from '../core/dataplane.js';
+
+/** TLS to the backend (`upstreams.X.tls`), prepared once per config. */
+export interface UpstreamTls {
+  /** CA, client certificate: parsed once, not per connection. */
+  readonly context: tls.SecureContext;
+  /** SNI and the name checked; '' = the backend's host when it is a name. */
+  readonly servername: string;
+  readonly verify: boolean;
+}
 
 /** The few things a session needs from its engine and listener. */
 export interface SessionHost {
   readonly listenerName: string;
   readonly connectTimeoutMs: number;
+  /** Speak TLS to the backend, or undefined for plain TCP. */
+  readonly upstreamTls: UpstreamTls | undefined;
   /** Bytes to write to the backend before any client byte (PROXY header), or undefined. */
   preamble(client: net.Socket): Buffer | undefined;
   /** Next backend to try, or undefined when none is left. */
@@ -93,6 +105,17 @@ export class Session {
     return this.#host.listenerName;
   }
 
+  /**
+   * The client's TLS handshake failed (listener with `tls`): the session ends
+   * `tls_failed` unless something else (shutdown, kill) ended it first.
+   */
+  tlsFailed(kind: string): void {
+    if (this.#done) return;
+    this.#reason ??= 'tls_failed';
+    this.#detail = kind;
+    this.#client.destroy();
+  }
+
   /** Begin dialling. The client socket stays paused until a backend is connected. */
   begin(): void {
     this.#dial();
@@ -151,6 +174,14 @@ export class Session {
     const chunk = Buffer.allocUnsafe(nread);
     buf.copy(chunk, 0, 0, nread);
     return s.#client.write(chunk);
+  }
+
+  /** 'data' of a TLS backend socket (no `onread` for TLS): the same accounting and backpressure. */
+  static #onUpstreamData(this: Tagged, chunk: Buffer): void {
+    const s = this[SESSION]!;
+    s.bytesOut += chunk.length;
+    s.lastActive = Date.now();
+    if (!s.#client.write(chunk)) this.pause();
   }
 
   static #onUpstreamDrain(this: Tagged): void {
@@ -225,18 +256,36 @@ export class Session {
     this.backend = b;
     this.#connected = false;
     clearTimeout(this.#connectTimer); // the timer always belongs to the socket being dialled
-    const up: Tagged = net.connect({
-      host: b.host,
-      port: b.port,
-      allowHalfOpen: true,
-      noDelay: true,
-      onread: { buffer: readBuffer, callback: Session.#onUpstreamRead as (n: number, buf: Uint8Array) => boolean },
-    });
+    const t = this.#host.upstreamTls;
+    // With TLS to the backend, "connected" is the end of a verified handshake: a
+    // certificate that does not verify fails the connect like a refusal would.
+    const up: Tagged = t === undefined
+      ? net.connect({
+        host: b.host,
+        port: b.port,
+        allowHalfOpen: true,
+        noDelay: true,
+        onread: { buffer: readBuffer, callback: Session.#onUpstreamRead as (n: number, buf: Uint8Array) => boolean },
+      })
+      : tls.connect({
+        host: b.host,
+        port: b.port,
+        // Passed on to the TCP socket (missing from the typings): half-close as for plain backends.
+        ...({ allowHalfOpen: true } as object),
+        secureContext: t.context,
+        servername: t.servername !== '' ? t.servername : net.isIP(b.host) === 0 ? b.host : undefined,
+        rejectUnauthorized: t.verify,
+        ...upstreamAlpn(this.#client),
+      });
     up[SESSION] = this;
     this.#upstream = up;
     this.#upstreamClosed = false;
     this.#connectTimer = setTimeout(Session.#onConnectTimeout, this.#host.connectTimeoutMs, this);
-    up.once('connect', Session.#onUpstreamConnect);
+    if (t !== undefined) {
+      up.setNoDelay(true);
+      up.on('data', Session.#onUpstreamData);
+    }
+    up.once(t === undefined ? 'connect' : 'secureConnect', Session.#onUpstreamConnect);
     up.on('error', Session.#onUpstreamError);
     up.on('close', Session.#onUpstreamClose);
   }
@@ -258,7 +307,7 @@ export class Session {
     if (err.code === 'ECONNRESET' || err.code === 'EPIPE') {
       this.#detail ||= `${err.code} from ${side}`;
       // Propagate the reset as a reset, so the peer sees what happened.
-      if (other !== undefined && !other.destroyed) other.resetAndDestroy();
+      if (other !== undefined && !other.destroyed) resetSocket(other);
     } else {
       this.#detail ||= `${side}: ${describe(err)}`;
       other?.destroy();
@@ -301,8 +350,32 @@ export class Session {
   }
 }
 
+/**
+ * Close with a TCP reset. A TLS socket runs on a handle that is not a TCP
+ * one (resetAndDestroy would throw): it is closed (with its close_notify).
+ */
+function resetSocket(s: net.Socket): void {
+  if (s instanceof tls.TLSSocket) s.destroy();
+  else s.resetAndDestroy();
+}
+
+/** OpenSSL's verify codes (as Node names them) in words, for `L6_VERIFY <reason>`. */
+const VERIFY_REASONS: Readonly<Record<string, string>> = {
+  UNABLE_TO_VERIFY_LEAF_SIGNATURE: 'unable to verify the first certificate',
+  UNABLE_TO_GET_ISSUER_CERT_LOCALLY: 'unknown issuer',
+  UNABLE_TO_GET_ISSUER_CERT: 'unknown issuer',
+  DEPTH_ZERO_SELF_SIGNED_CERT: 'self-signed certificate',
+  SELF_SIGNED_CERT_IN_CHAIN: 'self-signed certificate in chain',
+  CERT_HAS_EXPIRED: 'certificate has expired',
+  CERT_NOT_YET_VALID: 'certificate is not yet valid',
+  CERT_SIGNATURE_FAILURE: 'certificate signature failure',
+  ERR_TLS_CERT_ALTNAME_INVALID: 'certificate does not cover the server name',
+};
+
 /** Short text for a socket error, for logs and passive-failure details. */
 export function describe(err: NodeJS.ErrnoException): string {
+  const verify = VERIFY_REASONS[err.code ?? ''];
+  if (verify !== undefined) return `L6_VERIFY ${verify}${err.code === 'ERR_TLS_CERT_ALTNAME_INVALID' ? ` (${err.message.replace(/^Hostname\/IP does not match certificate's altnames: /, '')})` : ''}`;
   switch (err.code) {
     case 'ECONNREFUSED':
       return 'connection refused';
@@ -319,4 +392,16 @@ export function describe(err: NodeJS.ErrnoException): string {
     default:
       return err.code !== undefined ? `${err.code}: ${err.message}` : err.message;
   }
+}
+
+/**
+ * ALPN passed through to a re-encrypted backend: the protocol the client
+ * negotiated with the listener (`h2`, `http/1.1`, `imap`) is the only one
+ * offered upstream, so the backend speaks what the client will send (an
+ * nginx with `http2` answers h2 to an h2 client, HTTP/1.1 to the others).
+ * Nothing negotiated, nothing offered.
+ */
+function upstreamAlpn(client: net.Socket): { ALPNProtocols?: string[] } {
+  const p = client instanceof tls.TLSSocket ? client.alpnProtocol : false;
+  return typeof p === 'string' && p !== '' ? { ALPNProtocols: [p] } : {};
 }

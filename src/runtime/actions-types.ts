@@ -7,6 +7,7 @@ import type { BackendId, ProbeResult } from '../core/types.js';
 import type { EventView, Snapshot } from './snapshot.js';
 import type { Explanation } from './explain.js';
 import type { Readiness } from './instance.js';
+import type { CertsReport } from './cert-status.js';
 
 /**
  * Who asked: shown in the event log (`drain imap/10.0.0.2:143 by console`).
@@ -59,6 +60,12 @@ export interface Actions {
   readiness(): Readiness;
   /** Where a client would go on a listener (default: the first) and the backend set's digest. */
   explain(client: string, listener?: string): Explanation | { error: string };
+  /**
+   * Each TLS listener's certificates (names, issuer, expiry, since when) and
+   * its last certificate reload (`ctl certs`). Optional: absent, `certs` is
+   * answered with an error.
+   */
+  certs?(): CertsReport;
   /** Everything an operator can see; `connLimit` bounds the connection list. */
   snapshot(connLimit?: number): Snapshot;
   /**

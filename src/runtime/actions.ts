@@ -10,6 +10,7 @@ import type { Actions, ActionResult, Actor, AdminResult, ReloadResult } from './
 import { displayState, type BackendState } from './backend.js';
 import { explain } from './explain.js';
 import { InstanceStatus, readiness, type Readiness } from './instance.js';
+import { nearestExpiry, type CertBook } from './cert-status.js';
 import type { EventLog } from './event-log.js';
 import type { BackendView, ConfigView, InstanceView, Snapshot } from './snapshot.js';
 import type { Runtime } from './store.js';
@@ -25,6 +26,8 @@ export interface ActionDeps {
   configView(): ConfigView;
   /** Re-read and apply the config file. */
   reload(by: Actor): Promise<ReloadResult>;
+  /** Certificates in service and their reloads (`ctl certs`); without it `certs` is absent. */
+  readonly certs?: CertBook;
   /** Standby and leaving (runtime/instance.ts). @default a fresh InstanceStatus */
   readonly instance?: InstanceStatus;
   /**
@@ -157,6 +160,7 @@ export function createActions(d: ActionDeps): Actions {
     readiness: () => readiness(runtime.config, runtime, instance),
     explain: (client, listener) => explain(runtime.config, runtime, client, listener),
     onEvent: (listener) => events.subscribe(listener),
+    ...(d.certs === undefined ? {} : { certs: () => d.certs!.report(runtime.config) }),
     snapshot(connLimit = 50): Snapshot {
       const now = Date.now();
       const cfg = runtime.config;
@@ -171,7 +175,10 @@ export function createActions(d: ActionDeps): Actions {
         engine: d.engineName,
         config: d.configView(),
         instance: instanceView(runtime.config.instance, instance, readiness(runtime.config, runtime, instance, now)),
-        listeners: cfg.listeners.map((l) => ({ name: l.name, listen: l.listenText, upstream: l.upstream })),
+        listeners: cfg.listeners.map((l) => {
+          const certExpiry = nearestExpiry(l);
+          return { name: l.name, listen: l.listenText, upstream: l.upstream, ...(certExpiry === undefined ? {} : { certExpiry }) };
+        }),
         totals: { active: conns.total, accepted: tally.finished + conns.total, connPerSec, bytesPerSec },
         upstreams: Object.values(cfg.upstreams).map((u) => ({
           name: u.name,

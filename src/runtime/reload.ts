@@ -28,7 +28,7 @@ export interface ReloadDeps {
   readonly engine: Pick<Engine, 'setListeners'>;
   readonly health: Pick<HealthScheduler, 'sync'>;
   readonly events: Pick<EventLog, 'push'>;
-  readonly logger: Pick<Logger, 'info' | 'error' | 'setLevel'>;
+  readonly logger: Pick<Logger, 'info' | 'warn' | 'error' | 'setLevel'>;
   /** Open the access log `next` asks for (its destination or format changed). */
   reopenAccessLog(next: Config): void;
   /** Told of each reload, applied (true) or refused (false): the metrics count them. */
@@ -122,7 +122,11 @@ export function createReloader(d: ReloadDeps): Reloader {
 
   const reloadFile = oneAtATime(async (by: Actor): Promise<ReloadResult> => {
     const res = await load(runtime.config.file);
-    if (res.ok) return apply(res.config, by);
+    if (res.ok) {
+      // Not a reason to refuse (a certificate expiring soon), but worth a line each time.
+      for (const w of res.warnings ?? []) logger.warn(formatIssue(w));
+      return apply(res.config, by);
+    }
     const first = formatIssue(res.issues[0]!);
     const more = res.issues.length > 1 ? ` (+${res.issues.length - 1} more)` : '';
     for (const i of res.issues) logger.error(formatIssue(i));

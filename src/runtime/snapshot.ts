@@ -61,6 +61,8 @@ export interface ListenerView {
   readonly name: string;
   readonly listen: string;
   readonly upstream: string;
+  /** TLS listeners: the earliest expiry (epoch ms) of their certificates (the console's mark; `ctl certs` has the detail). */
+  readonly certExpiry?: number;
 }
 
 /** One line of the event log: probes, state changes, operator actions, reloads. */

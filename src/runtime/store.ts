@@ -159,7 +159,7 @@ export class Runtime implements EngineSink {
     const out: CheckTarget[] = [];
     for (const up of Object.values(this.#config.upstreams)) {
       if (up.check === undefined) continue;
-      for (const s of up.servers) out.push({ id: backendId(up.name, s.address), host: s.host, port: s.port, check: up.check });
+      for (const s of up.servers) out.push({ id: backendId(up.name, s.address), host: s.host, port: s.port, check: up.check, ...(up.tls === undefined ? {} : { tls: up.tls }) });
     }
     return out;
   }

@@ -8,12 +8,11 @@
  * timer) come back to where they were before the first cycle.
  */
 import assert from 'node:assert/strict';
-import path from 'node:path';
 import { test } from 'node:test';
 import { attachRemote } from '../../src/control/remote.js';
-import { greetingVia, listen, namedEcho, reservePort } from '../helpers/net.js';
+import { greetingVia } from '../helpers/net.js';
 import { waitForSteady } from '../helpers/wait.js';
-import { fdCount, lo, startProxy, tmpDir, writeConfig } from './helpers.js';
+import { fdCount, lo, proxyWithSocket } from './helpers.js';
 
 const HOST = lo(69);
 const CYCLES = 100;
@@ -26,23 +25,7 @@ function handles(): Record<string, number> {
 }
 
 test(`${CYCLES} attachRemote/close cycles leave no descriptor in tcplb and no handle in the client`, { timeout: 60_000 }, async (t) => {
-  const be = await listen(namedEcho('A'), HOST);
-  t.after(() => be.close());
-  const dir = tmpDir('attach-cycles');
-  const port = await reservePort(HOST);
-  const file = writeConfig(
-    dir,
-    `{
-    listeners: [{ listen: "${HOST}:${port}", upstream: "u" }],
-    upstreams: { u: { servers: ["${HOST}:${be.port}"] } },
-    log: { access: null },
-    control: { socket: "tcplb.sock" },
-  }`,
-  );
-  const proxy = await startProxy(file);
-  t.after(() => proxy.kill());
-  const sock = path.join(dir, 'tcplb.sock');
-  const id = `u/${HOST}:${be.port}`;
+  const { proxy, port, sock, id } = await proxyWithSocket(t, HOST, 'attach-cycles');
   const fds0 = await waitForSteady(() => fdCount(proxy.pid), { what: 'tcplb descriptors at rest', quietMs: 300 });
   const h0 = await waitForSteady(() => JSON.stringify(handles()), { what: 'client handles at rest', quietMs: 200 });
 

@@ -10,7 +10,9 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import type { TestContext } from 'node:test';
 import { BIN } from '../helpers/cli.js';
+import { listen, namedEcho, reservePort } from '../helpers/net.js';
 
 /** The suite's loopback addresses: 127.0.0.50 to 127.0.0.69, nothing else. */
 export function lo(n: number): string {
@@ -729,4 +731,27 @@ export function tcpMemLimitsMB(): { low: number; pressure: number; high: number 
   } catch {
     return { low: 0, pressure: 0, high: 0 };
   }
+}
+
+/**
+ * A tcplb on `host` relaying to one echo backend (`A`) with a control socket,
+ * all cleaned up after `t`: the setup of the control-socket fault tests.
+ */
+export async function proxyWithSocket(t: TestContext, host: string, tag: string): Promise<{ proxy: ProxyChild; port: number; sock: string; id: string }> {
+  const be = await listen(namedEcho('A'), host);
+  t.after(() => be.close());
+  const dir = tmpDir(tag);
+  const port = await reservePort(host);
+  const file = writeConfig(
+    dir,
+    `{
+    listeners: [{ listen: "${host}:${port}", upstream: "u" }],
+    upstreams: { u: { servers: ["${host}:${be.port}"] } },
+    log: { access: null },
+    control: { socket: "tcplb.sock" },
+  }`,
+  );
+  const proxy = await startProxy(file);
+  t.after(() => proxy.kill());
+  return { proxy, port, sock: path.join(dir, 'tcplb.sock'), id: `u/${host}:${be.port}` };
 }

@@ -8,11 +8,10 @@
  */
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import path from 'node:path';
 import { test } from 'node:test';
-import { greetingVia, listen, namedEcho, reservePort } from '../helpers/net.js';
+import { greetingVia } from '../helpers/net.js';
 import { waitFor, waitForSteady, waitUntil } from '../helpers/wait.js';
-import { cpuSeconds, fdCount, lo, memOf, startProxy, tmpDir, writeConfig } from './helpers.js';
+import { cpuSeconds, fdCount, lo, memOf, proxyWithSocket } from './helpers.js';
 
 const HOST = lo(65);
 const PAIRS = 3000; // drain+enable pairs per flood: ~4 events each, ~2.5 MB of event lines
@@ -68,23 +67,7 @@ function stuckWatcher(sock: string): net.Socket {
 }
 
 test('5 stuck watchers are dropped at the bound and cost the proxy nothing measurable; 100 attach/detach cycles leak no descriptor', { timeout: 120_000 }, async (t) => {
-  const be = await listen(namedEcho('A'), HOST);
-  t.after(() => be.close());
-  const dir = tmpDir('watch');
-  const port = await reservePort(HOST);
-  const file = writeConfig(
-    dir,
-    `{
-    listeners: [{ listen: "${HOST}:${port}", upstream: "u" }],
-    upstreams: { u: { servers: ["${HOST}:${be.port}"] } },
-    log: { access: null },
-    control: { socket: "tcplb.sock" },
-  }`,
-  );
-  const proxy = await startProxy(file);
-  t.after(() => proxy.kill());
-  const sock = path.join(dir, 'tcplb.sock');
-  const id = `u/${HOST}:${be.port}`;
+  const { proxy, port, sock, id } = await proxyWithSocket(t, HOST, 'watch');
   const fds0 = await waitForSteady(() => fdCount(proxy.pid), { what: 'descriptors at rest', quietMs: 300 });
 
   // Without watchers.

@@ -15,7 +15,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { TestContext } from 'node:test';
-import { findExecutable } from '../fixtures/real/common.js';
+import { findExecutable, pidAlive } from '../fixtures/real/common.js';
 
 /** Names start with this and the owner's pid: `tl4242-lb1`. */
 const PREFIX = 'tl';
@@ -70,15 +70,6 @@ function ip(...args: string[]): string {
   return execFileSync('ip', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /** Remove namespaces left by runs whose process is gone. */
 function sweepStale(): void {
   let list = '';
@@ -90,7 +81,7 @@ function sweepStale(): void {
   for (const line of list.split('\n')) {
     const name = line.split(' ')[0] ?? '';
     const m = new RegExp(`^${PREFIX}(\\d+)-`).exec(name);
-    if (m !== null && Number(m[1]) !== process.pid && !alive(Number(m[1]))) spawnSync('ip', ['netns', 'del', name]);
+    if (m !== null && Number(m[1]) !== process.pid && !pidAlive(Number(m[1]))) spawnSync('ip', ['netns', 'del', name]);
   }
 }
 

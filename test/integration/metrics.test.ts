@@ -54,6 +54,12 @@ test('metrics: listener and backend figures, states, refusals, probe histogram, 
   assert.equal(m.get('tcplb_listener_refused_total{listener="front",reason="denied"}'), 1);
   assert.equal(m.get('tcplb_listener_bytes_total{listener="front",direction="out"}'), 6);
   assert.equal(m.get('tcplb_listener_active_connections{listener="front"}'), 0);
+  assert.equal(m.get(`tcplb_instance_info{name="${app.runtime.config.instance}"}`), 1);
+  assert.equal(m.get('tcplb_ready'), 1, 'a backend of the one upstream answered');
+  app.actions.standby(true, 'ctl');
+  const m2 = parse(await (await fetch(`http://127.0.0.1:${mport}/metrics`)).text());
+  assert.equal(m2.get('tcplb_ready'), 0, 'standby: not ready');
+  app.actions.standby(false, 'ctl');
   assert.equal(m.get(`tcplb_backend_state{backend="${idA}",state="UP"}`), 1);
   assert.equal(m.get(`tcplb_backend_state{backend="${idD}",state="DOWN"}`), 1);
   assert.equal(m.get(`tcplb_backend_state{backend="${idD}",state="UP"}`), 0);

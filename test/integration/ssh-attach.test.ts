@@ -19,6 +19,7 @@ import { requireBinary, requireRoot } from '../fixtures/real/available.js';
 import { startSshd } from '../fixtures/real/sshd.js';
 import { BIN, runCli, startCli } from '../helpers/cli.js';
 import { greetingVia, listen, namedEcho, reservePort, waitFor } from '../helpers/net.js';
+import { Tmux } from '../helpers/tmux.js';
 
 test('ssh://: ctl and an attached console steer a headless tcplb through a real sshd; the actor is the ssh user and the bridge pid', async (t) => {
   if (!requireRoot(t) || !requireBinary('sshd', t)) return;
@@ -75,6 +76,22 @@ test('ssh://: ctl and an attached console steer a headless tcplb through a real 
   assert.equal(r.ok, true, r.message);
   await waitFor(() => stateOf() === 'UP', { what: 'UP streamed back through ssh', timeoutMs: 10_000 });
   await waitFor(() => src.snapshot().events.some((e) => e.backend === A && /enable.*by ctl \(user \w+, pid \d+\)/.test(e.text)), { what: 'the enable event with its actor', timeoutMs: 10_000 });
+
+  // The real command on a terminal: `tcplb-console attach ssh://…`, and a key acts through ssh.
+  if (requireBinary('tmux', t)) {
+    const tm = new Tmux(t, 'ssh');
+    const q = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
+    tm.session('s', `TCPLB_SSH=${q(env.TCPLB_SSH)} TCPLB_REMOTE_CONSOLE=${q(env.TCPLB_REMOTE_CONSOLE)} ${process.execPath} ${BIN} attach ${url}`, 100, 30);
+    await tm.waitScreen('s', new RegExp(`attached to pid ${proxy.child.pid} · started`), 'the attached header through ssh', 15_000);
+    await tm.waitScreen('s', new RegExp(`^[› ] 127\\.0\\.0\\.1:${a.port}\\s+UP`, 'm'), 'A up');
+    tm.keys('s', 'd');
+    await tm.waitScreen('s', new RegExp(`^[› ] 127\\.0\\.0\\.1:${a.port}\\s+DRAINING`, 'm'), 'd drains through ssh', 15_000);
+    await waitFor(() => stateOf() === 'DRAINING', { what: 'the drain seen by the other attached source', timeoutMs: 10_000 });
+    tm.keys('s', 'e');
+    await waitFor(() => stateOf() === 'UP', { what: 'enabled again', timeoutMs: 10_000 });
+    tm.keys('s', 'q');
+    await tm.waitScreen('s', new RegExp(`detached; tcplb \\(pid ${proxy.child.pid}\\) goes on serving[\\s\\S]*EXITED 0`), 'q detaches');
+  }
 
   // A key sshd does not know: ssh's own refusal, exit 1, nothing changed.
   const refused = await runCli(['ctl', '--socket', url, 'drain', A], { env: { ...env, TCPLB_SSH: sshd.wrongKeySsh.join(' ') }, timeoutMs: 20_000 });

@@ -1,5 +1,5 @@
 /**
- * `smtp`: greeting 2xx, `EHLO tcplb-check` answered 2xx (falling back to `HELO`
+ * `smtp`: greeting 2xx, `EHLO <instance>` answered 2xx (falling back to `HELO`
  * when EHLO gets a 5xx, RFC 5321 s3.2), then `QUIT`. Replies may be multi-line.
  */
 import { ProbeFailure } from '../../core/errors.js';
@@ -39,11 +39,12 @@ export const probe: Probe = (target, options, signal) =>
       return { status: 'L7_BAD_STATUS', detail: `expected 2xx greeting, got ${quote(greeting.text)}` };
     }
     let verb = 'EHLO';
-    session.write('EHLO tcplb-check\r\n');
+    const name = options.helo ?? 'tcplb-check';
+    session.write(`EHLO ${name}\r\n`);
     let reply = await readReply(session, 'EHLO reply');
     if (reply.code[0] === '5') {
       verb = 'HELO';
-      session.write('HELO tcplb-check\r\n');
+      session.write(`HELO ${name}\r\n`);
       reply = await readReply(session, 'HELO reply');
     }
     session.write('QUIT\r\n');

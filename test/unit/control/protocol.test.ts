@@ -12,6 +12,7 @@ test('parseRequest accepts every command', () => {
     });
   }
   assert.deepEqual(parseRequest('{"cmd":"health"}'), { ok: true, req: { cmd: 'health' } });
+  assert.deepEqual(parseRequest('{"cmd":"certs","id":2}'), { ok: true, req: { cmd: 'certs', id: 2 } });
   assert.deepEqual(parseRequest('{"cmd":"standby","on":true}'), { ok: true, req: { cmd: 'standby', on: true } });
   assert.deepEqual(parseRequest('{"cmd":"explain","client":" 203.0.113.7 ","listener":"imap"}'), { ok: true, req: { cmd: 'explain', client: '203.0.113.7', listener: 'imap' } });
   assert.deepEqual(parseRequest('{"cmd":"standby","on":"yes","id":3}'), { ok: false, error: '"standby" needs "on": true or false', id: 3 });

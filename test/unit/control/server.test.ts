@@ -266,3 +266,21 @@ test('close() drops connected clients', async () => {
   assert.equal(fs.existsSync(sock), false);
   fs.rmSync(dir, { recursive: true, force: true });
 });
+
+test('certs: the report as text (exit 0), --json as JSON, exit 1 when a renewal was refused; a tcplb without a report says so', () =>
+  withServer(async (sock, fake) => {
+    const none = await ctl(sock, 'certs');
+    assert.deepEqual([none.code, none.err], [1, 'this tcplb keeps no certificate report\n']);
+    const cert = { certFile: '/etc/c.pem', keyFile: '/etc/k.pem', names: ['mail.a.test'], subject: 'mail.a.test', issuer: 'R11', serial: '0A', fingerprint: 'AB', notAfter: Date.UTC(2030, 0, 1), daysLeft: 900, loadedAt: Date.UTC(2025, 0, 1), default: true };
+    let lastReload: { at: number; ok: boolean; error?: string } = { at: Date.UTC(2025, 0, 1), ok: true };
+    fake.certs = () => ({ time: Date.UTC(2027, 6, 1), listeners: [{ listener: 'imaps', listen: '0.0.0.0:993', certificates: [cert], lastReload }] });
+    const ok = await ctl(sock, 'certs');
+    assert.equal(ok.code, 0, ok.err);
+    assert.match(ok.out, /^imaps 0\.0\.0\.0:993 · last reload \S+ \S+ ok\n {2}mail\.a\.test \(default\)\n {4}issuer R11 · expires \S+ \S+ \(900 days left\) · serving since /);
+    const j = await ctl(sock, 'certs', '--json');
+    assert.equal(JSON.parse(j.out).listeners[0].certificates[0].issuer, 'R11');
+    lastReload = { at: Date.UTC(2027, 6, 1), ok: false, error: 'the key does not match' };
+    const bad = await ctl(sock, 'certs');
+    assert.equal(bad.code, 1);
+    assert.match(bad.out, /REFUSED: the key does not match \(the certificates below keep serving\)/);
+  }));

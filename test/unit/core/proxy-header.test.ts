@@ -261,3 +261,57 @@ test('v1 and v2 agree on what they report', () => {
     }
   }
 });
+
+// ---------------------------------------------------------------------------
+// TLS fields (proxy-protocol.txt 2.2: PP2_TYPE_ALPN 0x01, PP2_TYPE_AUTHORITY 0x02,
+// PP2_TYPE_SSL 0x20 = client(1) verify(4) sub-TLVs; PP2_SUBTYPE_SSL_VERSION 0x21,
+// PP2_SUBTYPE_SSL_CIPHER 0x23; PP2_CLIENT_SSL 0x01)
+
+/** The TLVs after a v2 TCP4 address block, as type -> value. */
+function tlvs(buf: Buffer, from: number, to: number): Map<number, Buffer> {
+  const out = new Map<number, Buffer>();
+  let i = from;
+  while (i < to) {
+    const type = buf[i]!;
+    const len = buf.readUInt16BE(i + 1);
+    assert.ok(i + 3 + len <= to, `TLV 0x${type.toString(16)} overruns the block`);
+    out.set(type, buf.subarray(i + 3, i + 3 + len));
+    i += 3 + len;
+  }
+  assert.equal(i, to, 'TLVs end exactly at the end of the block');
+  return out;
+}
+
+const TLS_E: Endpoints = { srcAddr: '192.0.2.7', srcPort: 51000, dstAddr: '198.51.100.1', dstPort: 993 };
+
+test('v2 with a TLS session: SSL (client flag SSL, verify 0, version and cipher sub-TLVs), AUTHORITY = SNI, ALPN imap', () => {
+  const h = buildProxyHeader('v2', TLS_E, { version: 'TLSv1.3', cipher: 'TLS_AES_256_GCM_SHA384', servername: 'mail.a.test', alpn: 'imap' });
+  assert.equal(h.readUInt16BE(14), h.length - 16, 'len covers addresses and TLVs');
+  const t = tlvs(h, 28, h.length);
+  assert.equal(t.get(0x01)?.toString(), 'imap');
+  assert.equal(t.get(0x02)?.toString(), 'mail.a.test');
+  const ssl = t.get(0x20)!;
+  assert.equal(ssl[0], 0x01, 'PP2_CLIENT_SSL');
+  assert.equal(ssl.readUInt32BE(1), 0, 'verify: 0');
+  const sub = tlvs(ssl, 5, ssl.length);
+  assert.equal(sub.get(0x21)?.toString(), 'TLSv1.3');
+  assert.equal(sub.get(0x23)?.toString(), 'TLS_AES_256_GCM_SHA384');
+  // The address block is unchanged by the TLVs.
+  assert.deepEqual(h.subarray(0, 28).subarray(16), buildProxyHeader('v2', TLS_E).subarray(16, 28));
+});
+
+test('v2 TLS fields: no SNI -> no AUTHORITY; ALPN only when negotiated and one Dovecot accepts (imap, pop3, submission)', () => {
+  const base = { version: 'TLSv1.2', cipher: 'ECDHE-ECDSA-AES128-GCM-SHA256', servername: '', alpn: '' };
+  const none = tlvs(buildProxyHeader('v2', TLS_E, base), 28, buildProxyHeader('v2', TLS_E, base).length);
+  assert.deepEqual([...none.keys()], [0x20]);
+  for (const alpn of ['h2', 'http/1.1', 'smtp']) {
+    const h = buildProxyHeader('v2', TLS_E, { ...base, alpn });
+    assert.equal(tlvs(h, 28, h.length).has(0x01), false, `${alpn} is not forwarded`);
+  }
+  for (const alpn of ['imap', 'pop3', 'submission']) {
+    const h = buildProxyHeader('v2', TLS_E, { ...base, alpn });
+    assert.equal(tlvs(h, 28, h.length).get(0x01)?.toString(), alpn);
+  }
+  // v1 cannot carry them: the same line as without TLS.
+  assert.deepEqual(buildProxyHeader('v1', TLS_E, base), buildProxyHeader('v1', TLS_E));
+});

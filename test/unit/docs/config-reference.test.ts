@@ -3,7 +3,8 @@
  * document nothing else as a key, so the reference cannot drift.
  *
  * Keys come from test/fixtures/configs/valid-full.json5 (load.test.ts
- * guarantees it uses every key), walked with the project's own JSON5 parser,
+ * guarantees it uses every key) and valid-tls.json5 (the `tls` sections,
+ * whose certificate files a fixture loaded from elsewhere would not find), walked with the project's own JSON5 parser,
  * and are cross-checked against the schema's exported specs.
  *
  * Reference convention in the page: a table whose header's first cell is
@@ -22,13 +23,14 @@ import { loadConfigText } from '../../../src/config/load.js';
 import { parseJson5 } from '../../../src/config/parse.js';
 import { keyName } from '../../../src/config/readers.js';
 import {
-  CHECK_SPEC, CONTROL_SPEC, HEALTH_SPEC, LISTENER_SPEC, LOG_SPEC, METRICS_SPEC, ROOT_SPEC, SERVER_SPEC, UPSTREAM_SPEC,
+  CERT_PAIR_SPEC, CHECK_SPEC, CONTROL_SPEC, HEALTH_SPEC, LISTENER_SPEC, LISTENER_TLS_SPEC, LOG_SPEC, METRICS_SPEC, ROOT_SPEC, SERVER_SPEC, UPSTREAM_SPEC, UPSTREAM_TLS_SPEC,
 } from '../../../src/config/schema.js';
 import { formatIssue } from '../../../src/core/config.js';
 
 /** The repository root: the compiled test runs from dist/test/unit/docs/. */
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../../..');
 const FIXTURE = join(ROOT, 'test/fixtures/configs/valid-full.json5');
+const TLS_FIXTURE = join(ROOT, 'test/fixtures/configs/valid-tls.json5');
 const DOC = join(ROOT, 'docs/configuration.md');
 
 function join2(prefix: string, key: string): string {
@@ -68,6 +70,9 @@ function schemaPaths(): Set<string> {
   add('upstreams.*', UPSTREAM_SPEC);
   add('upstreams.*.servers[]', SERVER_SPEC);
   add('upstreams.*.check', CHECK_SPEC);
+  add('listeners[].tls', LISTENER_TLS_SPEC);
+  add('listeners[].tls.certificates[]', CERT_PAIR_SPEC);
+  add('upstreams.*.tls', UPSTREAM_TLS_SPEC);
   add('log', LOG_SPEC);
   add('control', CONTROL_SPEC);
   add('metrics', METRICS_SPEC);
@@ -137,12 +142,15 @@ function docKeys(md: string): DocKeys {
 }
 
 const fixtureText = readFileSync(FIXTURE, 'utf8');
-const fixtureKeys = keyPaths(fixtureText);
+const tlsFixtureText = readFileSync(TLS_FIXTURE, 'utf8');
+const fixtureKeys = new Set([...keyPaths(fixtureText), ...keyPaths(tlsFixtureText)]);
 const doc = docKeys(readFileSync(DOC, 'utf8'));
 
-test('the fixture is valid and uses exactly the keys of the schema', () => {
+test('the fixtures are valid and use exactly the keys of the schema', () => {
   const r = loadConfigText(fixtureText, FIXTURE);
   assert.ok(r.ok, r.ok ? '' : r.issues.map(formatIssue).join('\n'));
+  const t = loadConfigText(tlsFixtureText, TLS_FIXTURE);
+  assert.ok(t.ok, t.ok ? '' : t.issues.map(formatIssue).join('\n'));
   const schema = schemaPaths();
   const notInFixture = [...schema].filter((k) => !fixtureKeys.has(k));
   const notInSchema = [...fixtureKeys].filter((k) => !schema.has(k));

@@ -72,3 +72,12 @@ test('smtp: an endless multi-line greeting is cut off at 100 lines', async (t) =
   assert.equal(r.status, 'L7_BAD_RESPONSE');
   assert.equal(r.detail, 'greeting longer than 100 lines');
 });
+
+test('smtp: the checker names itself by the instance name in EHLO, so a server checked by several balancers logs which one', async (t) => {
+  const server = await smtpServer();
+  t.after(() => server.close());
+  const r = await run(probe, server, { helo: 'lb2.example.net' });
+  assert.equal(r.status, 'L7_OK', r.detail);
+  await serverSawClose(server);
+  assert.deepEqual((await server.conn()).lines(), ['EHLO lb2.example.net', 'QUIT']);
+});

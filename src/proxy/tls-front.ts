@@ -1,0 +1,119 @@
+/**
+ * TLS terminated at the balancer for one listener (`listeners[].tls`,
+ * docs/tls.md): a SecureContext per certificate, the pick by SNI, the
+ * handshake with its timeout, and a rate-limited log of failed handshakes.
+ *
+ * Certificate choice: the client's SNI name is matched against each
+ * certificate's names (exact, then one-label wildcard), in config order; no
+ * SNI or a name no certificate covers gets the first certificate (many mail
+ * clients and MTAs send no SNI), unless `strictSni`, where the default
+ * context holds no certificate at all so OpenSSL fails the handshake.
+ *
+ * A reload that changes the certificates builds a new TlsFront; sessions
+ * already established keep the TLSSocket (and context) they were made with,
+ * new handshakes get the new one.
+ */
+import type net from 'node:net';
+import tls from 'node:tls';
+import type { ListenerTlsConfig } from '../core/config.js';
+import { nameCovers } from '../config/certificates.js';
+import type { TlsSession } from '../core/proxy-header.js';
+
+
+/** Why a handshake failed, in a few words that group alike failures for the log. */
+export function handshakeFailureKind(err: (Error & { code?: string }) | undefined, timedOut: boolean): string {
+  if (timedOut) return 'handshake timeout';
+  if (err === undefined) return 'client closed during the handshake';
+  const code = err.code ?? '';
+  if (code === 'ECONNRESET' || code === 'EPIPE') return 'client reset during the handshake';
+  if (/WRONG_VERSION_NUMBER|HTTP_REQUEST|UNKNOWN_PROTOCOL|PACKET_LENGTH_TOO_LONG|RECORD_LAYER_FAILURE|UNEXPECTED_RECORD|BAD_RECORD|RECORD_TOO|LENGTH_MISMATCH/.test(code)) return 'not a TLS ClientHello';
+  if (/VERSION_TOO_LOW|UNSUPPORTED_PROTOCOL|NO_PROTOCOLS_AVAILABLE/.test(code)) return 'TLS version refused (below minVersion)';
+  if (/NO_SHARED_CIPHER/.test(code)) return 'no shared cipher';
+  if (/NO_SUITABLE|NO_CERTIFICATE|CERTIFICATE_REQUIRED|MISSING_/.test(code)) return 'no certificate for the name (strictSni)';
+  if (/NO_APPLICATION_PROTOCOL/.test(code)) return 'no common ALPN protocol';
+  return code !== '' ? code : err.message;
+}
+
+export class TlsFront {
+  readonly cfg: ListenerTlsConfig;
+  readonly #certs: ReadonlyArray<{ readonly names: readonly string[]; readonly ctx: tls.SecureContext }>;
+  readonly #default: tls.SecureContext;
+  readonly #alpn: string[] | undefined;
+
+  constructor(cfg: ListenerTlsConfig) {
+    this.cfg = cfg;
+    const opts = { minVersion: cfg.minVersion } as const;
+    this.#certs = cfg.certificates.map((c) => ({ names: c.names, ctx: tls.createSecureContext({ ...opts, cert: c.cert, key: c.key }) }));
+    this.#default = cfg.strictSni ? tls.createSecureContext(opts) : this.#certs[0]!.ctx;
+    this.#alpn = cfg.alpn.length > 0 ? [...cfg.alpn] : undefined;
+  }
+
+  /** The context for an SNI name: an exact name first, then a wildcard; undefined = the default. */
+  contextFor(servername: string): tls.SecureContext | undefined {
+    const host = servername.toLowerCase();
+    for (const c of this.#certs) if (c.names.includes(host)) return c.ctx;
+    for (const c of this.#certs) if (c.names.some((n) => n.startsWith('*.') && nameCovers(n, host))) return c.ctx;
+    return undefined;
+  }
+
+  readonly #sni = (servername: string, cb: (err: Error | null, ctx?: tls.SecureContext) => void): void => {
+    cb(null, this.contextFor(servername) ?? this.#default);
+  };
+
+  /** Start the server side of a handshake on an accepted socket. */
+  wrap(raw: net.Socket): tls.TLSSocket {
+    return new tls.TLSSocket(raw, {
+      isServer: true,
+      secureContext: this.#default,
+      SNICallback: this.#sni,
+      ...(this.#alpn === undefined ? {} : { ALPNProtocols: this.#alpn }),
+    });
+  }
+
+  /** The facts of an established session. */
+  static facts(t: tls.TLSSocket): TlsSession {
+    const sn = (t as tls.TLSSocket & { servername?: string | false }).servername;
+    return {
+      version: t.getProtocol() ?? '',
+      cipher: t.getCipher()?.name ?? '',
+      servername: typeof sn === 'string' ? sn : '',
+      alpn: typeof t.alpnProtocol === 'string' ? t.alpnProtocol : '',
+    };
+  }
+}
+
+/**
+ * Failed handshakes, logged per kind at most once a second: the first of a
+ * kind at once, then one line with the count of the ones that followed
+ * within the second. A thousand aborted handshakes are two lines, not a
+ * thousand.
+ */
+export class HandshakeErrorLog {
+  readonly #pending = new Map<string, number>();
+  readonly #timers = new Map<string, NodeJS.Timeout>();
+  constructor(readonly log: (line: string) => void) {}
+
+  report(listener: string, kind: string, client: string): void {
+    const key = `${listener}\0${kind}`;
+    if (this.#timers.has(key)) {
+      this.#pending.set(key, (this.#pending.get(key) ?? 0) + 1);
+      return;
+    }
+    this.log(`listener ${listener}: TLS handshake failed: ${kind} (client ${client})`);
+    this.#arm(key, listener, kind);
+  }
+
+  /** One summary a second while failures of this kind keep coming; quiet once a second passes without one. */
+  #arm(key: string, listener: string, kind: string): void {
+    const t = setTimeout(() => {
+      const n = this.#pending.get(key) ?? 0;
+      this.#pending.delete(key);
+      this.#timers.delete(key);
+      if (n === 0) return;
+      this.log(`listener ${listener}: TLS handshake failed: ${kind}: ${n} more in the last second`);
+      this.#arm(key, listener, kind);
+    }, 1000);
+    t.unref();
+    this.#timers.set(key, t);
+  }
+}

@@ -1,0 +1,83 @@
+/**
+ * `tcplb-console health`: the one-shot check (exit code and line) and the
+ * ExaBGP process mode, against a real control server: announce when ready,
+ * withdraw as soon as standby is on (within an interval or two), announce
+ * again; a tcplb that goes away is withdrawn; the process ends when ExaBGP
+ * closes its stdin. Arguments are checked.
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { PassThrough } from 'node:stream';
+import { test } from 'node:test';
+import { parseCommand } from '../../../src/cli/args.js';
+import { exabgpAnnouncer, healthCheck } from '../../../src/cli/health.js';
+import { startControlServer } from '../../../src/control/server.js';
+import { waitFor } from '../../helpers/wait.js';
+import { capture, fakeActions, tmpDir } from '../control/fake-actions.js';
+
+test('health: exit 0 with the line when ready, 1 when not, 1 when nobody answers', async (t) => {
+  const dir = tmpDir();
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const sock = path.join(dir, 'c.sock');
+  const fake = fakeActions();
+  const srv = await startControlServer(sock, fake, () => {});
+  t.after(() => srv.close());
+  const out = capture();
+  assert.equal(await healthCheck(sock, out), 0);
+  assert.equal(out.text, 'ready: imap 1/1 usable\n');
+  fake.standbyOn = true;
+  const out2 = capture();
+  assert.equal(await healthCheck(sock, out2), 1);
+  assert.equal(out2.text, 'not ready: standby\n');
+  const out3 = capture();
+  assert.equal(await healthCheck(path.join(dir, 'none.sock'), out3), 1);
+  assert.match(out3.text, /^not ready: cannot reach tcplb at \S+none\.sock: ENOENT/);
+});
+
+test('health --exabgp: announce, withdraw on standby within two intervals, announce again, withdraw when tcplb goes; ends with stdin', async (t) => {
+  const dir = tmpDir();
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const sock = path.join(dir, 'c.sock');
+  const fake = fakeActions();
+  let srv = await startControlServer(sock, fake, () => {});
+  t.after(() => srv.close());
+  const out = capture();
+  const err = capture();
+  const stdin = new PassThrough();
+  const running = exabgpAnnouncer(sock, '10.96.100.1/32', 50, { out, err, stdin });
+  const lines = (): string[] => out.text.split('\n').filter((l) => l !== '');
+  await waitFor(() => lines().length, { until: (n) => n === 1, what: 'the first announce', timeoutMs: 2000 });
+  assert.deepEqual(lines(), ['announce route 10.96.100.1/32 next-hop self']);
+
+  const t0 = Date.now();
+  fake.standbyOn = true;
+  await waitFor(() => lines().length, { until: (n) => n === 2, what: 'the withdraw', timeoutMs: 2000 });
+  assert.ok(Date.now() - t0 < 500, `withdrawn ${Date.now() - t0} ms after standby (interval 50 ms)`);
+  assert.equal(lines()[1], 'withdraw route 10.96.100.1/32 next-hop self');
+  assert.match(err.text, /tcplb health: not ready: standby/);
+  fake.standbyOn = false;
+  await waitFor(() => lines().length, { until: (n) => n === 3, what: 'announced again', timeoutMs: 2000 });
+  // Nothing is repeated while the state holds.
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(lines().length, 3);
+
+  await srv.close();
+  await waitFor(() => lines().length, { until: (n) => n === 4, what: 'withdrawn when tcplb is gone', timeoutMs: 3000 });
+  assert.equal(lines()[3], 'withdraw route 10.96.100.1/32 next-hop self');
+  srv = await startControlServer(sock, fake, () => {});
+  await waitFor(() => lines().length, { until: (n) => n === 5, what: 'announced when tcplb is back', timeoutMs: 3000 });
+
+  stdin.end();
+  assert.equal(await running, 0);
+});
+
+test('health arguments: --exabgp needs a prefix, --interval a duration from 50ms, neither goes elsewhere', () => {
+  assert.deepEqual(parseCommand(['health', '--socket', '/s', '--exabgp', '10.96.100.1/32']), { kind: 'health', socket: '/s', config: 'config.json5', exabgp: { prefix: '10.96.100.1/32', intervalMs: 200 } });
+  assert.deepEqual(parseCommand(['health', '--exabgp', '2001:db8::1/128', '--interval', '1s']).kind, 'health');
+  assert.throws(() => parseCommand(['health', '--exabgp', 'lb.example.net']), /--exabgp needs the service prefix to announce, like 10\.96\.100\.1\/32/);
+  assert.throws(() => parseCommand(['health', '--exabgp', '10.0.0.1/33']), /--exabgp needs/);
+  assert.throws(() => parseCommand(['health', '--exabgp', '10.0.0.1/32', '--interval', '10ms']), /--interval must be a duration from 50ms to 60s/);
+  assert.throws(() => parseCommand(['health', '--interval', '1s']), /--interval goes with health --exabgp/);
+  assert.throws(() => parseCommand(['ctl', 'status', '--exabgp', '10.0.0.1/32']), /--exabgp and --interval go with health/);
+});

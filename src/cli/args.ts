@@ -20,7 +20,8 @@ export type Command =
   /** `targets`: positional TARGETs and --socket values; `fleet`: --fleet FILE. Both empty: the config's socket. */
   | { kind: 'attach'; targets: string[]; fleet: string | undefined; config: string }
   /** Readiness of one instance: `socket` (or the config's control socket). */
-  | { kind: 'health'; socket: string | undefined; config: string; exabgp?: { prefix: string; intervalMs: number } };
+  /** `follow`: stay running and report changes (`--exabgp PREFIX` or `--file PATH`), asking every `intervalMs`. */
+  | { kind: 'health'; socket: string | undefined; config: string; follow?: { to: { exabgp: string } | { file: string }; intervalMs: number } };
 
 export const USAGE = `Usage:
   tcplb-console [--config PATH] [--headless]   run the load balancer (console on a TTY;
@@ -33,6 +34,7 @@ export const USAGE = `Usage:
                                                1 not (one line says why)
   tcplb-console health --socket S --exabgp P   an ExaBGP process: announce/withdraw route P
                 [--interval 200ms]             as readiness changes (asked every interval)
+  tcplb-console health --socket S --file F     keepalived track_file: 0 while ready, 1 not
   tcplb-console --check [--config PATH]        validate a config and print a summary
   tcplb-console --demo                         start demo backends and the balancer on them
   tcplb-console import-nginx FILE              translate an nginx tcp{}/stream{} config
@@ -76,6 +78,7 @@ export function parseCommand(argv: readonly string[]): Command {
         socket: { type: 'string', multiple: true },
         fleet: { type: 'string' },
         exabgp: { type: 'string' },
+        file: { type: 'string' },
         interval: { type: 'string' },
         json: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
@@ -93,7 +96,7 @@ export function parseCommand(argv: readonly string[]): Command {
   const sockets = v.socket ?? [];
   if (v.fleet !== undefined && verb !== 'ctl' && verb !== 'attach') throw new UsageError('--fleet goes with ctl and attach');
   if (sockets.length > 1 && verb !== 'ctl' && verb !== 'attach' && verb !== 'health') throw new UsageError('several --socket go with ctl and attach only');
-  if ((v.exabgp !== undefined || v.interval !== undefined) && verb !== 'health') throw new UsageError('--exabgp and --interval go with health');
+  if ((v.exabgp !== undefined || v.file !== undefined || v.interval !== undefined) && verb !== 'health') throw new UsageError('--exabgp, --file and --interval go with health');
   if (v.json && verb !== 'ctl') throw new UsageError('--json goes with ctl watch or ctl certs');
   if (verb === 'import-nginx') {
     if (rest.length !== 1) throw new UsageError('import-nginx needs exactly one FILE');
@@ -107,15 +110,23 @@ export function parseCommand(argv: readonly string[]): Command {
   if (verb === 'health') {
     if (rest.length > 0) throw new UsageError(`health takes no arguments (got "${rest[0]}"); name the instance with --socket PATH or -c CONFIG`);
     if (sockets.length > 1) throw new UsageError('health asks one instance: one --socket');
-    if (v.exabgp === undefined) {
-      if (v.interval !== undefined) throw new UsageError('--interval goes with health --exabgp');
+    if (v.exabgp === undefined && v.file === undefined) {
+      if (v.interval !== undefined) throw new UsageError('--interval goes with health --exabgp or --file');
       return { kind: 'health', socket: sockets[0], config };
     }
-    const prefix = routePrefix(v.exabgp);
-    if (prefix === undefined) throw new UsageError(`--exabgp needs the service prefix to announce, like 10.96.100.1/32 (got "${v.exabgp}")`);
+    if (v.exabgp !== undefined && v.file !== undefined) throw new UsageError('health takes --exabgp or --file, not both');
+    let to: { exabgp: string } | { file: string };
+    if (v.exabgp !== undefined) {
+      const prefix = routePrefix(v.exabgp);
+      if (prefix === undefined) throw new UsageError(`--exabgp needs the service prefix to announce, like 10.96.100.1/32 (got "${v.exabgp}")`);
+      to = { exabgp: prefix };
+    } else {
+      if (v.file === '') throw new UsageError('--file needs a path (keepalived track_file)');
+      to = { file: v.file! };
+    }
     const intervalMs = v.interval === undefined ? 200 : parseDuration(v.interval);
     if (intervalMs === undefined || intervalMs < 50 || intervalMs > 60_000) throw new UsageError(`--interval must be a duration from 50ms to 60s, like 200ms (got "${v.interval}")`);
-    return { kind: 'health', socket: sockets[0], config, exabgp: { prefix, intervalMs } };
+    return { kind: 'health', socket: sockets[0], config, follow: { to, intervalMs } };
   }
   if (verb === 'attach') {
     if (v.headless || v.check || v.demo) throw new UsageError('attach cannot be combined with --headless, --check or --demo');

@@ -6,6 +6,7 @@
  * within HEALTH_TIMEOUT_MS): an instance nobody can ask is not one to send
  * clients to.
  */
+import fs from 'node:fs';
 import net from 'node:net';
 import { asTarget, ctlOnce, type Outcome } from '../control/client.js';
 
@@ -38,21 +39,53 @@ export function routePrefix(text: string): string | undefined {
   return fam !== 0 && len <= (fam === 4 ? 32 : 128) ? text : undefined;
 }
 
+/** Where a long-running `health` reports readiness changes. */
+export interface ReadinessSink {
+  /** Called once at start and then on every change. */
+  changed(ready: boolean, why: string): void;
+}
+
 /**
- * `tcplb-console health --socket S --exabgp PREFIX`: a process for ExaBGP's
- * API (`process … { run …; encoder text; }`). It asks the running tcplb every
- * `intervalMs` over its control socket — a connect and one line, no process
- * start per check — and prints `announce route PREFIX next-hop self` when
- * the instance becomes ready and `withdraw route …` when it stops being
- * ready (once at start too), with the reason on stderr, which ExaBGP logs.
- * A tcplb that cannot be asked is not ready. Ends when ExaBGP closes our
- * stdin (it stopped) or on SIGTERM/SIGINT; resolves with the exit code.
+ * `--exabgp PREFIX`: a process for ExaBGP's API (`process … { run …;
+ * encoder text; }`): `announce route PREFIX next-hop self` when the
+ * instance becomes ready, `withdraw route …` when it stops being ready.
  */
-export function exabgpAnnouncer(
+export function exabgpSink(prefix: string, out: { write(s: string): unknown }): ReadinessSink {
+  return { changed: (ready) => void out.write(`${ready ? 'announce' : 'withdraw'} route ${prefix} next-hop self\n`) };
+}
+
+/**
+ * `--file PATH`: keepalived's `track_file` (with `weight 0`: 0 is OK,
+ * anything else a fault): `0` while ready, `1` while not. Written in place
+ * (keepalived reads the file when it is modified); a write that fails is
+ * said on stderr and retried at the next change.
+ */
+export function fileSink(file: string, err: { write(s: string): unknown }): ReadinessSink {
+  return {
+    changed(ready) {
+      try {
+        fs.writeFileSync(file, ready ? '0\n' : '1\n');
+      } catch (e) {
+        err.write(`tcplb health: cannot write ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}\n`);
+      }
+    },
+  };
+}
+
+/**
+ * A long-running `tcplb-console health` (`--exabgp PREFIX`, `--file PATH`):
+ * asks the running tcplb every `intervalMs` over its control socket — a
+ * connect and one line, no process start per check — and tells `sink` when
+ * readiness changes (and once at start), with the reason on stderr. A tcplb
+ * that cannot be asked is not ready. Ends when stdin closes (ExaBGP stopped;
+ * give it /dev/null elsewhere: then only a signal ends it) or `stop` fires;
+ * resolves with the exit code.
+ */
+export function followReadiness(
   socket: string,
-  prefix: string,
   intervalMs: number,
-  io: { out: { write(s: string): unknown }; err: { write(s: string): unknown }; stdin: NodeJS.ReadableStream; stop?: AbortSignal } = { out: process.stdout, err: process.stderr, stdin: process.stdin },
+  sink: ReadinessSink,
+  io: { err: { write(s: string): unknown }; stdin?: NodeJS.ReadableStream; stop?: AbortSignal } = { err: process.stderr },
 ): Promise<number> {
   return new Promise<number>((resolve) => {
     let last: boolean | undefined;
@@ -69,16 +102,18 @@ export function exabgpAnnouncer(
       const r = await askHealth(socket);
       if (done) return;
       if (r.ready !== last) {
-        io.out.write(`${r.ready ? 'announce' : 'withdraw'} route ${prefix} next-hop self\n`);
+        sink.changed(r.ready, r.why);
         io.err.write(`tcplb health: ${r.why}\n`);
         last = r.ready;
       }
       timer = setTimeout(() => void tick(), Math.max(0, intervalMs - (Date.now() - t0)));
     };
-    // ExaBGP writes to our stdin and closes it when it stops: then we stop too, never an orphan.
-    io.stdin.on('end', finish);
-    io.stdin.on('close', finish);
-    io.stdin.resume();
+    if (io.stdin !== undefined) {
+      // ExaBGP writes to our stdin and closes it when it stops: then we stop too, never an orphan.
+      io.stdin.on('end', finish);
+      io.stdin.on('close', finish);
+      io.stdin.resume();
+    }
     io.stop?.addEventListener('abort', finish);
     void tick();
   });

@@ -314,11 +314,14 @@ async function main(cmd: Command): Promise<number> {
       // `health --socket PATH` takes the fast path in main.ts; this is `health -c CONFIG`.
       const socket = cmd.socket ?? (await socketOf(cmd.config));
       if (socket === undefined) return 1;
-      const { exabgpAnnouncer, healthCheck } = await import('./health.js');
-      if (cmd.exabgp !== undefined) {
+      const { exabgpSink, fileSink, followReadiness, healthCheck } = await import('./health.js');
+      if (cmd.follow !== undefined) {
         const stop = new AbortController();
         for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, () => stop.abort());
-        return exabgpAnnouncer(socket, cmd.exabgp.prefix, cmd.exabgp.intervalMs, { out: process.stdout, err: process.stderr, stdin: process.stdin, stop: stop.signal });
+        const to = cmd.follow.to;
+        // ExaBGP closes our stdin when it stops; a track_file writer runs as a service and ends by signal.
+        if ('exabgp' in to) return followReadiness(socket, cmd.follow.intervalMs, exabgpSink(to.exabgp, process.stdout), { err: process.stderr, stdin: process.stdin, stop: stop.signal });
+        return followReadiness(socket, cmd.follow.intervalMs, fileSink(to.file, process.stderr), { err: process.stderr, stop: stop.signal });
       }
       return healthCheck(socket);
     }

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { test } from 'node:test';
 import { parseCommand } from '../../../src/cli/args.js';
-import { exabgpAnnouncer, healthCheck } from '../../../src/cli/health.js';
+import { exabgpSink, fileSink, followReadiness, healthCheck } from '../../../src/cli/health.js';
 import { startControlServer } from '../../../src/control/server.js';
 import { waitFor } from '../../helpers/wait.js';
 import { capture, fakeActions, tmpDir } from '../control/fake-actions.js';
@@ -45,7 +45,7 @@ test('health --exabgp: announce, withdraw on standby within two intervals, annou
   const out = capture();
   const err = capture();
   const stdin = new PassThrough();
-  const running = exabgpAnnouncer(sock, '10.96.100.1/32', 50, { out, err, stdin });
+  const running = followReadiness(sock, 50, exabgpSink('10.96.100.1/32', out), { err, stdin });
   const lines = (): string[] => out.text.split('\n').filter((l) => l !== '');
   await waitFor(() => lines().length, { until: (n) => n === 1, what: 'the first announce', timeoutMs: 2000 });
   assert.deepEqual(lines(), ['announce route 10.96.100.1/32 next-hop self']);
@@ -73,11 +73,38 @@ test('health --exabgp: announce, withdraw on standby within two intervals, annou
 });
 
 test('health arguments: --exabgp needs a prefix, --interval a duration from 50ms, neither goes elsewhere', () => {
-  assert.deepEqual(parseCommand(['health', '--socket', '/s', '--exabgp', '10.96.100.1/32']), { kind: 'health', socket: '/s', config: 'config.json5', exabgp: { prefix: '10.96.100.1/32', intervalMs: 200 } });
+  assert.deepEqual(parseCommand(['health', '--socket', '/s', '--exabgp', '10.96.100.1/32']), { kind: 'health', socket: '/s', config: 'config.json5', follow: { to: { exabgp: '10.96.100.1/32' }, intervalMs: 200 } });
+  assert.deepEqual(parseCommand(['health', '--socket', '/s', '--file', '/run/tcplb/ready', '--interval', '100ms']), { kind: 'health', socket: '/s', config: 'config.json5', follow: { to: { file: '/run/tcplb/ready' }, intervalMs: 100 } });
+  assert.throws(() => parseCommand(['health', '--exabgp', '10.0.0.1/32', '--file', 'x']), /--exabgp or --file, not both/);
   assert.deepEqual(parseCommand(['health', '--exabgp', '2001:db8::1/128', '--interval', '1s']).kind, 'health');
   assert.throws(() => parseCommand(['health', '--exabgp', 'lb.example.net']), /--exabgp needs the service prefix to announce, like 10\.96\.100\.1\/32/);
   assert.throws(() => parseCommand(['health', '--exabgp', '10.0.0.1/33']), /--exabgp needs/);
   assert.throws(() => parseCommand(['health', '--exabgp', '10.0.0.1/32', '--interval', '10ms']), /--interval must be a duration from 50ms to 60s/);
-  assert.throws(() => parseCommand(['health', '--interval', '1s']), /--interval goes with health --exabgp/);
-  assert.throws(() => parseCommand(['ctl', 'status', '--exabgp', '10.0.0.1/32']), /--exabgp and --interval go with health/);
+  assert.throws(() => parseCommand(['health', '--interval', '1s']), /--interval goes with health --exabgp or --file/);
+  assert.throws(() => parseCommand(['ctl', 'status', '--exabgp', '10.0.0.1/32']), /--exabgp, --file and --interval go with health/);
+});
+
+test('health --file: keepalived\'s track_file gets 0 while ready and 1 while not, rewritten on every change', async (t) => {
+  const dir = tmpDir();
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const sock = path.join(dir, 'c.sock');
+  const fake = fakeActions();
+  const srv = await startControlServer(sock, fake, () => {});
+  t.after(() => srv.close());
+  const file = path.join(dir, 'ready');
+  const stop = new AbortController();
+  const err = capture();
+  const running = followReadiness(sock, 50, fileSink(file, err), { err, stop: stop.signal });
+  const content = (): string => (fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '');
+  await waitFor(content, { until: (c) => c === '0\n', what: 'ready written', timeoutMs: 2000 });
+  fake.standbyOn = true;
+  await waitFor(content, { until: (c) => c === '1\n', what: 'not ready written', timeoutMs: 2000 });
+  fake.standbyOn = false;
+  await waitFor(content, { until: (c) => c === '0\n', what: 'ready again', timeoutMs: 2000 });
+  stop.abort();
+  assert.equal(await running, 0);
+  // An unwritable path is said, not thrown.
+  const bad = capture();
+  fileSink(path.join(dir, 'no/such/dir/ready'), bad).changed(true, 'ready');
+  assert.match(bad.text, /cannot write \S+ready: ENOENT/);
 });

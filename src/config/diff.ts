@@ -29,7 +29,7 @@ function fields<T extends object>(a: T, b: T, keys: readonly (keyof T)[]): strin
 }
 
 const LISTENER_KEYS: readonly (keyof ListenerConfig)[] = [
-  'listenText', 'upstream', 'connectTimeoutMs', 'idleTimeoutMs', 'proxyProtocol', 'maxConnections', 'maxConnectionsPerClient', 'allow', 'deny',
+  'listenText', 'upstream', 'connectTimeoutMs', 'idleTimeoutMs', 'proxyProtocol', 'maxConnections', 'maxConnectionsPerClient', 'allow', 'deny', 'acceptProxyProtocol',
   'starttls', 'requireTls',
 ];
 const SERVER_KEYS: readonly (keyof ServerConfig)[] = ['weight', 'maxFails', 'failTimeoutMs', 'backup', 'down', 'maxConns'];

@@ -251,6 +251,25 @@ function upstreamTls(node: ValueNode, path: string, ctx: Ctx): UpstreamTlsConfig
 }
 
 /** `listeners[]` entries. Defaults: see each line. */
+/** A non-empty CIDR list: a trust list that names nobody is a mistake, not "trust no one". */
+const trustedCidrs: Reader<string[]> = (node, path, ctx) => {
+  const items = cidrList(node, path, ctx);
+  if (items !== undefined && node.type === 'Array' && node.elements.length === 0) {
+    return void ctx.error(posOf(node), path, 'must list the front tier\'s addresses, like ["10.0.0.0/8"]');
+  }
+  return items;
+};
+
+/**
+ * `listeners[].acceptProxyProtocol`: this listener sits behind a front tier
+ * (another balancer) that sends a PROXY v1/v2 header; only connections from
+ * `from` are accepted, and each must start with a header within `timeout`.
+ */
+export const ACCEPT_PROXY_SPEC = {
+  from: req(trustedCidrs),
+  timeout: opt(duration(1, MINUTE), 5 * SECOND),
+};
+
 export const LISTENER_SPEC = {
   /** Defaults to the upstream name when no other listener uses that name (see validate.ts). */
   name: maybe(name),
@@ -263,6 +282,8 @@ export const LISTENER_SPEC = {
   maxConnectionsPerClient: opt(int(0, MAX_COUNT), 0),
   allow: opt(cidrList, []),
   deny: opt(cidrList, []),
+  /** Absent = clients connect directly (no PROXY header is read). */
+  acceptProxyProtocol: maybe(section(ACCEPT_PROXY_SPEC)),
   /** Absent = no TLS at the balancer. */
   tls: maybe(section(LISTENER_TLS_SPEC)),
   /** STARTTLS answered by the balancer with `tls.certificates` (rules in validate.ts). */

@@ -168,6 +168,10 @@ export function crossCheck(root: RootObj, ctx: Ctx, resolved: Resolved = new Map
     if (up?.obj.values.tls !== undefined && l.values.starttls === undefined && l.values.proxyProtocol !== undefined && l.values.proxyProtocol !== false && l.at.proxyProtocol !== undefined) {
       ctx.error(l.at.proxyProtocol, childPath(l.path, 'proxyProtocol'), `not supported with upstream ${quote(up.name)}, which has "tls" (tcplb does not yet send a PROXY header ahead of its own TLS handshake)`);
     }
+    // The header from the front tier would have to be read before our own TLS handshake: not done yet.
+    if (l.values.acceptProxyProtocol !== undefined && l.values.tls !== undefined && l.at.acceptProxyProtocol !== undefined) {
+      ctx.error(l.at.acceptProxyProtocol, childPath(l.path, 'acceptProxyProtocol'), 'not supported together with "tls" yet (the front tier\'s header comes before the TLS handshake); terminate TLS at the front tier, or relay it and terminate it on the backends');
+    }
   }
   checkStarttls(items.map((i) => i.value), upstreams, ctx);
   checkAddresses(listenEndpoints(root), resolved, ctx);
@@ -263,6 +267,7 @@ export function build(root: RootObj, names: ReadonlyMap<number, string>, file: s
       }),
       ...(upTls === undefined ? {} : { upstreamTls: upTls }),
       ...(l.starttls === undefined ? {} : { starttls: l.starttls, requireTls: l.requireTls }),
+      ...(l.acceptProxyProtocol === undefined ? {} : { acceptProxyProtocol: { from: [...l.acceptProxyProtocol.from], timeoutMs: l.acceptProxyProtocol.timeout } }),
     };
   });
   const metrics = v.metrics?.listen;

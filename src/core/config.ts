@@ -28,6 +28,12 @@ export interface ListenerConfig {
   /** CIDR strings as written (`10.0.0.0/8`, `::1/128`, single addresses allowed). */
   readonly allow: readonly string[];
   readonly deny: readonly string[];
+  /**
+   * Behind a front tier that sends PROXY headers: only `from` may connect, and
+   * each connection's header (within `timeoutMs`) names the client used for
+   * ip_hash, allow/deny, limits, logs and the header sent on. Absent = direct clients.
+   */
+  readonly acceptProxyProtocol?: { readonly from: readonly string[]; readonly timeoutMs: number };
   /** TLS terminated at the balancer (docs/tls.md); absent = bytes are relayed as they come. */
   readonly tls?: ListenerTlsConfig;
   /**

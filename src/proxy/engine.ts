@@ -14,6 +14,8 @@ import { dec, inc, Router } from './router.js';
 import { Session, type SessionHost, type UpstreamTls } from './session.js';
 import { HandshakeErrorLog, handshakeFailureKind, TlsFront } from './tls-front.js';
 import type { NegotiationEnd, StarttlsSetup } from './starttls/driver.js';
+import { compileAcl } from './acl.js';
+import { clientOf, proxiedClients, ProxyHeaderReader, type ProxyInfo } from './proxy-in.js';
 import type { BoundAddress, Engine, EngineSink, ListenerResult, PreparedListeners, RouteBackend, RoutingTable, SessionInfo, SessionRecord } from '../core/dataplane.js';
 
 /** The backend leg's TLS for a STARTTLS listener whose upstream has no `tls`: verified against the system CAs. */
@@ -96,7 +98,9 @@ class Listener implements SessionHost {
   preamble(client: net.Socket): Buffer | undefined {
     // Only a listener that sends PROXY headers needs its own address (a getsockname per connection).
     if (this.admission.cfg.proxyProtocol === false) return undefined;
-    const e = {
+    // Behind a front tier, the client and the address it reached are the ones its header named.
+    const p = clientOf(client);
+    const e = p ?? {
       srcAddr: client.remoteAddress ?? '',
       srcPort: client.remotePort ?? 0,
       dstAddr: client.localAddress ?? '',
@@ -164,11 +168,68 @@ class Listener implements SessionHost {
   }
 
   #accept(sock: net.Socket): void {
+    const app = this.cfg.acceptProxyProtocol;
+    if (app === undefined) return this.#start(sock);
+    // Behind a front tier: only its addresses may connect, and what they send first is the PROXY header.
+    if (!this.#trusted(sock.remoteAddress ?? '')) return this.#start(sock, 'denied');
+    this.#readProxyHeader(sock, app.timeoutMs);
+  }
+
+  #trusted(ip: string): boolean {
+    const from = this.cfg.acceptProxyProtocol?.from ?? [];
+    if (this.#trust?.from !== from) this.#trust = { from, check: compileAcl(from, []) };
+    return this.#trust.check(ip);
+  }
+  #trust: { from: readonly string[]; check: (ip: string) => boolean } | undefined;
+
+  /**
+   * Read the front tier's PROXY header, then start the session as the client
+   * it names (the bytes after it are the client's, put back for the relay).
+   * A malformed header, or none within the timeout, refuses the connection
+   * (`denied`) and is logged per kind per second, never per connection.
+   */
+  #readProxyHeader(sock: net.Socket, timeoutMs: number): void {
+    const reader = new ProxyHeaderReader();
+    let settled = false;
+    const settle = (why: string | undefined, info?: ProxyInfo, rest?: Buffer): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      sock.off('data', onData);
+      sock.off('end', onEnd);
+      sock.off('error', onError);
+      sock.pause();
+      if (why !== undefined) {
+        this.#engine.proxyErrors.report(this.cfg.name, why, sock.remoteAddress ?? '?');
+        if (sock.destroyed) return;
+        return this.#start(sock, 'denied');
+      }
+      if (rest !== undefined && rest.length > 0) sock.unshift(rest);
+      if (info?.kind === 'proxied') proxiedClients.set(sock, info);
+      this.#start(sock);
+    };
+    const onData = (chunk: Buffer): void => {
+      const r = reader.push(chunk);
+      if (r.state === 'error') settle(r.error);
+      else if (r.state === 'done') settle(undefined, r.info, r.rest);
+    };
+    const onEnd = (): void => settle('the front tier closed before a complete header');
+    const onError = (): void => settle('connection error before a complete header');
+    const timer = setTimeout(() => settle(`no complete header within ${timeoutMs} ms`), timeoutMs);
+    sock.on('data', onData);
+    sock.once('end', onEnd);
+    sock.once('error', onError);
+    sock.resume();
+  }
+
+  /** Start serving `sock` (after its PROXY header, if any); `refuse`: close it at once with that reason, counted and logged like any refusal. */
+  #start(sock: net.Socket, refuse?: EndReason): void {
     // A STARTTLS listener's client speaks plain text first: no handshake at accept.
     const front = this.cfg.starttls === undefined ? this.#front : undefined;
-    const client = front === undefined ? sock : front.wrap(sock);
+    const client = front === undefined || refuse !== undefined ? sock : front.wrap(sock);
     const s = new Session(this, client);
-    const refused = this.admission.admit(s.clientIp);
+    const admitted = this.admission.admit(s.clientIp);
+    const refused = refuse ?? admitted;
     this.#engine.onAccepted(s, this.cfg.idleTimeoutMs);
     if (refused !== undefined) return s.reject(refused);
     if (front === undefined) return s.begin();
@@ -242,12 +303,15 @@ export class JsEngine implements Engine {
   readonly tlsErrors: HandshakeErrorLog;
   /** STARTTLS sessions ended by a protocol problem (a line too long), a line per kind per second. */
   readonly starttlsErrors: HandshakeErrorLog;
+  /** Refused PROXY headers of listeners behind a front tier, logged per kind per second. */
+  readonly proxyErrors: HandshakeErrorLog;
 
   constructor(sink: EngineSink, opts: JsEngineOptions = {}) {
     this.sink = sink;
     this.#log = opts.log ?? (() => {});
     this.tlsErrors = new HandshakeErrorLog((l) => this.#log(l));
-    this.starttlsErrors = new HandshakeErrorLog((l) => this.#log(l), '');
+    this.starttlsErrors = new HandshakeErrorLog((l) => this.#log(l), 'STARTTLS');
+    this.proxyErrors = new HandshakeErrorLog((l) => this.#log(l), 'PROXY header refused');
     this.#onSession = opts.onSession;
     this.#onSessionEnd = opts.onSessionEnd;
   }

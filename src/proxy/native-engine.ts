@@ -183,8 +183,8 @@ export class NativeEngine implements Engine {
    * address in one reload (both would hold the port for a moment).
    */
   async prepareListeners(listeners: readonly ListenerConfig[]): Promise<PreparedListeners> {
-    // TLS on either side (client or backend) runs in the JS path.
-    const inJs = (l: ListenerConfig): boolean => l.tls !== undefined || l.upstreamTls !== undefined;
+    // TLS on either side (client or backend), and reading a front tier's PROXY header, run in the JS path.
+    const inJs = (l: ListenerConfig): boolean => l.tls !== undefined || l.upstreamTls !== undefined || l.acceptProxyProtocol !== undefined;
     const plain = listeners.filter((l) => !inJs(l));
     const secure = listeners.filter(inJs);
     const key = (c: ListenerConfig): string => `${c.listen.host}|${c.listen.port}`;
@@ -194,7 +194,7 @@ export class NativeEngine implements Engine {
     if (moved.length > 0) {
       return {
         ok: false,
-        results: moved.map((c) => ({ name: c.name, ok: false, error: `listener "${c.name}": turning TLS ${inJs(c) ? 'on' : 'off'} at the same address (${c.listenText}) needs a restart with the native engine, or another address for one reload` })),
+        results: moved.map((c) => ({ name: c.name, ok: false, error: `listener "${c.name}": turning TLS or acceptProxyProtocol ${inJs(c) ? 'on' : 'off'} at the same address (${c.listenText}) needs a restart with the native engine, or another address for one reload` })),
         commit() {},
         abort() {},
       };

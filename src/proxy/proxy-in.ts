@@ -110,3 +110,15 @@ function readV2(buf: Buffer): ReadResult {
   if (fam !== 1 && fam !== 2) return { state: 'error', error: `v2 header: address family ${fam}` };
   return { state: 'done', info: { version: 2, kind: 'proxied', srcAddr: ip(a.sourceAddress.address), srcPort: a.sourcePort, dstAddr: ip(a.destinationAddress.address), dstPort: a.destinationPort }, rest };
 }
+
+/**
+ * Client sockets whose front tier's header named the client: the session
+ * takes its client address from here (ip_hash, allow/deny, limits, logs)
+ * and the PROXY header sent on names it. Weak: gone with the socket.
+ */
+export const proxiedClients = new WeakMap<object, Extract<ProxyInfo, { kind: 'proxied' }>>();
+
+/** The client a front tier named for `sock`, if any. */
+export function clientOf(sock: object): Extract<ProxyInfo, { kind: 'proxied' }> | undefined {
+  return proxiedClients.get(sock);
+}

@@ -7,6 +7,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import { LOCAL_ERRORS } from '../core/local-errors.js';
+import { clientOf } from './proxy-in.js';
 import type { BackendId, EndReason } from '../core/types.js';
 import { tlsSides, type RouteBackend, type SessionRecord, type TlsSides } from '../core/dataplane.js';
 import { Negotiation, type NegotiationEnd, type StarttlsSetup } from './starttls/driver.js';
@@ -93,8 +94,10 @@ export class Session {
     this.acceptedOn = host.listenerName;
     this.#client = client;
     (client as Tagged)[SESSION] = this;
-    this.clientIp = client.remoteAddress ?? '';
-    this.clientPort = client.remotePort ?? 0;
+    // Behind a front tier (acceptProxyProtocol) the client is the one its header named.
+    const named = clientOf(client);
+    this.clientIp = named?.srcAddr ?? client.remoteAddress ?? '';
+    this.clientPort = named?.srcPort ?? client.remotePort ?? 0;
     this.#tlsClient = client instanceof tls.TLSSocket;
     client.setNoDelay(true);
     client.on('error', Session.#onClientError);

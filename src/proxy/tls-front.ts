@@ -91,8 +91,8 @@ export class TlsFront {
 export class HandshakeErrorLog {
   readonly #pending = new Map<string, number>();
   readonly #timers = new Map<string, NodeJS.Timeout>();
-  /** `what` heads each line ('' = the kind says it all). */
-  constructor(readonly log: (line: string) => void, readonly what = 'TLS handshake failed: ') {}
+  /** `what` names the failure in the log (`TLS handshake failed`, `PROXY header refused`). */
+  constructor(readonly log: (line: string) => void, readonly what = 'TLS handshake failed') {}
 
   report(listener: string, kind: string, client: string): void {
     const key = `${listener}\0${kind}`;
@@ -100,7 +100,7 @@ export class HandshakeErrorLog {
       this.#pending.set(key, (this.#pending.get(key) ?? 0) + 1);
       return;
     }
-    this.log(`listener ${listener}: ${this.what}${kind} (client ${client})`);
+    this.log(`listener ${listener}: ${this.what}: ${kind} (client ${client})`);
     this.#arm(key, listener, kind);
   }
 
@@ -111,7 +111,7 @@ export class HandshakeErrorLog {
       this.#pending.delete(key);
       this.#timers.delete(key);
       if (n === 0) return;
-      this.log(`listener ${listener}: ${this.what}${kind}: ${n} more in the last second`);
+      this.log(`listener ${listener}: ${this.what}: ${kind}: ${n} more in the last second`);
       this.#arm(key, listener, kind);
     }, 1000);
     t.unref();

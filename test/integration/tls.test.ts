@@ -253,7 +253,7 @@ test('turning TLS on for a running listener by reload: the js engine swaps it in
   const r = await app.apply(next.config, 'ctl');
   if (app.engineChoice.kind === 'native') {
     assert.equal(r.ok, false);
-    assert.match(r.message, /listener "imaps": turning TLS on at the same address \(127\.0\.0\.1:\d+\) needs a restart with the native engine/);
+  assert.match(r.message, /listener "imaps": turning TLS (or acceptProxyProtocol )?on at the same address \(127\.0\.0\.1:\d+\) needs a restart with the native engine/);
     const c = await connect(port);
     assert.equal(await readLine(c), 'backend', 'still served in plain');
     c.destroy();

@@ -176,7 +176,7 @@ export class Negotiation {
           return this.#passthrough(a.toBackend, a.toClient);
         case 'tooLong': {
           const detail = `${a.side} line over ${this.machine.maxLine} bytes before TLS`;
-          this.#onClosed = () => ({ reason: 'error', detail, log: `STARTTLS: ${detail}, session closed` });
+          this.#onClosed = () => ({ reason: 'error', detail, log: `${detail}, session closed` });
           this.abort();
           return;
         }

@@ -6,10 +6,18 @@
  * (or after SECONDS) it prints one JSON line of results and exits:
  *
  *   { ok, failed, firstFail, lastFail, maxGapMs, names: {A: n, …},
- *     held: { opened, broken } }
+ *     held: { opened, broken }, why: {ECONNRESET: n, timeout: n, …}, start }
+ *
+ * `firstFail` and `lastFail` are when the failed attempts began, in ms from
+ * `start` (this process's clock at start, ms since the epoch).
+ * `why` counts the failed new connections by cause: an error code, `timeout`
+ * (no greeting within 2 s) or `closed` (closed before the greeting).
  *
  * `maxGapMs` is the longest time between two successful new connections:
  * the failover gap a user would see. `node prober.js HOST:PORT EVERY SECONDS [HOLD]`.
+ * On stderr it says `first ok` after its first good connection and `held open`
+ * once all HOLD connections are up, so a test acts only on a running prober
+ * (a failover before its first success would not show in `maxGapMs`).
  */
 import net from 'node:net';
 
@@ -30,20 +38,22 @@ let maxGapMs = 0;
 const start = Date.now();
 const names: Record<string, number> = {};
 const held = { opened: 0, broken: 0 };
+const why: Record<string, number> = {};
 
 function once(): void {
   const t0 = Date.now();
   const s = net.connect({ host, port });
   let buf = '';
-  const fail = (): void => {
+  const fail = (cause: string): void => {
     if (s.destroyed && buf === 'done') return;
     buf = 'done';
+    why[cause] = (why[cause] ?? 0) + 1;
     s.destroy();
     failed++;
     firstFail ??= t0 - start;
     lastFail = t0 - start;
   };
-  const timer = setTimeout(fail, 2000);
+  const timer = setTimeout(() => fail('timeout'), 2000);
   s.on('data', (d) => {
     if (buf === 'done') return;
     buf += d.toString();
@@ -54,18 +64,19 @@ function once(): void {
     clearTimeout(timer);
     s.destroy();
     ok++;
+    if (ok === 1) process.stderr.write('first ok\n');
     names[name] = (names[name] ?? 0) + 1;
     const now = Date.now();
     if (lastOk !== 0) maxGapMs = Math.max(maxGapMs, now - lastOk);
     lastOk = now;
   });
-  s.on('error', () => {
+  s.on('error', (e: NodeJS.ErrnoException) => {
     clearTimeout(timer);
-    fail();
+    fail(e.code ?? 'error');
   });
   s.on('close', () => {
     clearTimeout(timer);
-    if (buf !== 'done') fail();
+    if (buf !== 'done') fail('closed');
   });
 }
 
@@ -77,6 +88,7 @@ function holdOne(): void {
     if (!alive) {
       alive = true;
       held.opened++;
+      if (held.opened === hold) process.stderr.write('held open\n');
       timer = setInterval(() => s.write('ping\n'), 100);
     }
   });
@@ -93,7 +105,7 @@ for (let k = 0; k < hold; k++) holdOne();
 const tick = setInterval(once, every);
 const finish = (): void => {
   clearInterval(tick);
-  process.stdout.write(`${JSON.stringify({ ok, failed, firstFail, lastFail, maxGapMs, names, held })}\n`);
+  process.stdout.write(`${JSON.stringify({ ok, failed, firstFail, lastFail, maxGapMs, names, held, why, start })}\n`);
   process.exit(0);
 };
 process.on('SIGTERM', finish);

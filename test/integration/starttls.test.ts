@@ -334,6 +334,10 @@ test('workers: 2: STARTTLS runs in the worker processes; the primary lists the s
   const backend = await startFakeStarttls({ protocol: 'imap', cert: fs.readFileSync(bleaf.cert, 'utf8'), key: fs.readFileSync(bleaf.key, 'utf8') });
   t.after(() => backend.close());
   const port = await reservePort('127.0.0.1');
+  // `workers` is a setting of the JavaScript engine: run it in every pass, the native one's too.
+  const forced = process.env.TCPLB_ENGINE;
+  process.env.TCPLB_ENGINE = 'js';
+  t.after(() => (forced === undefined ? delete process.env.TCPLB_ENGINE : (process.env.TCPLB_ENGINE = forced)));
   const app = await startTestApp(`{
     workers: 2, engine: "js",
     listeners: [{ name: "mail", listen: "127.0.0.1:${port}", upstream: "mail", starttls: "imap",

@@ -9,20 +9,26 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import { parseCommand } from '../../../src/cli/args.js';
 import { exabgpSink, fileSink, followReadiness, healthCheck } from '../../../src/cli/health.js';
 import { startControlServer } from '../../../src/control/server.js';
 import { waitFor } from '../../helpers/wait.js';
 import { capture, fakeActions, tmpDir } from '../control/fake-actions.js';
 
-test('health: exit 0 with the line when ready, 1 when not, 1 when nobody answers', async (t) => {
+/** A control server over fake actions in a fresh folder, closed and removed after `t`. */
+async function serve(t: TestContext): Promise<{ dir: string; sock: string; fake: ReturnType<typeof fakeActions>; srv: Awaited<ReturnType<typeof startControlServer>> }> {
   const dir = tmpDir();
   t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
   const sock = path.join(dir, 'c.sock');
   const fake = fakeActions();
   const srv = await startControlServer(sock, fake, () => {});
   t.after(() => srv.close());
+  return { dir, sock, fake, srv };
+}
+
+test('health: exit 0 with the line when ready, 1 when not, 1 when nobody answers', async (t) => {
+  const { dir, sock, fake } = await serve(t);
   const out = capture();
   assert.equal(await healthCheck(sock, out), 0);
   assert.equal(out.text, 'ready: imap 1/1 usable\n');
@@ -36,12 +42,9 @@ test('health: exit 0 with the line when ready, 1 when not, 1 when nobody answers
 });
 
 test('health --exabgp: announce, withdraw on standby within two intervals, announce again, withdraw when tcplb goes; ends with stdin', async (t) => {
-  const dir = tmpDir();
-  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
-  const sock = path.join(dir, 'c.sock');
-  const fake = fakeActions();
-  let srv = await startControlServer(sock, fake, () => {});
-  t.after(() => srv.close());
+  const first = await serve(t);
+  const { sock, fake } = first;
+  let srv = first.srv;
   const out = capture();
   const err = capture();
   const stdin = new PassThrough();
@@ -66,6 +69,8 @@ test('health --exabgp: announce, withdraw on standby within two intervals, annou
   await waitFor(() => lines().length, { until: (n) => n === 4, what: 'withdrawn when tcplb is gone', timeoutMs: 3000 });
   assert.equal(lines()[3], 'withdraw route 10.96.100.1/32 next-hop self');
   srv = await startControlServer(sock, fake, () => {});
+  const again = srv;
+  t.after(() => again.close());
   await waitFor(() => lines().length, { until: (n) => n === 5, what: 'announced when tcplb is back', timeoutMs: 3000 });
 
   stdin.end();
@@ -85,12 +90,7 @@ test('health arguments: --exabgp needs a prefix, --interval a duration from 50ms
 });
 
 test('health --file: keepalived\'s track_file gets 0 while ready and 1 while not, rewritten on every change', async (t) => {
-  const dir = tmpDir();
-  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
-  const sock = path.join(dir, 'c.sock');
-  const fake = fakeActions();
-  const srv = await startControlServer(sock, fake, () => {});
-  t.after(() => srv.close());
+  const { dir, sock, fake } = await serve(t);
   const file = path.join(dir, 'ready');
   const stop = new AbortController();
   const err = capture();

@@ -9,6 +9,7 @@ import { loadConfigText } from '../../../src/config/load.js';
 import { summarize } from '../../../src/config/summary.js';
 import { formatIssue, type LoadResult } from '../../../src/core/config.js';
 import { makePki } from '../../fixtures/pki.js';
+import { onlyIssue } from '../../helpers/config.js';
 
 const pki = makePki();
 pki.leaf('good', ['mail.a.test']);
@@ -25,14 +26,7 @@ function load(listener: string, upstream = '', more = ''): LoadResult {
   ].join('\n'), FILE);
 }
 
-function only(r: LoadResult, line: number, column: number, text: RegExp): void {
-  assert.equal(r.ok, false, 'expected the config to be rejected');
-  if (r.ok) return;
-  assert.equal(r.issues.length, 1, r.issues.map(formatIssue).join('\n'));
-  const i = r.issues[0]!;
-  assert.equal(`${i.line}:${i.column}`, `${line}:${column}`, formatIssue(i));
-  assert.match(i.message, text);
-}
+const only = onlyIssue;
 
 test('starttls with tls.certificates loads; requireTls defaults to false; the upstream tls is kept for the upgrade', () => {
   const r = load(`starttls: "imap", ${CERTS}`, ', tls: { servername: "imap.internal" }');

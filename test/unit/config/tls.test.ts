@@ -12,6 +12,7 @@ import { nameCovers } from '../../../src/config/certificates.js';
 import { loadConfigText } from '../../../src/config/load.js';
 import { formatIssue, type LoadResult } from '../../../src/core/config.js';
 import { makePki } from '../../fixtures/pki.js';
+import { onlyIssue } from '../../helpers/config.js';
 
 const pki = makePki();
 const good = pki.leaf('good', ['mail.a.test', '*.a.test']);
@@ -31,14 +32,7 @@ function load(tlsLine: string, upstreamTls = ''): LoadResult {
   ].join('\n'), FILE);
 }
 
-function only(r: LoadResult, line: number, column: number, text: RegExp): void {
-  assert.equal(r.ok, false, 'expected the config to be rejected');
-  if (r.ok) return;
-  assert.equal(r.issues.length, 1, r.issues.map(formatIssue).join('\n'));
-  const i = r.issues[0]!;
-  assert.equal(`${i.line}:${i.column}`, `${line}:${column}`, formatIssue(i));
-  assert.match(i.message, text);
-}
+const only = onlyIssue;
 
 test('a tls listener loads with its defaults; relative paths resolve against the config folder; names come from the SANs', () => {
   const r = load('{ certificates: [{ cert: "good.pem", key: "good.key" }, { cert: "other.pem", key: "other.key" }] }');

@@ -5,6 +5,7 @@
  * here the document is assembled (listener names, port clashes, header) and
  * written as JSON5, then checked with the project's own loader.
  */
+import type { ListenerConfig } from '../core/config.js';
 import { canonicalHost, parseAddress } from '../config/address.js';
 import { loadConfigText } from '../config/load.js';
 import { formatIssue } from '../core/config.js';
@@ -222,6 +223,28 @@ function headerLines(file: string, doc: Doc, includes: readonly IncludeInfo[], n
   return lines.map((l) => `// ${comment(l)}`.trimEnd());
 }
 
+/** Ports where mail and web clients expect TLS from the first byte, and where they upgrade with STARTTLS. */
+const IMPLICIT_TLS_PORTS = new Map([[993, 'IMAPS'], [995, 'POP3S'], [465, 'SMTPS'], [443, 'HTTPS']]);
+const STARTTLS_PORTS = new Map([[143, 'imap'], [110, 'pop3'], [587, 'smtp'], [25, 'smtp']]);
+
+/**
+ * The tutorial's workaround (a certificate for the balancer's name on every
+ * backend, a wildcard bought for each) is what a relayed TLS port needs;
+ * tcplb can hold the certificate instead. Said once, for the listeners on
+ * the well-known TLS and STARTTLS ports that relay TLS as nginx did.
+ */
+function certificateNote(listeners: readonly ListenerConfig[]): string[] {
+  const relayed = listeners.filter((l) => l.tls === undefined && (IMPLICIT_TLS_PORTS.has(l.listen.port) || STARTTLS_PORTS.has(l.listen.port)));
+  if (relayed.length === 0) return [];
+  const names = relayed.map((l) => `${l.name} (${l.listen.port})`).join(', ');
+  return [
+    `Certificates: ${names} relay TLS untouched, as nginx did, so every backend must present a certificate for the`,
+    "balancer's name (the tutorial's wildcard-certificate workaround). That is no longer needed: tcplb can hold the",
+    'certificate itself, with `tls: { certificates: [{ cert, key }] }` on the implicit-TLS ports (993, 995, 465, 443)',
+    'and `starttls: "imap" | "pop3" | "smtp"` plus `tls` on 143, 110 and 587; see docs/tls.md.',
+  ].map((l) => `// ${comment(l)}`.trimEnd());
+}
+
 /**
  * Import an nginx config: read `file` (following `include`s), translate its
  * `tcp {}` / `stream {}` block into a commented tcplb config.
@@ -237,8 +260,10 @@ function headerLines(file: string, doc: Doc, includes: readonly IncludeInfo[], n
 export async function importNginx(file: string, options: { now?: Date } = {}): Promise<ImportResult> {
   const { tree, includes } = await loadNginxTree(file);
   const doc = translateTree(tree, file);
-  const json5 = `${headerLines(file, doc, includes, options.now ?? new Date()).join('\n')}\n${emit(doc.root, '')}\n`;
-  const check = loadConfigText(json5, '');
+  const head = headerLines(file, doc, includes, options.now ?? new Date());
+  const body = `${emit(doc.root, '')}\n`;
+  const check = loadConfigText(`${head.join('\n')}\n${body}`, '');
+  const json5 = `${[...head, ...certificateNote(check.ok ? check.config.listeners : [])].join('\n')}\n${body}`;
   // Certificate files are read at load: they live on the balancer, maybe not on the machine importing.
   const ours = check.ok ? [] : check.issues.filter((i) => !/^listeners\[\d+\]\.tls\.certificates\[\d+\]\.(cert|key): /.test(i.message));
   if (!check.ok && ours.length > 0) {

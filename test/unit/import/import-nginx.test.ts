@@ -60,6 +60,10 @@ test('seed tcp-module mail config: six listeners, ip_hash, checks in millisecond
   assert.match(json5, /^\/\/ {3}user www-data; \(tcp-mail\.conf:1\)$/m);
   assert.match(json5, /^\/\/ {3}worker_processes 1; \(tcp-mail\.conf:2\)$/m);
   assert.match(json5, /^\/\/ {3}events \{ worker_connections 1024; \} \(tcp-mail\.conf:3\)$/m);
+  // The tutorial's certificate workaround is said to be unneeded, for the relayed TLS and STARTTLS ports.
+  assert.match(json5, /^\/\/ Certificates: cluster_imaps \(993\), cluster_imap \(143\), cluster_smtp \(587\), cluster_smtps \(465\), cluster_https \(443\) relay TLS untouched/m);
+  assert.match(json5, /wildcard-certificate workaround\)\. That is no longer needed: tcplb can hold the/);
+  assert.match(json5, /starttls: "imap" \| "pop3" \| "smtp"` plus `tls` on 143, 110 and 587; see docs\/tls\.md\./);
   // Header, origins, the ip_hash note.
   assert.match(json5, /^\/\/ tcplb configuration imported from .*tcp-mail\.conf on 2024-05-01/);
   assert.match(json5, /\/\/ from tcp \{ server \{ listen 993; \} \} at tcp-mail\.conf:16\n\s+\{ name: "cluster_imaps", listen: 993, upstream: "cluster_imaps" \},/);

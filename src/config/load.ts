@@ -3,8 +3,6 @@
  * the file; never throws; nothing is returned as `ok` unless the whole
  * document is valid.
  */
-import { constants, type Stats } from 'node:fs';
-import { open, stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import type { Config, ConfigIssue, LoadResult } from '../core/config.js';
 import { parseJson5 } from './parse.js';
@@ -13,7 +11,7 @@ import { ROOT_SPEC, type RootObj } from './schema.js';
 import { resolveListenHosts } from './resolve.js';
 import { build, crossCheck, listenEndpoints, type Resolved } from './validate.js';
 import { describe } from './suggest.js';
-import { fileKind } from '../core/file-kind.js';
+import { readRegularFile } from '../core/read-regular.js';
 
 /**
  * At most this many issues are returned (sorted by position), then one
@@ -100,43 +98,12 @@ export function loadConfigText(text: string, file: string): LoadResult {
 }
 
 
-/**
- * The file's text, or why it cannot be a config. Only a regular file (a
- * symlink is followed) is read: a FIFO would block the open and the read
- * until a writer came (a reload then wedged every later one), and a device
- * such as /dev/zero reports size 0 and never ends. The type is checked
- * before opening (opening a device can have effects of its own), and again
- * on the descriptor (opened non-blocking, so a file swapped for a FIFO in
- * between cannot block); at most MAX_FILE_BYTES + 1 bytes are read, so a
- * file that grows while read is refused without holding more.
- */
+/** The config file's text, or why it cannot be a config (core/read-regular.ts: regular files only, bounded). */
 async function readConfig(path: string): Promise<{ text: string } | { error: string }> {
-  const notRegular = (st: Stats): string => `not a regular file: it is ${fileKind(st)}; the config must be a regular file (or a symlink to one)`;
-  const before = await stat(path);
-  if (!before.isFile()) return { error: notRegular(before) };
-  const fh = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
-  try {
-    const st = await fh.stat();
-    if (!st.isFile()) return { error: notRegular(st) };
-    if (st.size > MAX_FILE_BYTES) return { error: `config file too large (${st.size} bytes, at most ${MAX_FILE_BYTES})` };
-    let buf = Buffer.alloc(Math.min(st.size, MAX_FILE_BYTES) + 1);
-    let len = 0;
-    for (;;) {
-      if (len === buf.length) {
-        if (len > MAX_FILE_BYTES) return { error: `config file too large (more than ${MAX_FILE_BYTES} bytes)` };
-        // It grew since the stat: read on, still bounded by the cap.
-        const bigger = Buffer.alloc(Math.min(buf.length * 2, MAX_FILE_BYTES + 1));
-        buf.copy(bigger);
-        buf = bigger;
-      }
-      const { bytesRead } = await fh.read(buf, len, buf.length - len, null);
-      if (bytesRead === 0) break;
-      len += bytesRead;
-    }
-    return { text: buf.toString('utf8', 0, len) };
-  } finally {
-    await fh.close();
-  }
+  const r = await readRegularFile(path, MAX_FILE_BYTES);
+  if ('text' in r) return r;
+  if ('notRegular' in r) return { error: `not a regular file: it is ${r.notRegular}; the config must be a regular file (or a symlink to one)` };
+  return { error: r.tooLarge === undefined ? `config file too large (more than ${MAX_FILE_BYTES} bytes)` : `config file too large (${r.tooLarge} bytes, at most ${MAX_FILE_BYTES})` };
 }
 
 /**

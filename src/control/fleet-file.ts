@@ -11,8 +11,8 @@
  *
  * Every problem is an Error naming the file, the entry and what is wrong.
  */
-import fs from 'node:fs/promises';
 import JSON5 from 'json5';
+import { readRegularFile } from '../core/read-regular.js';
 import { parseTarget, type Target } from './target.js';
 
 /** A fleet file is a short list: anything bigger is not one. */
@@ -35,19 +35,14 @@ export function targetsFrom(words: readonly string[], where = 'command line'): T
 export async function loadFleetFile(file: string): Promise<Target[]> {
   let text: string;
   try {
-    const h = await fs.open(file, 'r');
-    try {
-      const st = await h.stat();
-      if (!st.isFile()) throw Object.assign(new Error('not a regular file'), { code: 'EINVAL' });
-      if (st.size > MAX_FLEET_BYTES) throw new Error(`${file}: ${st.size} bytes; a fleet file holds at most ${MAX_FLEET_BYTES}`);
-      text = await h.readFile('utf8');
-    } finally {
-      await h.close();
-    }
+    const r = await readRegularFile(file, MAX_FLEET_BYTES);
+    if ('notRegular' in r) throw new Error(`${file}: cannot read the fleet file: not a regular file (it is ${r.notRegular})`);
+    if ('tooLarge' in r) throw new Error(`${file}: ${r.tooLarge ?? 'more than ' + MAX_FLEET_BYTES} bytes; a fleet file holds at most ${MAX_FLEET_BYTES}`);
+    text = r.text;
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
     if (err.code === undefined) throw err;
-    throw new Error(`${file}: cannot read the fleet file: ${err.code === 'EINVAL' ? err.message : err.code}`);
+    throw new Error(`${file}: cannot read the fleet file: ${err.code}`);
   }
   let doc: unknown;
   try {

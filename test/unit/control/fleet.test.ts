@@ -6,6 +6,7 @@
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { startControlServer } from '../../../src/control/server.js';
@@ -67,6 +68,10 @@ test('fleet file: addresses or { name, target }; every mistake names the file an
   await assert.rejects(loadFleetFile(file('empty.json5', '{ fleet: [] }')), /fleet lists no instance/);
   await assert.rejects(loadFleetFile(file('shape.json5', '[ "/a" ]')), /expected \{ fleet: \[/);
   await assert.rejects(loadFleetFile(path.join(dir, 'none.json5')), /none\.json5: cannot read the fleet file: ENOENT/);
+  // A named pipe is refused at once, never waited on (core/read-regular.ts, as for the config).
+  execFileSync('mkfifo', [path.join(dir, 'pipe.json5')]);
+  await assert.rejects(loadFleetFile(path.join(dir, 'pipe.json5')), /pipe\.json5: cannot read the fleet file: not a regular file \(it is a named pipe \(FIFO\)\)/);
+  await assert.rejects(loadFleetFile(dir), /cannot read the fleet file: not a regular file \(it is a directory\)/);
   assert.deepEqual(targetsFrom(['/x/tcplb.sock', '/x/tcplb.sock']).map((t) => t.name), ['/x/tcplb.sock', '/x/tcplb.sock#2']);
   assert.throws(() => targetsFrom(['/a', 'ssh://']), /command line: instance 2: /);
 });

@@ -12,6 +12,8 @@ import { dec, inc } from './router.js';
 export class Admission {
   cfg: ListenerConfig;
   #acl: (ip: string) => boolean;
+  /** `acceptProxyProtocol.from`: who may send a PROXY header (and connect at all); undefined without one. */
+  #frontTier: ((ip: string) => boolean) | undefined;
   /** Clients of this listener now open (admitted or not yet finished). */
   active = 0;
   readonly #perClient = new Map<string, number>();
@@ -19,11 +21,18 @@ export class Admission {
   constructor(cfg: ListenerConfig) {
     this.cfg = cfg;
     this.#acl = compileAcl(cfg.allow, cfg.deny);
+    this.#frontTier = frontTier(cfg);
   }
 
   update(cfg: ListenerConfig): void {
     this.cfg = cfg;
     this.#acl = compileAcl(cfg.allow, cfg.deny);
+    this.#frontTier = frontTier(cfg);
+  }
+
+  /** Behind a front tier: may `ip` (the connection's own address) connect and name a client? */
+  trustsFrontTier(ip: string): boolean {
+    return this.#frontTier?.(ip) ?? false;
   }
 
   /**
@@ -51,6 +60,10 @@ export class Admission {
     const v = this.cfg.proxyProtocol;
     return v === false ? undefined : buildProxyHeader(v, e, tls);
   }
+}
+
+function frontTier(cfg: ListenerConfig): ((ip: string) => boolean) | undefined {
+  return cfg.acceptProxyProtocol === undefined ? undefined : compileAcl(cfg.acceptProxyProtocol.from, []);
 }
 
 /** One-line bind error naming the listener and what to do about it. */

@@ -14,7 +14,6 @@ import { dec, inc, Router } from './router.js';
 import { Session, type SessionHost, type UpstreamTls } from './session.js';
 import { HandshakeErrorLog, handshakeFailureKind, TlsFront } from './tls-front.js';
 import type { NegotiationEnd, StarttlsSetup } from './starttls/driver.js';
-import { compileAcl } from './acl.js';
 import { clientOf, proxiedClients, ProxyHeaderReader, type ProxyInfo } from './proxy-in.js';
 import type { BoundAddress, Engine, EngineSink, ListenerResult, PreparedListeners, RouteBackend, RoutingTable, SessionInfo, SessionRecord } from '../core/dataplane.js';
 
@@ -171,16 +170,9 @@ class Listener implements SessionHost {
     const app = this.cfg.acceptProxyProtocol;
     if (app === undefined) return this.#start(sock);
     // Behind a front tier: only its addresses may connect, and what they send first is the PROXY header.
-    if (!this.#trusted(sock.remoteAddress ?? '')) return this.#start(sock, 'denied');
+    if (!this.admission.trustsFrontTier(sock.remoteAddress ?? '')) return this.#start(sock, 'denied');
     this.#readProxyHeader(sock, app.timeoutMs);
   }
-
-  #trusted(ip: string): boolean {
-    const from = this.cfg.acceptProxyProtocol?.from ?? [];
-    if (this.#trust?.from !== from) this.#trust = { from, check: compileAcl(from, []) };
-    return this.#trust.check(ip);
-  }
-  #trust: { from: readonly string[]; check: (ip: string) => boolean } | undefined;
 
   /**
    * Read the front tier's PROXY header, then start the session as the client

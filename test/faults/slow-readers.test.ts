@@ -18,7 +18,14 @@
  * paths cancels; what the slow readers cost in the proxy stays. The test
  * fails when the pairs show at 95% confidence (bootstrap of the ratio of
  * median shares) that the fast clients kept less than 90% of their share; a
- * proxy that really costs them 20% or more fails every run. The crowd's own
+ * proxy that really costs them 20% or more fails every run. The direct path
+ * is not a perfect reference either: in one CI run it got 37% faster while
+ * the crowd ran (a busy host keeps its CPUs out of deep idle, which helps the
+ * direct path, bound by wake-ups, more than the proxied one, bound by the
+ * proxy's CPU) while the proxied rounds held 99% of their speed alone, and the
+ * share fell to 66%. So the test also bootstraps the fast clients' own
+ * proxied speed, crowded over alone, and fails only when both figures show
+ * the loss: a proxy that starves the fast clients lowers both. The crowd's own
  * cost is kept small and printed: the python reader reads 8 KiB at a time
  * (~1 wake-up a second per connection; 2 KiB reads cost it 5.5% of a core).
  *
@@ -194,19 +201,21 @@ async function pairedRound(i: number, proxyPort: number, backendPort: number): P
 const shareOf = (ps: Pair[]): number => median(ps.map((p) => p.proxied / p.direct));
 
 /**
- * The share of the direct speed the fast clients kept with the crowd
- * (crowded share / alone share), with a 90% interval from a bootstrap (both
- * sets of pairs resampled; a fixed-seed generator, so a run's verdict follows
- * from its printed rounds).
+ * How much of a figure the fast clients kept with the crowd (its value over
+ * the crowded pairs / over the alone pairs), with a 90% interval from a
+ * bootstrap (both sets of pairs resampled; a fixed-seed generator, so a run's
+ * verdict follows from its printed rounds).
  */
-function keptShare(alone: Pair[], crowded: Pair[]): { kept: number; lower: number; upper: number } {
+function kept(alone: Pair[], crowded: Pair[], figure: (ps: Pair[]) => number): { kept: number; lower: number; upper: number } {
   const random = rng(0x2545f491);
   const resample = (ps: Pair[]): Pair[] => ps.map(() => ps[Math.floor(random() * ps.length)]!);
   const ratios: number[] = [];
-  for (let i = 0; i < 2000; i++) ratios.push(shareOf(resample(crowded)) / shareOf(resample(alone)));
+  for (let i = 0; i < 2000; i++) ratios.push(figure(resample(crowded)) / figure(resample(alone)));
   ratios.sort((a, b) => a - b);
-  return { kept: shareOf(crowded) / shareOf(alone), lower: ratios[Math.floor(ratios.length * 0.05)]!, upper: ratios[Math.floor(ratios.length * 0.95)]! };
+  return { kept: figure(crowded) / figure(alone), lower: ratios[Math.floor(ratios.length * 0.05)]!, upper: ratios[Math.floor(ratios.length * 0.95)]! };
 }
+
+const proxiedSpeed = (ps: Pair[]): number => median(ps.map((p) => p.proxied));
 
 test(`slow readers: ${SLOW_CLIENTS} clients at ~10 KB/s for ${SLOW_FOR_MS / 1000} s, backend offering 20 MB each; proxy RSS < 200 MB; fast clients keep their throughput`, { timeout: 150_000 }, async (t) => {
   const be = await startBackend('stream', HOST, String(OFFER));
@@ -273,7 +282,8 @@ test(`slow readers: ${SLOW_CLIENTS} clients at ~10 KB/s for ${SLOW_FOR_MS / 1000
   const minGot = Math.min(...results.map((r) => r.bytes));
   const bad = results.filter((r) => !r.ok).length;
   const errs = results.filter((r) => r.error !== undefined).map((r) => r.error);
-  const share = keptShare(alone, crowded);
+  const share = kept(alone, crowded, shareOf);
+  const raw = kept(alone, crowded, proxiedSpeed);
   const med = (ps: Pair[], k: keyof Pair): number => median(ps.map((p) => p[k]));
   const list = (ps: Pair[], k: keyof Pair): string => ps.map((p) => p[k].toFixed(0)).join(', ');
   const pct = (x: number): string => `${(x * 100).toFixed(0)}%`;
@@ -295,7 +305,8 @@ test(`slow readers: ${SLOW_CLIENTS} clients at ~10 KB/s for ${SLOW_FOR_MS / 1000
   }
   console.log(
     `slow readers: the proxy delivered ${pct(shareOf(alone))} of the direct speed alone, ${pct(shareOf(crowded))} with the slow readers: ` +
-      `fast clients kept ${pct(share.kept)} (90% interval ${pct(share.lower)}-${pct(share.upper)}; ${alone.length} pairs alone, before and after the crowd, ${crowded.length} with it)`,
+      `fast clients kept ${pct(share.kept)} of their share (90% interval ${pct(share.lower)}-${pct(share.upper)}) and ${pct(raw.kept)} of their speed ` +
+      `(${pct(raw.lower)}-${pct(raw.upper)}); ${alone.length} pairs alone, before and after the crowd, ${crowded.length} with it`,
   );
 
   assert.equal(results.length, SLOW_CLIENTS);
@@ -306,6 +317,12 @@ test(`slow readers: ${SLOW_CLIENTS} clients at ~10 KB/s for ${SLOW_FOR_MS / 1000
   assert.ok(minGot >= 0.25 * SLOW_RATE * (SLOW_FOR_MS / 1000), `a slow client got only ${minGot} bytes in ${SLOW_FOR_MS} ms (starved)`);
   assert.ok(peak < 200, `proxy RSS peaked at ${mb(peak)} (limit 200 MB)`);
   assert.ok(crowded.length > 0, 'no fast round finished while the slow readers were reading');
-  // Fails when the rounds show, at 95% confidence, that the fast clients lost more than 10%.
-  assert.ok(share.upper >= 0.9, `fast clients kept ${pct(share.kept)} of their share of the direct speed with the slow readers, and at most ${pct(share.upper)} at 95% confidence (< 90%)`);
+  // Fails when the rounds show, at 95% confidence, that the fast clients lost
+  // more than 10% by both measures: of their share of the direct speed, and of
+  // their own speed. Either alone can move without the proxy (see the top).
+  assert.ok(
+    share.upper >= 0.9 || raw.upper >= 0.9,
+    `fast clients kept ${pct(share.kept)} of their share of the direct speed with the slow readers (at most ${pct(share.upper)} at 95% confidence) ` +
+      `and ${pct(raw.kept)} of their own speed (at most ${pct(raw.upper)}): both under 90%`,
+  );
 });

@@ -5,7 +5,9 @@
 # 50 connections, Connection: close, 100-byte answers from a private nginx),
 # measured alternately with no console and with CONSOLES (default 3)
 # `tcplb-console attach --socket ...` in tmux terminals (80x24, each watching
-# at one frame a second, as attached consoles draw), RUNS times each (default 3, SECS
+# at one frame a second, as attached consoles draw; measured once they have
+# settled, SETTLE seconds after attaching, default 5, since a console's own
+# start-up is a one-off cost printed apart), RUNS times each (default 3, SECS
 # seconds each, default 5): alternating on the same process keeps a busy
 # host's drift out of the ratio. Prints per engine the median req/s and the
 # median tcplb CPU per request (utime+stime from /proc over the run / the
@@ -81,10 +83,17 @@ for engine in ${ENGINES:-native js}; do
   TCPLB_ENGINE=$engine node dist/src/cli/main.js --headless -c "$dir/config.json5" 2>/dev/null & lb=$!
   for _ in $(seq 50); do [ -S "$dir/tcplb.sock" ] && break; sleep 0.1; done
   sleep 1.5
-  : >"$dir/headless" ; : >"$dir/attached"
+  : >"$dir/headless" ; : >"$dir/attached"; : >"$dir/startup"
   for r in $(seq "$runs"); do
     measure >>"$dir/headless"
     attach_all
+    # A console's start (loading Ink and React, compiling them) costs ~1 s of
+    # CPU once; the question is what consoles that stay attached cost, so the
+    # measurement starts after SETTLE seconds (default 5). The start-up cost is
+    # printed on its own.
+    # shellcheck disable=SC2046
+    echo "$(cpu_ticks $(console_pids))" >>"$dir/startup"
+    sleep "${SETTLE:-5}"
     measure >>"$dir/attached"
     [ "$r" = 1 ] && tmux -L "$tsock" capture-pane -p -t c1 | head -2 | sed 's/^/    c1: /'
     detach_all
@@ -94,7 +103,7 @@ for engine in ${ENGINES:-native js}; do
   k_cpu=$(cut -d' ' -f3 "$dir/attached" | median)
   echo "$engine: runs headless [$(cut -d' ' -f1 "$dir/headless" | tr '\n' ' ')] attached [$(cut -d' ' -f1 "$dir/attached" | tr '\n' ' ')] req/s"
   echo "$engine (${KIND:-console}): median of $runs x ${secs}s: headless $h_rps req/s, ${h_cpu} us CPU/req; $consoles ${KIND:-console}s attached $a_rps req/s, ${a_cpu} us CPU/req;" \
-    "their own CPU ${k_cpu}% of one core ($(nproc) cores);" \
+    "their own CPU ${k_cpu}% of one core ($(nproc) cores), after a start-up of $(median <"$dir/startup" | awk -v c="$consoles" -v hz="$tps" '{printf "%.2f", $1 / hz / c}') s CPU each;" \
     "rate ratio $(awk -v a="$a_rps" -v b="$h_rps" 'BEGIN {printf "%.3f", a/b}'), CPU/req ratio $(awk -v a="$a_cpu" -v b="$h_cpu" 'BEGIN {printf "%.3f", a/b}')"
   kill "$lb"; wait "$lb" 2>/dev/null || true; lb=
   rm -f "$dir/tcplb.sock"

@@ -5,6 +5,7 @@
  */
 import { request } from '../control/client.js';
 import { attachFleet } from '../control/fleet.js';
+import { yieldCpu } from '../control/observer.js';
 import { attachRemote } from '../control/remote.js';
 import type { Target } from '../control/target.js';
 import type { ConsoleHandle, RunConsoleOptions } from '../console/run.js';
@@ -65,6 +66,7 @@ export async function runAttached(targets: readonly Target[], mount: Mount, opts
     err.write(`tcplb: ${(e as Error).message}\n`);
     return 1;
   }
+  yieldCpu();
   // Read at detach, not at attach: after a restart the link is to another pid.
   const who = (): string => (targets.length === 1 ? `tcplb (pid ${source.attachment.link().pid}) goes` : `the ${targets.length} tcplb instances go`);
   return new Promise<number>((resolve) => {

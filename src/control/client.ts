@@ -73,6 +73,8 @@ export async function runCtl(
       return 2;
     }
     const { runBridge } = await import('./bridge.js');
+    const { yieldCpu } = await import('./observer.js');
+    yieldCpu();
     return runBridge(target, process.stdin, process.stdout, err);
   }
   // `certs --json`: the report as JSON (for jq) instead of text; the flag is ours, not the server's.

@@ -63,6 +63,12 @@ async function startHeadless(t: TestContext, file: string): Promise<ChildProcess
   return proxy;
 }
 
+/** A process's niceness (`ps -o ni`), from /proc/PID/stat. */
+function niceOf(pid: number): number {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
+}
+
 /** A table row (`› 127.0.0.1:P  UP`), not an event line (`… u/127.0.0.1:P UP -> DRAINING`). */
 const row = (port: number, state: string): RegExp => new RegExp(`^[› ] 127\\.0\\.0\\.1:${port}\\s+${state}`, 'm');
 
@@ -76,9 +82,12 @@ test('attached consoles in tmux: d drains, q detaches (tcplb serves on), a secon
   const rowA = (state: string): RegExp => row(a.port, state);
 
   // A plain start on a terminal finds the config's control socket answering: it attaches.
-  await openConsole(tmux, 'c1', ['-c', file]);
+  const consolePid = await openConsole(tmux, 'c1', ['-c', file]);
   const first = await waitScreen('c1', rowA('UP'), 'the table');
   assert.match(first, new RegExp(`attached to pid ${proxy.pid} · started \\d\\d:\\d\\d · config ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
+  // An observer yields the cores to the balancer: the attached console runs at niceness 10, tcplb at 0.
+  assert.equal(niceOf(consolePid), 10, 'the attached console\'s niceness');
+  assert.equal(niceOf(proxy.pid!), 0, 'tcplb\'s niceness');
 
   let open;
   for (let i = 0; i < 6 && open === undefined; i++) {

@@ -7,7 +7,8 @@
 import { parseTarget, type Target } from './target.js';
 import type { EventView } from '../runtime/snapshot.js';
 import { certsTrouble, formatCerts, type CertsReport } from '../runtime/cert-status.js';
-import { COMMANDS, encodeLine, isBackendCommand, LineSplitter, MAX_LINE_BYTES, PROTOCOL_VERSION, type Reply, type Request } from './protocol.js';
+import { COMMANDS, encodeLine, incompatible, isBackendCommand, LineSplitter, MAX_LINE_BYTES, parseReply, PROTOCOL_VERSION, type Reply, type Request } from './protocol.js';
+import { openWatchStream } from './watch-stream.js';
 
 /** Where `runCtl` prints: process.stdout / process.stderr, or a capture in tests. */
 export interface TextOut {
@@ -134,17 +135,6 @@ export async function ctlOnce(req: Exclude<Request, { cmd: 'watch' }>, target: T
   }
 }
 
-/**
- * Why the server's protocol cannot be trusted, or undefined when it can. A
- * reply without a version comes from a tcplb older than versioning: fine for
- * the one-shot commands (unchanged since), not for `watch` (it did not exist).
- */
-export function incompatible(reply: Reply, socketPath: string, required: boolean): string | undefined {
-  const v = reply.ok ? reply.protocol : undefined;
-  if (v === PROTOCOL_VERSION || (v === undefined && !required)) return undefined;
-  const theirs = v === undefined ? 'no protocol version (an older tcplb)' : `control protocol ${String(v)}`;
-  return `tcplb at ${socketPath} speaks ${theirs}; this tcplb-console speaks protocol ${PROTOCOL_VERSION}: use the tcplb-console of the running tcplb's release`;
-}
 
 /** One event as a line, as the console's event log shows it: `12:01:03 imap/10.0.0.2:143 drain by ctl`. */
 export function formatEvent(e: EventView): string {
@@ -170,66 +160,32 @@ async function runWatch(target: Target, json: boolean, out: TextOut, err: TextOu
   }
   try {
     return await new Promise<number>((resolve) => {
-      const lines = new LineSplitter(MAX_LINE_BYTES * 64);
-      const socketPath = target.label;
-      const sock = target.connect();
-      let connected = false;
-      let replied = false;
       let done = false;
+      let stream: { close(): void } | undefined;
       const finish = (code: number, message?: string): void => {
         if (done) return;
         done = true;
-        clearTimeout(timer);
         signal!.removeEventListener('abort', onAbort);
-        sock.destroy();
+        stream?.close();
         if (message !== undefined) err.write(`${message}\n`);
         resolve(code);
       };
       const onAbort = (): void => finish(0);
       if (signal!.aborted) return finish(0);
       signal!.addEventListener('abort', onAbort);
-      const timer = setTimeout(() => finish(1, `no answer from tcplb at ${socketPath} within ${timeoutMs / 1000} s`), timeoutMs);
-      const onLine = (line: string): void => {
-        if (line.trim() === '') return;
-        if (!replied) {
-          replied = true;
-          clearTimeout(timer);
-          const r = parseReply(line, socketPath);
-          if (r instanceof Error) return finish(1, r.message);
-          if (!r.ok) {
-            const old = /unknown cmd "watch"/.test(r.error);
-            return finish(1, old ? `tcplb at ${socketPath} does not support watch (an older tcplb): ${r.error}` : r.error);
-          }
-          const mismatch = incompatible(r, socketPath, true);
-          if (mismatch !== undefined) return finish(1, mismatch);
-          return;
-        }
-        let msg: { type?: unknown; data?: unknown; reason?: unknown };
-        try {
-          msg = JSON.parse(line) as typeof msg;
-        } catch {
-          return finish(1, `tcplb at ${socketPath} sent an unreadable stream line: ${line.slice(0, 200)}`);
-        }
-        if (msg.type === 'event') out.write(json ? `${line}\n` : formatEvent(msg.data as EventView));
-        else if (msg.type === 'end') {
-          if (json) out.write(`${line}\n`);
-          finish(1, `tcplb at ${socketPath} ended the watch: ${String(msg.reason)}`);
-        }
-        // Other line types (snapshots, ones a newer server adds) are not ours to print.
-      };
-      sock.on('connect', () => (connected = true));
-      sock.write(encodeLine({ cmd: 'watch', id: 1, events: true, snapshots: false }));
-      sock.on('data', (chunk: Buffer) => {
-        const got = lines.push(chunk);
-        if (got === 'overflow') return finish(1, `tcplb at ${socketPath} sent an oversized line`);
-        for (const l of got) if (!done) onLine(l);
-      });
-      sock.on('end', () => {
-        const rest = lines.flush();
-        if (rest !== '') onLine(rest);
-        finish(1, replied ? `tcplb at ${socketPath} closed the watch (stopped?)` : `tcplb at ${socketPath} closed the connection without an answer`);
-      });
-      sock.on('error', (e: NodeJS.ErrnoException) => finish(1, target.failure(e, connected)));
+      stream = openWatchStream(
+        target,
+        { request: { cmd: 'watch', id: 1, events: true, snapshots: false }, timeoutMs },
+        {
+          onAccepted: () => {},
+          onLine(msg, raw) {
+            if (msg.type === 'event') out.write(json ? `${raw}\n` : formatEvent(msg.data as EventView));
+            else if (msg.type === 'end' && json) out.write(`${raw}\n`);
+            // Other line types (snapshots, ones a newer server adds) are not ours to print.
+          },
+          onEnd: (reason) => finish(1, reason),
+        },
+      );
     });
   } finally {
     ownSignals?.();
@@ -303,15 +259,3 @@ export function asTarget(to: Target | string): Target {
   return t;
 }
 
-function parseReply(line: string, socketPath: string): Reply | Error {
-  try {
-    const v = JSON.parse(line) as Reply;
-    if (typeof v === 'object' && v !== null && typeof v.ok === 'boolean') {
-      if (v.ok) return { ...v, message: typeof v.message === 'string' ? v.message : '' };
-      return { ...v, error: typeof v.error === 'string' ? v.error : 'failed (no error message)' };
-    }
-  } catch {
-    /* fall through */
-  }
-  return new Error(`tcplb at ${socketPath} sent an unreadable reply: ${line.slice(0, 200)}`);
-}

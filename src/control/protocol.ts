@@ -230,3 +230,29 @@ export class LineSplitter {
     return 'overflow';
   }
 }
+
+/**
+ * Why the server's protocol cannot be trusted, or undefined when it can. A
+ * reply without a version comes from a tcplb older than versioning: fine for
+ * the one-shot commands (unchanged since), not for `watch` (it did not exist).
+ */
+export function incompatible(reply: Reply, socketPath: string, required: boolean): string | undefined {
+  const v = reply.ok ? reply.protocol : undefined;
+  if (v === PROTOCOL_VERSION || (v === undefined && !required)) return undefined;
+  const theirs = v === undefined ? 'no protocol version (an older tcplb)' : `control protocol ${String(v)}`;
+  return `tcplb at ${socketPath} speaks ${theirs}; this tcplb-console speaks protocol ${PROTOCOL_VERSION}: use the tcplb-console of the running tcplb's release`;
+}
+
+/** One reply line, checked for its shape (ok, message/error), or the error to report. */
+export function parseReply(line: string, socketPath: string): Reply | Error {
+  try {
+    const v = JSON.parse(line) as Reply;
+    if (typeof v === 'object' && v !== null && typeof v.ok === 'boolean') {
+      if (v.ok) return { ...v, message: typeof v.message === 'string' ? v.message : '' };
+      return { ...v, error: typeof v.error === 'string' ? v.error : 'failed (no error message)' };
+    }
+  } catch {
+    /* fall through */
+  }
+  return new Error(`tcplb at ${socketPath} sent an unreadable reply: ${line.slice(0, 200)}`);
+}

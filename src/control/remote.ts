@@ -16,9 +16,10 @@ import type { ActionResult, AdminResult, ReloadResult } from '../runtime/actions
 import type { AttachLink, Attachment, ConsoleSource } from '../runtime/console-source.js';
 import type { EventView, Snapshot } from '../runtime/snapshot.js';
 import type { BackendId, ProbeResult } from '../core/types.js';
-import { asTarget, CTL_TIMEOUT_MS, incompatible, request } from './client.js';
+import { asTarget, CTL_TIMEOUT_MS, request } from './client.js';
 import type { Target } from './target.js';
-import { encodeLine, LineSplitter, MAX_LINE_BYTES, type Reply, type Request, type StreamLine } from './protocol.js';
+import type { Reply, Request } from './protocol.js';
+import { openWatchStream } from './watch-stream.js';
 
 export interface RemoteOptions {
   /** Snapshot period asked of the server, ms. @default 500 */
@@ -187,78 +188,35 @@ export async function attachRemote(to: Target | string, opts: RemoteOptions = {}
  */
 function openWatch(target: Target, intervalMs: number, silenceMs: number, timeoutMs: number, h: WatchHandlers): Promise<Watch> {
   return new Promise<Watch>((resolve, reject) => {
-    const lines = new LineSplitter(MAX_LINE_BYTES * 64);
-    const socketPath = target.label;
-    const sock = target.connect();
-    let connected = false;
     let info: Omit<AttachLink, 'lost'> | undefined;
     let started = false; // the first snapshot arrived: the promise is resolved
-    let over = false;
-    let silence: NodeJS.Timeout | undefined;
-    const end = (reason: string): void => {
-      if (over) return;
-      over = true;
-      clearTimeout(timer);
-      clearTimeout(silence);
-      sock.destroy();
-      if (started) h.onLost(reason);
-      else reject(new Error(reason));
-    };
-    const timer = setTimeout(() => end(`no answer from tcplb at ${socketPath} within ${timeoutMs / 1000} s`), timeoutMs);
-    const heard = (): void => {
-      clearTimeout(silence);
-      silence = setTimeout(() => end(`nothing from tcplb for ${Math.round(silenceMs / 1000)} s`), silenceMs);
-    };
-    const onLine = (line: string): void => {
-      if (line.trim() === '') return;
-      let v: unknown;
-      try {
-        v = JSON.parse(line);
-      } catch {
-        return end(`tcplb at ${socketPath} sent an unreadable line: ${line.slice(0, 200)}`);
-      }
-      if (info === undefined) return onReply(v as Reply);
-      const msg = v as Partial<StreamLine> & { type?: unknown };
-      if (msg.type === 'snapshot') {
-        const data = (msg as { data: Snapshot }).data;
-        if (!started) {
-          started = true;
-          clearTimeout(timer);
-          heard();
-          return resolve({ link: info, first: data, close: () => end('detached') });
-        }
-        return h.onSnapshot(data);
-      }
-      if (msg.type === 'event' && started) return h.onEvent((msg as { data: EventView }).data);
-      if (msg.type === 'end') return end(`tcplb ended the stream: ${String((msg as { reason?: unknown }).reason)}`);
-      // Lines of types a newer server adds are not ours to read.
-    };
-    const onReply = (r: Reply): void => {
-      if (typeof r !== 'object' || r === null || typeof r.ok !== 'boolean') return end(`tcplb at ${socketPath} sent an unreadable reply`);
-      if (!r.ok) {
-        const old = /unknown cmd "watch"/.test(String(r.error));
-        return end(old ? `tcplb at ${socketPath} cannot be attached to (an older tcplb without watch): ${r.error}` : `tcplb at ${socketPath}: ${r.error}`);
-      }
-      // A watch needs the version: a reply without one is from a tcplb this console cannot read.
-      const mismatch = incompatible(r, socketPath, true);
-      if (mismatch !== undefined) return end(mismatch);
-      info = {
-        pid: typeof r.pid === 'number' ? r.pid : 0,
-        started: typeof r.started === 'number' ? r.started : 0,
-        config: typeof r.config?.file === 'string' ? r.config.file : '?',
-        socket: socketPath,
-      };
-    };
-    sock.on('connect', () => (connected = true));
-    sock.write(encodeLine({ cmd: 'watch', id: 1, interval: intervalMs, events: true, snapshots: true }));
-    sock.on('data', (chunk: Buffer) => {
-      if (started) heard();
-      const got = lines.push(chunk);
-      if (got === 'overflow') return end(`tcplb at ${socketPath} sent an oversized line`);
-      for (const l of got) if (!over) onLine(l);
-    });
-    sock.on('end', () => end(started ? 'tcplb closed the connection (stopped or restarting?)' : `tcplb at ${socketPath} closed the connection without an answer`));
-    sock.on('close', () => end('tcplb closed the connection'));
-    sock.on('error', (e: NodeJS.ErrnoException) => end(target.failure(e, connected || started)));
+    const stream = openWatchStream(
+      target,
+      { request: { cmd: 'watch', id: 1, interval: intervalMs, events: true, snapshots: true }, timeoutMs, silenceMs },
+      {
+        onAccepted(r) {
+          info = {
+            pid: typeof r.pid === 'number' ? r.pid : 0,
+            started: typeof r.started === 'number' ? r.started : 0,
+            config: typeof r.config?.file === 'string' ? r.config.file : '?',
+            socket: target.label,
+          };
+        },
+        onLine(msg) {
+          if (msg.type === 'snapshot') {
+            const data = (msg as { data: Snapshot }).data;
+            if (started) return h.onSnapshot(data);
+            started = true;
+            return resolve({ link: info!, first: data, close: () => stream.close() });
+          }
+          if (msg.type === 'event' && started) h.onEvent((msg as { data: EventView }).data);
+          // `end` is reported by onEnd; lines of types a newer server adds are not ours to read.
+        },
+        onEnd(reason) {
+          if (started) h.onLost(reason);
+          else reject(new Error(reason));
+        },
+      },
+    );
   });
 }

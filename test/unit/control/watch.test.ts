@@ -293,6 +293,6 @@ test('ctl watch exits 1 saying why when the server drops it or stops', () =>
       await waitFor(() => fake.listeners.size, { what: 'subscribed', until: (n) => n === 1 });
       await srv.close();
       assert.equal(await running, 1);
-      assert.match(err.text, /^tcplb at .* closed the watch \(stopped\?\)\n$/);
+      assert.match(err.text, /^tcplb at .* closed the watch \(stopped or restarting\?\)\n$/);
     },
   ));

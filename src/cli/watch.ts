@@ -25,6 +25,8 @@ export interface ConfigWatcher {
    * the previous list.
    */
   follow(files: readonly string[]): void;
+  /** Resolves once the first scan is done: a save before it may go unseen (it is the initial state). */
+  readonly ready: Promise<void>;
   close(): Promise<void>;
 }
 
@@ -35,6 +37,7 @@ export function watchConfig(file: string, onChange: () => void, debounceMs = 200
   let timer: NodeJS.Timeout | undefined;
   const w: FSWatcher = watch(abs, { ignoreInitial: true, usePolling: true, interval: POLL_MS, binaryInterval: POLL_MS });
   let followed = new Set<string>();
+  const ready = new Promise<void>((resolve) => w.once('ready', () => resolve()));
   const fire = (p: string): void => {
     const at = path.resolve(p);
     if (at !== abs && !followed.has(at)) return;
@@ -55,6 +58,7 @@ export function watchConfig(file: string, onChange: () => void, debounceMs = 200
   // A deleted config is not a change to apply; the next save is.
   w.on('error', () => {});
   return {
+    ready,
     follow(files) {
       const next = new Set(files.map((f) => path.resolve(f)));
       next.delete(abs);

@@ -58,8 +58,7 @@ test('a 50 MB transfer survives five live edits (add listener, remove backend, b
   const w = watchConfig(app.file, () => void app.actions.reload('watcher'));
   t.after(() => w.close());
   app.setWatching(true);
-  // chokidar's first scan: watchConfig reports no "ready", so this stays a delay (see the test/ report).
-  await sleep(300);
+  await w.ready; // chokidar's first scan: a save before it would be the initial state
 
   const c = await connect(p1);
   c.pause();

@@ -132,6 +132,7 @@ test('a renewed certificate (rename, then in-place write) serves new handshakes 
   const w = watchConfig(app.file, () => void app.actions.reload('watcher'), 50);
   t.after(() => w.close());
   w.follow(tlsFiles(app.runtime.config));
+  await w.ready;
 
   const held = await tlsGreeting(port, 'mail.a.test');
   assert.equal(held.serial, first.serial);

@@ -24,7 +24,7 @@ test('the config watcher fires once per save: in place, by rename (vim), after d
   let fired = 0;
   const w = watchConfig(file, () => fired++, 50);
   t.after(() => w.close());
-  await sleep(300); // chokidar's first scan: watchConfig reports no "ready" to wait for
+  await w.ready; // chokidar's first scan: a save before it would be the initial state
 
   fs.writeFileSync(file, '{ a: 1 }');
   await reloads(() => fired, 1, 3000, 'write in place');
@@ -67,7 +67,7 @@ test('a symlinked config is followed when the link is re-pointed, also to an old
   let fired = 0;
   const w = watchConfig(link, () => fired++, 50);
   t.after(() => w.close());
-  await sleep(700); // chokidar's first scan (see above)
+  await w.ready; // chokidar's first scan (see above)
 
   fs.unlinkSync(link);
   fs.symlinkSync('release-1.json5', link);

@@ -7,9 +7,11 @@
  * descriptor (opened non-blocking, so a file swapped for a FIFO in between
  * cannot block); at most `maxBytes` + 1 bytes are read, so a file that grows
  * while read is refused without holding more. I/O errors (ENOENT, EACCES)
- * are thrown; the caller words them.
+ * are thrown; the caller words them. `readRegularFileSync` is the same for
+ * the few callers that must read before anything else runs (the state file,
+ * restored before the listeners open).
  */
-import { constants, type Stats } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync, statSync, type Stats } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
 import { fileKind } from './file-kind.js';
 
@@ -46,5 +48,34 @@ export async function readRegularFile(path: string, maxBytes: number): Promise<R
     return { text: buf.toString('utf8', 0, len) };
   } finally {
     await fh.close();
+  }
+}
+
+/** {@link readRegularFile}, synchronously. */
+export function readRegularFileSync(path: string, maxBytes: number): RegularRead {
+  const notRegular = (st: Stats): RegularRead => ({ notRegular: fileKind(st) });
+  const before = statSync(path);
+  if (!before.isFile()) return notRegular(before);
+  const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) return notRegular(st);
+    if (st.size > maxBytes) return { tooLarge: st.size };
+    let buf = Buffer.alloc(Math.min(st.size, maxBytes) + 1);
+    let len = 0;
+    for (;;) {
+      if (len === buf.length) {
+        if (len > maxBytes) return { tooLarge: undefined };
+        const bigger = Buffer.alloc(Math.min(buf.length * 2, maxBytes + 1));
+        buf.copy(bigger);
+        buf = bigger;
+      }
+      const bytesRead = readSync(fd, buf, len, buf.length - len, null);
+      if (bytesRead === 0) break;
+      len += bytesRead;
+    }
+    return { text: buf.toString('utf8', 0, len) };
+  } finally {
+    closeSync(fd);
   }
 }

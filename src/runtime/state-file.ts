@@ -12,7 +12,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import nodePath from 'node:path';
-import { fileKind } from '../core/file-kind.js';
+import { readRegularFileSync, type RegularRead } from '../core/read-regular.js';
 
 /** One saved operator state. Backends in `ready` are simply not listed. */
 export interface StateEntry {
@@ -240,45 +240,20 @@ function validId(v: unknown): v is string {
   return typeof v === 'string' && v !== '' && v.length <= MAX_ID_CHARS && !/[\u0000-\u001f\u007f-\u009f]/.test(v);
 }
 
-/**
- * The file's text, read without blocking and without reading more than the
- * cap: opened O_NONBLOCK (a FIFO would otherwise wait for a writer), checked
- * to be a regular file, then read up to MAX_STATE_BYTES + 1 bytes (the size
- * in fstat may be stale; the extra byte tells "over the cap").
- */
+/** The file's text through the bounded reader of regular files (core/read-regular.ts), or why not. */
 function readBounded(path: string): 'missing' | { text: string } | { why: string } {
-  let fd: number;
+  let r: RegularRead;
   try {
-    fd = fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+    r = readRegularFileSync(path, MAX_STATE_BYTES);
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     if (e.code === 'ENOENT') return 'missing';
     return { why: `is unreadable (${e.code ?? 'error'})` };
   }
-  try {
-    const st = fs.fstatSync(fd);
-    if (!st.isFile()) return { why: `is not a regular file (${fileKind(st)})` };
-    if (st.size > MAX_STATE_BYTES) return { why: `is too large (${count(st.size)} bytes, at most ${count(MAX_STATE_BYTES)})` };
-    const buf = Buffer.allocUnsafe(Math.min(st.size, MAX_STATE_BYTES) + 1);
-    let got = 0;
-    for (;;) {
-      const n = fs.readSync(fd, buf, got, buf.length - got, null);
-      if (n === 0) break;
-      got += n;
-      if (got === buf.length) {
-        if (got > MAX_STATE_BYTES) return { why: `is too large (over ${count(MAX_STATE_BYTES)} bytes)` };
-        break; // the file grew while read: what was read is judged like any other content
-      }
-    }
-    return { text: buf.toString('utf8', 0, got) };
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    return { why: `is unreadable (${e.code ?? 'error'})` };
-  } finally {
-    fs.closeSync(fd);
-  }
+  if ('notRegular' in r) return { why: `is not a regular file (${r.notRegular})` };
+  if ('tooLarge' in r) return { why: r.tooLarge === undefined ? `is too large (over ${count(MAX_STATE_BYTES)} bytes)` : `is too large (${count(r.tooLarge)} bytes, at most ${count(MAX_STATE_BYTES)})` };
+  return r;
 }
-
 
 /** 1500000 -> "1,500,000". */
 function count(n: number): string {

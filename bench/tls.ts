@@ -40,6 +40,7 @@ import {
   isTcplbColumn,
   parseSClient,
   parseSTime,
+  parseTimes,
   parseWrkTotals,
   renderTlsConfig,
   sTimeArgs,
@@ -48,6 +49,7 @@ import {
   TLS_TEMPLATES,
   TlsResults,
   tlsTables,
+  withTimes,
   wrkArgs,
   WRK_TOTALS_LUA,
   type TlsColumn,
@@ -225,6 +227,8 @@ interface Measured {
   rate: number;
   /** The column's CPU (all its processes) per operation, µs (handshakes) or ms per GB (bulk). */
   cpu: number;
+  /** The load generator's CPU over the measurement, in cores. */
+  gen: number;
 }
 
 const cpuOf = (col: Column): number => cpuTicks(processTree(col.proc.pid));
@@ -234,43 +238,46 @@ async function fullHandshakes(col: Column, port: number): Promise<Measured> {
   const runs = await Promise.all(
     Array.from({ length: CONC }, async () => {
       const t = Date.now();
-      const r = await run('openssl', sTimeArgs(LISTEN, port, SECS), (SECS + 20) * 1000);
+      const r = await run('bash', withTimes('openssl', sTimeArgs(LISTEN, port, SECS)), (SECS + 20) * 1000);
       const wall = (Date.now() - t) / 1000;
       if (r.timedOut) throw new Error(`s_time did not finish in ${SECS + 20} s`);
       if (r.code !== 0) throw new Error(`s_time exit ${r.code}: ${(r.stderr || r.stdout).trim().split('\n').pop() ?? ''}`);
       const s = parseSTime(r.stdout);
       if (s.bytesPerConnection < 100) throw new Error(`s_time read ${s.bytesPerConnection} bytes per connection (the response is over 100)`);
-      return { n: s.connections, wall };
+      return { n: s.connections, wall, cpu: parseTimes(r.stderr) };
     }),
   );
   const ticks = cpuOf(col) - c0;
   const n = runs.reduce((a, r) => a + r.n, 0);
   if (n === 0) throw new Error('no handshake completed');
-  return { rate: runs.reduce((a, r) => a + r.n / r.wall, 0), cpu: (ticks * 1e6) / CLK_TCK / n };
+  const wall = Math.max(...runs.map((r) => r.wall));
+  return { rate: runs.reduce((a, r) => a + r.n / r.wall, 0), cpu: (ticks * 1e6) / CLK_TCK / n, gen: runs.reduce((a, r) => a + r.cpu, 0) / wall };
 }
 
-async function wrkRun(col: Column, o: { threads: number; connections: number; path: string; close: boolean }): Promise<{ t: ReturnType<typeof parseWrkTotals>; ticks: number }> {
+async function wrkRun(col: Column, o: { threads: number; connections: number; path: string; close: boolean }): Promise<{ t: ReturnType<typeof parseWrkTotals>; ticks: number; gen: number }> {
   const script = path.join(tmp!, 'totals.lua');
   if (!fs.existsSync(script)) fs.writeFileSync(script, WRK_TOTALS_LUA);
   const c0 = cpuOf(col);
-  const r = await run('wrk', wrkArgs({ ...o, seconds: SECS, url: `https://${LISTEN}:${col.ecdsa}${o.path}`, script }), (SECS + 20) * 1000);
+  const t0 = Date.now();
+  const r = await run('bash', withTimes('wrk', wrkArgs({ ...o, seconds: SECS, url: `https://${LISTEN}:${col.ecdsa}${o.path}`, script })), (SECS + 20) * 1000);
   const ticks = cpuOf(col) - c0;
+  const wall = (Date.now() - t0) / 1000;
   if (r.timedOut) throw new Error(`wrk did not finish in ${SECS + 20} s`);
   if (r.code !== 0) throw new Error(`wrk exit ${r.code}: ${(r.stderr || r.stdout).trim().split('\n')[0] ?? ''}`);
   const t = parseWrkTotals(r.stdout);
   if (t.requests === 0) throw new Error('no request completed');
   if (t.errors + t.status > t.requests * 0.01) throw new Error(`${t.errors + t.status} errors in ${t.requests} requests`);
-  return { t, ticks };
+  return { t, ticks, gen: parseTimes(r.stderr) / wall };
 }
 
 async function resumed(col: Column): Promise<Measured> {
-  const { t, ticks } = await wrkRun(col, { threads: 2, connections: 8, path: '/100b', close: true });
-  return { rate: t.requests / (t.durationUs / 1e6), cpu: (ticks * 1e6) / CLK_TCK / t.requests };
+  const { t, ticks, gen } = await wrkRun(col, { threads: 2, connections: 8, path: '/100b', close: true });
+  return { rate: t.requests / (t.durationUs / 1e6), cpu: (ticks * 1e6) / CLK_TCK / t.requests, gen };
 }
 
 async function bulk(col: Column, streams: number): Promise<Measured> {
-  const { t, ticks } = await wrkRun(col, { threads: Math.min(streams, 2), connections: streams, path: '/1m', close: false });
-  return { rate: gbitPerSecond(t), cpu: (ticks * 1000) / CLK_TCK / (t.bytes / 1e9) };
+  const { t, ticks, gen } = await wrkRun(col, { threads: Math.min(streams, 2), connections: streams, path: '/1m', close: false });
+  return { rate: gbitPerSecond(t), cpu: (ticks * 1000) / CLK_TCK / (t.bytes / 1e9), gen };
 }
 
 /** Did the column resume a session? `tries` s_client pairs (-sess_out, then -sess_in); also the protocol and cipher. */
@@ -301,10 +308,10 @@ async function resumption(col: Column, tries: number): Promise<string> {
 
 // ---------------------------------------------------------------- main
 
-const WORK: ReadonlyArray<{ rate: TlsRowKey; cpu: TlsRowKey; ceiling: boolean; go: (c: Column) => Promise<Measured> }> = [
-  { rate: 'fullEcdsa', cpu: 'cpuFullEcdsa', ceiling: true, go: (c) => fullHandshakes(c, c.ecdsa) },
+const WORK: ReadonlyArray<{ rate: TlsRowKey; cpu: TlsRowKey; gen?: TlsRowKey; ceiling: boolean; go: (c: Column) => Promise<Measured> }> = [
+  { rate: 'fullEcdsa', cpu: 'cpuFullEcdsa', gen: 'genFullEcdsa', ceiling: true, go: (c) => fullHandshakes(c, c.ecdsa) },
   { rate: 'fullRsa', cpu: 'cpuFullRsa', ceiling: true, go: (c) => fullHandshakes(c, c.rsa) },
-  { rate: 'resumed', cpu: 'cpuResumed', ceiling: true, go: resumed },
+  { rate: 'resumed', cpu: 'cpuResumed', gen: 'genResumed', ceiling: true, go: resumed },
   { rate: 'bulk1', cpu: 'cpuBulk', ceiling: false, go: (c) => bulk(c, 1) },
   { rate: 'bulk4', cpu: 'cpuBulk', ceiling: false, go: (c) => bulk(c, 4) },
 ];
@@ -380,13 +387,21 @@ async function main(): Promise<number> {
           const m = await w.go(c);
           results.add(w.rate, c.name, m.rate);
           if (w.rate !== 'bulk1') results.add(w.cpu, c.name, m.cpu); // cpuBulk: the 4-stream run
-          log(`run ${r + 1}/${RUNS} ${w.rate} ${c.name}: ${m.rate.toFixed(w.rate.startsWith('bulk') ? 2 : 0)} (CPU ${m.cpu.toFixed(0)})`);
+          if (w.gen) results.add(w.gen, c.name, m.gen);
+          log(`run ${r + 1}/${RUNS} ${w.rate} ${c.name}: ${m.rate.toFixed(w.rate.startsWith('bulk') ? 2 : 0)} (server CPU ${m.cpu.toFixed(0)}, generator ${m.gen.toFixed(2)} cores)`);
         } catch (err) {
           results.fail(w.rate, c.name, (err as Error).message);
           log(`run ${r + 1}/${RUNS} ${w.rate} ${c.name}: failed: ${(err as Error).message}`);
         }
       }
     }
+  }
+  // a relaying column at the ceiling's rate was held by the generator, not by itself: its CPU rows are the comparison
+  for (const row of ['fullEcdsa', 'fullRsa', 'resumed'] as const) {
+    const ceil = results.median(row, 'ceiling');
+    if (ceil === undefined) continue;
+    const at = cols.filter((c) => c.name !== 'ceiling' && (results.median(row, c.name) ?? 0) >= 0.85 * ceil).map((c) => c.name);
+    if (at.length > 0) notes.push(`${TLS_ROWS.find((x) => x.key === row)!.label}: ${at.join(', ')} reached 85% or more of the ceiling (${ceil.toFixed(0)}/s): the generator, not the server, held that rate; compare the server CPU rows.`);
   }
   for (const c of cols) if (c.proc.hasExited()) notes.push(`${c.name} exited during the run: ${c.proc.output().trim().split('\n').pop()}`);
   const loadAfter = loadAverage();

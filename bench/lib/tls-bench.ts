@@ -31,13 +31,25 @@ export function isTcplbColumn(c: TlsColumn): c is keyof typeof TLS_ENGINES {
   return c in TLS_ENGINES;
 }
 
-export type TlsRowKey = 'fullEcdsa' | 'fullRsa' | 'resumed' | 'bulk1' | 'bulk4' | 'cpuFullEcdsa' | 'cpuFullRsa' | 'cpuResumed' | 'cpuBulk';
+export type TlsRowKey =
+  | 'fullEcdsa'
+  | 'fullRsa'
+  | 'resumed'
+  | 'bulk1'
+  | 'bulk4'
+  | 'cpuFullEcdsa'
+  | 'cpuFullRsa'
+  | 'cpuResumed'
+  | 'cpuBulk'
+  | 'genFullEcdsa'
+  | 'genResumed';
 
 export interface TlsRow {
   key: TlsRowKey;
   label: string;
   unit: string;
-  better: 'higher' | 'lower';
+  /** `info`: no ratio (the load generator's own CPU). */
+  better: 'higher' | 'lower' | 'info';
 }
 
 export const TLS_ROWS: readonly TlsRow[] = [
@@ -50,6 +62,8 @@ export const TLS_ROWS: readonly TlsRow[] = [
   { key: 'cpuFullRsa', label: 'server CPU per full handshake, RSA', unit: 'µs', better: 'lower' },
   { key: 'cpuResumed', label: 'server CPU per resumed handshake', unit: 'µs', better: 'lower' },
   { key: 'cpuBulk', label: 'server CPU per GB, 4 streams', unit: 'ms', better: 'lower' },
+  { key: 'genFullEcdsa', label: 'load generator CPU, full ECDSA', unit: 'cores', better: 'info' },
+  { key: 'genResumed', label: 'load generator CPU, resumed', unit: 'cores', better: 'info' },
 ];
 
 /** Everything a config template needs. */
@@ -158,6 +172,21 @@ export function gbitPerSecond(t: WrkTotals): number {
   return t.durationUs > 0 ? (t.bytes * 8) / (t.durationUs * 1000) : 0;
 }
 
+/**
+ * A generator command run under `bash -c '...; times'`, so its CPU is known:
+ * bash's `times` prints its own and then its children's user and system time.
+ */
+export function withTimes(cmd: string, args: readonly string[]): string[] {
+  return ['-c', 'cmd="$1"; shift; "$cmd" "$@"; rc=$?; echo TIMES >&2; times >&2; exit $rc', 'bash', cmd, ...args];
+}
+
+/** The children's CPU seconds (user + system) from what withTimes printed on stderr. */
+export function parseTimes(stderr: string): number {
+  const m = stderr.match(/TIMES\n[^\n]*\n(\d+)m([\d.]+)s (\d+)m([\d.]+)s/);
+  if (!m) throw new Error(`no CPU times from the generator: ${stderr.trim().split('\n').pop() ?? 'nothing'}`);
+  return Number(m[1]) * 60 + Number(m[2]) + Number(m[3]) * 60 + Number(m[4]);
+}
+
 /** What `openssl s_client -sess_out`/`-sess_in` said: `Reused` or `New`, protocol and cipher. */
 export function parseSClient(out: string): { reused: boolean; protocol: string; cipher: string } {
   const line = out.match(/^(New|Reused), (\S+), Cipher is (\S+)/m);
@@ -215,7 +244,7 @@ export function tlsTables(r: TlsResults, columns: readonly TlsColumn[]): { main:
   if (others.length === 0) return { main, ratios: undefined };
   const ratios: Table = {
     header: ['workload', ...others.map((c) => `${c} vs haproxy`)],
-    rows: TLS_ROWS.map((row) => {
+    rows: TLS_ROWS.filter((row) => row.better !== 'info').map((row) => {
       const h = r.median(row.key, 'haproxy');
       return [
         row.label,

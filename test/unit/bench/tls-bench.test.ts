@@ -14,6 +14,8 @@ import {
   gbitPerSecond,
   parseSClient,
   parseSTime,
+  parseTimes,
+  withTimes,
   parseWrkTotals,
   renderTlsConfig,
   TLS_COLUMNS,
@@ -112,4 +114,10 @@ test('tables: medians with [min-max], failures named, ratios above 1.00x mean be
   assert.deepEqual(ratios.rows.find((x) => x[0] === 'full handshakes, ECDSA P-256')!.slice(1), ['—', '0.56x']);
   assert.deepEqual(ratios.rows.find((x) => x[0] === 'server CPU per full handshake, ECDSA')!.slice(1), ['—', '0.50x']);
   assert.equal(tlsTables(r, ['nginx', 'tcplb-js']).ratios, undefined, 'no HAProxy column: no ratios');
+});
+
+test('the generator CPU: user + system seconds of the children, from the times builtin of bash, after the marker', () => {
+  assert.equal(parseTimes('some s_time noise\nTIMES\n0m0.004s 0m0.002s\n1m2.500s 0m0.250s\n'), 62.75);
+  assert.throws(() => parseTimes('killed\n'), /no CPU times from the generator: killed/);
+  assert.deepEqual(withTimes('wrk', ['-t1', 'https://h/']).slice(2), ['bash', 'wrk', '-t1', 'https://h/']);
 });

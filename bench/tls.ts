@@ -62,6 +62,7 @@ const LISTEN = '127.0.0.1';
 const BACKEND_A = '127.0.0.2';
 const BACKEND_B = '127.0.0.3';
 const SERVERNAME = 'bench.test';
+const FINDINGS = path.join(ROOT, 'bench/tls-findings.md');
 const CLK_TCK = 100; // USER_HZ of /proc/PID/stat on Linux
 const t0 = Date.now();
 const log = (s: string): void => void process.stderr.write(`[tls-bench ${((Date.now() - t0) / 1000).toFixed(0).padStart(4)}s] ${s}\n`);
@@ -427,6 +428,7 @@ async function main(): Promise<number> {
         versions: ver,
         machine: mach,
         configs: cols.map((c) => [c.name, c.config.replaceAll(tmp!, '$TMP')] as const),
+        findings: fs.existsSync(FINDINGS) ? fs.readFileSync(FINDINGS, 'utf8').trim() + '\n' : '',
       }),
     );
     log(`wrote ${path.relative(ROOT, OUT)}`);
@@ -448,6 +450,8 @@ interface DocIn {
   versions: Record<string, string>;
   machine: Record<string, string>;
   configs: ReadonlyArray<readonly [string, string]>;
+  /** bench/tls-findings.md: the hand-written analysis, kept across runs. */
+  findings: string;
 }
 
 /** docs/benchmarks-tls.md: the text lives here (edit here, not in the generated file). */
@@ -462,7 +466,9 @@ tcplb (\`listeners[].tls\`, [tls.md](tls.md)) against **HAProxy** (\`bind ...
 ssl crt\`) and **nginx** \`stream\` (\`listen ... ssl\`), all three with the same
 certificates and relaying the plaintext to the same HTTP backend (an nginx on
 ${BACKEND_A} serving \`/100b\` and \`/1m\`). The layer-4 bench without TLS is
-[benchmarks.md](benchmarks.md).
+[benchmarks.md](benchmarks.md). Run it with \`npm run bench:tls\` (about 8 minutes on
+2 cores; \`npm run bench:tls -- --quick\`: one 2-second run per cell, under 2 minutes, writes nothing; needs
+openssl, nginx with the stream module, haproxy and wrk: \`bench/install.sh\`).
 
 Run ${d.date.toISOString().slice(0, 16).replace('T', ' ')} UTC: \`${d.command}\`, ${d.runs} run(s) of ${d.secs} s per cell, medians
 with [min-max]; load average ${d.loadBefore} before, ${d.loadAfter} after, on a host of ${d.machine.cores} shared with
@@ -502,6 +508,8 @@ ${d.ratios ?? '(HAProxy did not run)'}
 ## Notes
 
 ${d.notes.map((n) => `- ${n}`).join('\n')}
+
+${d.findings}
 
 ## Machine and versions
 

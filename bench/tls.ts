@@ -472,7 +472,7 @@ openssl, nginx with the stream module, haproxy and wrk: \`bench/install.sh\`).
 
 Run ${d.date.toISOString().slice(0, 16).replace('T', ' ')} UTC: \`${d.command}\`, ${d.runs} run(s) of ${d.secs} s per cell, medians
 with [min-max]; load average ${d.loadBefore} before, ${d.loadAfter} after, on a host of ${d.machine.cores} shared with
-other work: **the rates are noisy; the CPU rows are not** (each column's own CPU from /proc, per operation).
+other work: **the rates are noisy; the CPU rows much less so** (each column's own CPU from /proc, per operation).
 
 ## Results
 

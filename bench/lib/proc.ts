@@ -172,12 +172,16 @@ export async function run(cmd: string, args: readonly string[], timeoutMs: numbe
   let stderr = '';
   p.child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
   p.child.stderr?.on('data', (d: Buffer) => (stderr = tail(stderr, d.toString())));
+  // 'exit' can come before the last stdout/stderr bytes: wait for 'close' too (bounded: a
+  // grandchild may hold the pipes open), or a parser sees a cut-off output.
+  const closed = new Promise<void>((resolve) => p.child.once('close', () => resolve()));
   let timedOut = false;
   const timer = setTimeout(() => {
     timedOut = true;
     void stop(p, 1000);
   }, timeoutMs);
   const code = await p.exited;
+  await Promise.race([closed, sleep(1000)]);
   clearTimeout(timer);
   if (code === 'spawn-error') stderr = tail(stderr, p.output());
   return { code, stdout, stderr, timedOut };

@@ -13,11 +13,35 @@
  * already established keep the TLSSocket (and context) they were made with,
  * new handshakes get the new one.
  */
+import crypto from 'node:crypto';
 import type net from 'node:net';
 import tls from 'node:tls';
 import type { ListenerTlsConfig } from '../core/config.js';
 import { nameCovers } from '../config/certificates.js';
 import type { TlsSession } from '../core/proxy-header.js';
+
+/** How the primary hands its session-ticket keys to its relay workers (worker-engine.ts). */
+export const TICKET_KEYS_ENV = 'TCPLB_TLS_TICKET_KEYS';
+let ticketKeysOfProcess: Buffer | undefined;
+
+/**
+ * The session-ticket keys (48 bytes: name, HMAC and AES keys) every TLS
+ * listener of this tcplb instance uses. Without them each SecureContext
+ * draws its own, so a ticket only resumed on the context that issued it:
+ * with `workers: 2` a client's next connection, accepted by the other
+ * worker half the time, fell back to a full handshake (bench/tls.ts: 1
+ * resumption in 4), and every reload that rebuilt a TlsFront voided every
+ * ticket. Random per instance (the primary's, inherited by its workers
+ * through the environment, which only the same user can read), never
+ * written anywhere: as HAProxy's and nginx's defaults, a restart voids them.
+ */
+export function ticketKeys(): Buffer {
+  if (ticketKeysOfProcess !== undefined) return ticketKeysOfProcess;
+  const inherited = process.env[TICKET_KEYS_ENV];
+  delete process.env[TICKET_KEYS_ENV]; // not passed on to anything this process starts
+  ticketKeysOfProcess = inherited !== undefined && /^[0-9a-f]{96}$/.test(inherited) ? Buffer.from(inherited, 'hex') : crypto.randomBytes(48);
+  return ticketKeysOfProcess;
+}
 
 
 /** Why a handshake failed, in a few words that group alike failures for the log. */
@@ -42,7 +66,7 @@ export class TlsFront {
 
   constructor(cfg: ListenerTlsConfig) {
     this.cfg = cfg;
-    const opts = { minVersion: cfg.minVersion } as const;
+    const opts = { minVersion: cfg.minVersion, ticketKeys: ticketKeys() } as const;
     this.#certs = cfg.certificates.map((c) => ({ names: c.names, ctx: tls.createSecureContext({ ...opts, cert: c.cert, key: c.key }) }));
     this.#default = cfg.strictSni ? tls.createSecureContext(opts) : this.#certs[0]!.ctx;
     this.#alpn = cfg.alpn.length > 0 ? [...cfg.alpn] : undefined;

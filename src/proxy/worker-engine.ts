@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import type { ListenerConfig } from '../core/config.js';
 import type { BackendId, EndReason } from '../core/types.js';
 import type { BoundAddress, Engine, EngineSink, ListenerResult, PreparedListeners, RoutingTable, SessionInfo, TlsSides } from '../core/dataplane.js';
+import { ticketKeys, TICKET_KEYS_ENV } from './tls-front.js';
 import { toWire, type FromWorker, type ToWorker } from './worker-protocol.js';
 
 interface Mirror {
@@ -76,7 +77,8 @@ export class WorkerEngine implements Engine {
   }
 
   #fork(): Promise<WorkerState> {
-    const w = cluster.fork({ TCPLB_WORKERS: String(this.#n) });
+    // One set of session-ticket keys for all workers: a ticket resumes whichever worker accepts the next connection.
+    const w = cluster.fork({ TCPLB_WORKERS: String(this.#n), [TICKET_KEYS_ENV]: ticketKeys().toString('hex') });
     const st: WorkerState = { w, sessions: new Map(), perListener: new Map(), perBackend: new Map(), total: 0, liveBytes: 0, stopped: false };
     this.#workers.set(w.id, st);
     w.on('message', (m: FromWorker) => this.#onMessage(st, m));

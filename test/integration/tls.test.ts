@@ -266,3 +266,48 @@ test('turning TLS on for a running listener by reload: the js engine swaps it in
     g.sock.destroy();
   }
 });
+
+/** One TLS connection through the listener offering `session`: whether it resumed, and the ticket it got for the next one. */
+function resumeOnce(port: number, session: Buffer | undefined): Promise<{ reused: boolean; session: Buffer | undefined }> {
+  return new Promise((resolve, reject) => {
+    const s = tls.connect({ host: '127.0.0.1', port, ca: fs.readFileSync(pki().caFile), servername: 'mail.a.test', ...(session ? { session } : {}) });
+    let ticket: Buffer | undefined;
+    let reused = false;
+    s.on('session', (b: Buffer) => (ticket = b));
+    s.once('secureConnect', () => (reused = s.isSessionReused()));
+    s.on('data', () => {});
+    s.on('error', reject);
+    s.on('close', () => resolve({ reused, session: ticket }));
+  });
+}
+
+test('workers: 2: a session ticket resumes on whichever relay worker accepts the next connection', { timeout: 30_000 }, async (t) => {
+  const a = pki().leaf('tickets', ['mail.a.test']);
+  const backend = await listen(greetAndClose);
+  t.after(() => backend.close());
+  const port = await reservePort();
+  // `workers` is a setting of the JavaScript engine: run it in every pass, the native one's too.
+  const forced = process.env.TCPLB_ENGINE;
+  process.env.TCPLB_ENGINE = 'js';
+  t.after(() => (forced === undefined ? delete process.env.TCPLB_ENGINE : (process.env.TCPLB_ENGINE = forced)));
+  const app = await startTestApp(`{
+    workers: 2, engine: "js",
+    listeners: [{ name: "imaps", listen: "127.0.0.1:${port}", upstream: "mail",
+                  tls: { certificates: [{ cert: "${a.cert}", key: "${a.key}" }] } }],
+    upstreams: { mail: { servers: ["127.0.0.1:${backend.port}"] } },
+    log: { access: null },
+  }`);
+  t.after(() => app.stopNow());
+  assert.equal(app.engine.name, 'js x2 workers');
+  // The kernel spreads accepts over the two workers: in 12 connections both serve
+  // (all on one worker: 1 in 2,048). Each offers the newest ticket it has seen.
+  let { session } = await resumeOnce(port, undefined);
+  const reused: boolean[] = [];
+  for (let i = 0; i < 12; i++) {
+    assert.ok(session, `connection ${i} got a session ticket`);
+    const r = await resumeOnce(port, session);
+    reused.push(r.reused);
+    session = r.session ?? session;
+  }
+  assert.deepEqual(reused, Array(12).fill(true), 'every connection resumed its ticket');
+});

@@ -372,7 +372,7 @@ export class NativeEngine implements Engine {
       for (const c of this.#conns.values()) {
         if (list.length >= limit) break;
         const b = bytes.get(c.id);
-        list.push({ id: c.id, listener: c.l.cfg.name, client: c.clientIp, backend: c.backend?.id ?? '', start: c.start, bytesIn: b?.[0] ?? 0, bytesOut: b?.[1] ?? 0 });
+        list.push({ id: c.id, listener: c.l.cfg.name, client: c.clientIp, backend: c.backend?.id ?? '', start: c.start, bytesIn: b?.[0] ?? 0, bytesOut: b?.[1] ?? 0, ...(c.l.tls ? { tls: 'client' as const } : {}) });
       }
     }
     if (this.#js === undefined) return { total: this.#conns.size, list };
@@ -721,6 +721,8 @@ export class NativeEngine implements Engine {
       bytesOut,
       reason,
       detail: c.detail,
+      // As the JS path: a TLS listener's session is `client` from accept on, failed handshakes included.
+      ...(c.l.tls ? { tls: 'client' as const } : {}),
     };
     this.#sink.sessionClosed(rec);
     if (this.#drain.waiting) this.#drain.settled(this.#idle() ? 0 : 1);

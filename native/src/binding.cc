@@ -27,7 +27,7 @@ namespace {
 using tcplb::Command;
 using tcplb::Event;
 
-constexpr const char* kVersion = "tcplb-native 4";  // 4: setTls, TLS_READY, TLS_FAILED
+constexpr const char* kVersion = "tcplb-native 3";  // setTls (TLS listeners): detected by its presence
 
 // ---- small N-API helpers ---------------------------------------------------
 

@@ -148,9 +148,10 @@ SSL_CTX* newContext(const TlsSettings& s, const TlsCertInput& c, TlsContext* own
   if (bio == nullptr) return fail("key");
   EVP_PKEY* key = PEM_read_bio_PrivateKey(bio, nullptr, noPassphrase, nullptr);
   BIO_free(bio);
-  if (key == nullptr || SSL_CTX_use_PrivateKey(ctx, key) != 1) {
+  if (key == nullptr) return fail("key");
+  if (SSL_CTX_use_PrivateKey(ctx, key) != 1) {
     EVP_PKEY_free(key);
-    return fail("key");
+    return fail("key does not match the certificate");
   }
   EVP_PKEY_free(key);
   if (SSL_CTX_check_private_key(ctx) != 1) return fail("key does not match the certificate");

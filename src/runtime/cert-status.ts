@@ -150,8 +150,9 @@ export function formatCerts(r: CertsReport): string[] {
   const out: string[] = [];
   for (const l of r.listeners) {
     const last = l.lastReload.ok ? 'ok' : `REFUSED: ${l.lastReload.error ?? ''} (the certificates below keep serving)`;
-    const where = l.terminatedBy === undefined ? '' : l.terminatedBy === 'native' ? ' · TLS in the native relay threads' : ' · TLS in the JavaScript engine';
-    out.push(`${l.listener} ${l.listen}${where} · last reload ${when(l.lastReload.at)} ${last}`);
+    out.push(`${l.listener} ${l.listen} · last reload ${when(l.lastReload.at)} ${last}`);
+    // Only an engine with two data paths (native) says which one terminates this listener's TLS.
+    if (l.terminatedBy !== undefined) out.push(`  TLS in the ${l.terminatedBy === 'native' ? 'native relay threads' : 'JavaScript engine'}`);
     for (const c of l.certificates) {
       out.push(`  ${c.names.join(', ') || c.subject}${c.default ? ' (default)' : ''}`);
       out.push(`    issuer ${c.issuer} · expires ${when(c.notAfter)} (${daysText(c.daysLeft)}) · serving since ${when(c.loadedAt)}`);

@@ -100,8 +100,8 @@ test('the native engine terminates TLS in its relay threads (ctl certs says wher
   s.write('ping\n');
   assert.equal(await echoed, 'ping\n');
   if (app.engineChoice.kind === 'native') {
-    assert.match(text, /^front 127\.0\.0\.1:\d+ · TLS in the native relay threads/m, text);
-    assert.match(text, /^reenc 127\.0\.0\.1:\d+ · TLS in the JavaScript engine/m, text);
+    assert.match(text, /^front 127\.0\.0\.1:\d+ · last reload .*\n {2}TLS in the native relay threads$/m, text);
+    assert.match(text, /^reenc 127\.0\.0\.1:\d+ · last reload .*\n {2}TLS in the JavaScript engine$/m, text);
     // The open TLS session is the addon's own connection, not the embedded JS engine's.
     const counts = (app.engine as NativeEngine).nativeCounts();
     assert.equal(counts.connections, 1, 'the addon holds the TLS session');

@@ -321,11 +321,26 @@ bool Engine::tlsOnEvent(Conn* c, Side* s, uint32_t ev) {
 }
 
 // recv() for the relay: plaintext; 0 at close_notify or FIN; -1 with errno.
+// One SSL_read returns one record (16 KiB at most): records are gathered
+// until the buffer is full or the socket is drained, so the backend gets one
+// send() per scratch buffer as with plain TCP. Whatever stopped the loop
+// after some bytes (EAGAIN, EOF, an error) is met again by the next call.
 ssize_t Engine::tlsRead(Side* s, char* buf, size_t len) {
   TlsConn* t = s->tls;
-  ERR_clear_error();
-  int n = SSL_read(t->ssl, buf, static_cast<int>(std::min<size_t>(len, INT_MAX)));
-  if (n > 0) return n;
+  size_t got = 0;
+  int n;
+  for (;;) {
+    ERR_clear_error();
+    n = SSL_read(t->ssl, buf + got, static_cast<int>(std::min<size_t>(len - got, INT_MAX)));
+    if (n <= 0) break;
+    got += static_cast<size_t>(n);
+    if (got == len) return static_cast<ssize_t>(got);
+  }
+  if (got > 0) {
+    if (SSL_get_error(t->ssl, n) == SSL_ERROR_WANT_WRITE) t->readWantsWrite = true;
+    ERR_clear_error();
+    return static_cast<ssize_t>(got);
+  }
   int saved = errno;
   switch (SSL_get_error(t->ssl, n)) {
     case SSL_ERROR_ZERO_RETURN:

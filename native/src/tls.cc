@@ -323,10 +323,15 @@ bool Engine::tlsOnEvent(Conn* c, Side* s, uint32_t ev) {
 // recv() for the relay: plaintext; 0 at close_notify or FIN; -1 with errno.
 // One SSL_read returns one record (16 KiB at most): records are gathered
 // until the buffer is full or the socket is drained, so the backend gets one
-// send() per scratch buffer as with plain TCP. Whatever stopped the loop
-// after some bytes (EAGAIN, EOF, an error) is met again by the next call.
+// send() per scratch buffer as with plain TCP. What stopped the loop after
+// some bytes is met again by the next call: EAGAIN and EOF by OpenSSL
+// itself, an error from `readErr` (a reset reads as EOF the second time).
 ssize_t Engine::tlsRead(Side* s, char* buf, size_t len) {
   TlsConn* t = s->tls;
+  if (t->readErr != 0) {
+    errno = t->readErr;
+    return -1;
+  }
   size_t got = 0;
   int n;
   for (;;) {
@@ -337,7 +342,20 @@ ssize_t Engine::tlsRead(Side* s, char* buf, size_t len) {
     if (got == len) return static_cast<ssize_t>(got);
   }
   if (got > 0) {
-    if (SSL_get_error(t->ssl, n) == SSL_ERROR_WANT_WRITE) t->readWantsWrite = true;
+    int saved = errno;
+    switch (SSL_get_error(t->ssl, n)) {
+      case SSL_ERROR_WANT_WRITE:
+        t->readWantsWrite = true;
+        break;
+      case SSL_ERROR_SYSCALL:
+        if (saved != 0 || ERR_peek_error() != 0) t->readErr = saved != 0 ? saved : EPROTO;
+        break;
+      case SSL_ERROR_SSL:
+        t->readErr = EPROTO;
+        break;
+      default:  // WANT_READ, ZERO_RETURN: the next SSL_read says the same
+        break;
+    }
     ERR_clear_error();
     return static_cast<ssize_t>(got);
   }

@@ -86,6 +86,7 @@ struct TlsConn {
   bool sniRefused = false;     // set by the SNI callback (strictSni)
   bool readWantsWrite = false; // SSL_read needs the socket writable (a KeyUpdate reply)
   bool sentShutdown = false;   // close_notify sent
+  int readErr = 0;             // an error met after bytes were gathered: the next read's result
 };
 
 }  // namespace tcplb

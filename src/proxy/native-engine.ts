@@ -159,9 +159,9 @@ export class NativeEngine implements Engine {
   /** The relay runs on its own thread: this ref'd timer keeps the process up while anything is open. */
   #keepAlive: NodeJS.Timeout | undefined;
   #disposed = false;
-  /** Serves the TLS listeners (made when the first one appears). */
+  /** Serves the listeners the addon does not (made when the first one appears). */
   #js: JsEngine | undefined;
-  /** The TLS listeners #js serves, as last committed. */
+  /** The listeners #js serves (upstream tls, STARTTLS, acceptProxyProtocol), as last committed. */
   #jsListeners: readonly ListenerConfig[] = [];
   /** Failed client handshakes of the native TLS listeners, a line per kind per second (as JsEngine's). */
   readonly #tlsErrors: HandshakeErrorLog;
@@ -224,8 +224,8 @@ export class NativeEngine implements Engine {
    * for a moment; a native listener's TLS is fixed when it starts).
    */
   async prepareListeners(listeners: readonly ListenerConfig[]): Promise<PreparedListeners> {
-    const plain = listeners.filter((l) => !this.#inJs(l));
-    const secure = listeners.filter((l) => this.#inJs(l));
+    const inAddon = listeners.filter((l) => !this.#inJs(l));
+    const inJs = listeners.filter((l) => this.#inJs(l));
     const key = (c: ListenerConfig): string => `${c.listen.host}|${c.listen.port}`;
     const runningAt = new Map<string, string>();
     for (const l of this.#listeners.values()) runningAt.set(key(l.cfg), l.tls ? 'native TLS' : 'native plain TCP');
@@ -246,11 +246,11 @@ export class NativeEngine implements Engine {
         abort() {},
       };
     }
-    const pn = await this.#prepareNative(plain);
+    const pn = await this.#prepareNative(inAddon);
     if (!pn.ok) return pn;
-    if (secure.length === 0 && this.#js === undefined) return pn;
+    if (inJs.length === 0 && this.#js === undefined) return pn;
     const js = this.#jsEngine();
-    const pj = await js.prepareListeners(secure);
+    const pj = await js.prepareListeners(inJs);
     if (!pj.ok) {
       pn.abort();
       return pj;
@@ -261,7 +261,7 @@ export class NativeEngine implements Engine {
       commit: () => {
         pn.commit();
         pj.commit();
-        this.#jsListeners = secure;
+        this.#jsListeners = inJs;
       },
       abort: () => {
         pn.abort();
@@ -386,7 +386,7 @@ export class NativeEngine implements Engine {
 
   /**
    * Open sessions per backend, both halves. Each half balances (least_conn,
-   * maxConns) on its own counts: a backend shared by TLS and plain listeners
+   * maxConns) on its own counts: a backend shared by listeners of both halves
    * can hold up to maxConns from each.
    */
   activeByBackend(): ReadonlyMap<BackendId, number> {

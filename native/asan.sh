@@ -24,7 +24,7 @@ echo "== building $out/tcplb_native.node with -fsanitize=address,undefined"
 g++ -std=c++17 -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined \
   -fPIC -shared -pthread -Wall -Wextra -fno-exceptions -ffp-contract=off \
   -DNAPI_VERSION=8 -DNODE_GYP_MODULE_NAME=tcplb_native -I/usr/include/node \
-  "$here"/src/binding.cc "$here"/src/engine.cc "$here"/src/net_util.cc "$here"/src/route.cc \
+  "$here"/src/binding.cc "$here"/src/engine.cc "$here"/src/net_util.cc "$here"/src/route.cc "$here"/src/tls.cc \
   -o "$out/tcplb_native.node"
 
 export TCPLB_NATIVE_ADDON="$out/tcplb_native.node"

@@ -6,7 +6,8 @@
         "src/binding.cc",
         "src/engine.cc",
         "src/net_util.cc",
-        "src/route.cc"
+        "src/route.cc",
+        "src/tls.cc"
       ],
       "defines": ["NAPI_VERSION=8"],
       "cflags!": ["-O3"],

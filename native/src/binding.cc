@@ -20,13 +20,14 @@
 #include "engine.h"
 #include "net_util.h"
 #include "route.h"
+#include "tls.h"
 
 namespace {
 
 using tcplb::Command;
 using tcplb::Event;
 
-constexpr const char* kVersion = "tcplb-native 3";
+constexpr const char* kVersion = "tcplb-native 3";  // setTls (TLS listeners): detected by its presence
 
 // ---- small N-API helpers ---------------------------------------------------
 
@@ -148,6 +149,7 @@ class JsEngine {
   static napi_value CloseListener(napi_env env, napi_callback_info info);
   static napi_value Connect(napi_env env, napi_callback_info info);
   static napi_value SetRoute(napi_env env, napi_callback_info info);
+  static napi_value SetTls(napi_env env, napi_callback_info info);
   static napi_value Reject(napi_env env, napi_callback_info info);
   static napi_value Kill(napi_env env, napi_callback_info info);
   static napi_value CloseAll(napi_env env, napi_callback_info info);
@@ -183,6 +185,7 @@ napi_value JsEngine::Define(napi_env env) {
       {"closeListener", nullptr, CloseListener, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"connect", nullptr, Connect, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setRoute", nullptr, SetRoute, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"setTls", nullptr, SetTls, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"reject", nullptr, Reject, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"kill", nullptr, Kill, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"closeAll", nullptr, CloseAll, nullptr, nullptr, nullptr, napi_default, nullptr},
@@ -366,6 +369,8 @@ napi_value JsEngine::buildEventArray() {
       case tcplb::EV_CONNECT_FAILED: len += 3; break;
       case tcplb::EV_CLOSED: len += 7; break;
       case tcplb::EV_ACCEPT_ERROR: len += 3; break;
+      case tcplb::EV_TLS_READY: len += 7; break;
+      case tcplb::EV_TLS_FAILED: len += 5; break;
     }
   }
   napi_env env = env_;
@@ -422,6 +427,27 @@ napi_value JsEngine::buildEventArray() {
       case tcplb::EV_ACCEPT_ERROR:
         putInt(e.listenerId);
         putInt(e.err);
+        break;
+      case tcplb::EV_TLS_READY: {
+        // version, cipher, servername, alpn: '\0'-separated in `text`
+        putDouble(static_cast<double>(e.connId));
+        putInt(e.how);
+        size_t at = 0;
+        for (int f = 0; f < 4; f++) {
+          size_t end = e.text.find('\0', at);
+          if (end == std::string::npos) end = e.text.size();
+          napi_value x;
+          napi_create_string_utf8(env, e.text.data() + at, end - at, &x);
+          napi_set_element(env, arr, i++, x);
+          at = end < e.text.size() ? end + 1 : end;
+        }
+        break;
+      }
+      case tcplb::EV_TLS_FAILED:
+        putDouble(static_cast<double>(e.connId));
+        putInt(e.how);
+        putInt(e.err);
+        putStr(e.text.c_str());
         break;
     }
   }
@@ -729,6 +755,118 @@ napi_value JsEngine::SetRoute(napi_env env, napi_callback_info info) {
     if (cmd.route == nullptr) return nullptr;
   } else if (tt != napi_null && tt != napi_undefined) {
     throwRouteError(env, "table must be an object or null");
+    return nullptr;
+  }
+  if (je->stopped_) return nullptr;
+  je->engine_.post(std::move(cmd));
+  return nullptr;
+}
+
+// setTls(listenerId, settings | null): see API.md. Builds the SSL_CTXs here
+// (the JS thread), so a refused certificate or key throws at the call.
+bool getStringProp(napi_env env, napi_value obj, const char* key, std::string* out, bool optional) {
+  napi_value v;
+  napi_valuetype t = napi_undefined;
+  if (napi_get_named_property(env, obj, key, &v) == napi_ok) napi_typeof(env, v, &t);
+  if (t == napi_undefined && optional) return true;
+  size_t len = 0;
+  if (t != napi_string || napi_get_value_string_utf8(env, v, nullptr, 0, &len) != napi_ok) {
+    std::string msg = std::string("tls.") + key + " must be a string";
+    napi_throw_type_error(env, nullptr, msg.c_str());
+    return false;
+  }
+  out->resize(len + 1);
+  napi_get_value_string_utf8(env, v, &(*out)[0], len + 1, &len);
+  out->resize(len);
+  return true;
+}
+
+bool getStringList(napi_env env, napi_value obj, const char* key, std::vector<std::string>* out) {
+  napi_value list;
+  bool isArray = false;
+  if (napi_get_named_property(env, obj, key, &list) != napi_ok || napi_is_array(env, list, &isArray) != napi_ok || !isArray) {
+    std::string msg = std::string("tls.") + key + " must be an array of strings";
+    napi_throw_type_error(env, nullptr, msg.c_str());
+    return false;
+  }
+  uint32_t n = 0;
+  napi_get_array_length(env, list, &n);
+  napi_value holder;
+  napi_create_object(env, &holder);
+  for (uint32_t k = 0; k < n; k++) {
+    napi_value item;
+    napi_get_element(env, list, k, &item);
+    napi_set_named_property(env, holder, "item", item);
+    std::string s;
+    if (!getStringProp(env, holder, "item", &s, false)) return false;
+    out->push_back(std::move(s));
+  }
+  return true;
+}
+
+napi_value JsEngine::SetTls(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  JsEngine* je = Unwrap(env, info, &argc, argv);
+  if (je == nullptr) return nullptr;
+  int64_t id;
+  if (!argInt64(env, argv[0], "listenerId", &id)) return nullptr;
+  napi_valuetype tt = napi_undefined;
+  if (argc >= 2) napi_typeof(env, argv[1], &tt);
+  Command cmd;
+  cmd.type = Command::SET_TLS;
+  cmd.id = id;
+  if (tt == napi_object) {
+    napi_value o = argv[1];
+    tcplb::TlsSettings s;
+    std::string minVersion;
+    napi_value certs, v;
+    bool isArray = false;
+    if (!getStringProp(env, o, "minVersion", &minVersion, false) ||
+        !getStringList(env, o, "alpn", &s.alpn) ||
+        !getStringProp(env, o, "ciphers", &s.ciphers, true) ||
+        !getStringProp(env, o, "ciphersuites", &s.ciphersuites, true)) {
+      return nullptr;
+    }
+    if (minVersion == "TLSv1.2") {
+      s.minVersion = TLS1_2_VERSION;
+    } else if (minVersion == "TLSv1.3") {
+      s.minVersion = TLS1_3_VERSION;
+    } else {
+      napi_throw_type_error(env, nullptr, "tls.minVersion must be TLSv1.2 or TLSv1.3");
+      return nullptr;
+    }
+    bool strict = false;
+    if (napi_get_named_property(env, o, "strictSni", &v) == napi_ok) napi_get_value_bool(env, v, &strict);
+    s.strictSni = strict;
+    double ms = 10000;
+    if (napi_get_named_property(env, o, "handshakeTimeoutMs", &v) == napi_ok) napi_get_value_double(env, v, &ms);
+    s.handshakeTimeoutMs = ms >= 1 && ms <= 4294967295.0 ? static_cast<uint32_t>(ms) : 10000;
+    if (napi_get_named_property(env, o, "certificates", &certs) != napi_ok ||
+        napi_is_array(env, certs, &isArray) != napi_ok || !isArray) {
+      napi_throw_type_error(env, nullptr, "tls.certificates must be an array");
+      return nullptr;
+    }
+    uint32_t n = 0;
+    napi_get_array_length(env, certs, &n);
+    for (uint32_t k = 0; k < n; k++) {
+      napi_value c;
+      napi_get_element(env, certs, k, &c);
+      tcplb::TlsCertInput in;
+      if (!getStringProp(env, c, "cert", &in.certPem, false) || !getStringProp(env, c, "key", &in.keyPem, false) ||
+          !getStringList(env, c, "names", &in.names)) {
+        return nullptr;
+      }
+      s.certs.push_back(std::move(in));
+    }
+    std::string err;
+    cmd.tls = tcplb::TlsContext::build(s, &err);
+    if (cmd.tls == nullptr) {
+      napi_throw_error(env, "ERR_TLS_CONTEXT", err.c_str());
+      return nullptr;
+    }
+  } else if (tt != napi_null && tt != napi_undefined) {
+    napi_throw_type_error(env, nullptr, "tls must be an object or null");
     return nullptr;
   }
   if (je->stopped_) return nullptr;

@@ -1,4 +1,5 @@
 #include "engine.h"
+#include "tls.h"
 
 #include <signal.h>
 #include <sys/eventfd.h>
@@ -266,6 +267,11 @@ void Engine::execute(Command& cmd) {
       closeAll();
       running_ = false;
       break;
+    case Command::SET_TLS: {
+      auto it = listeners_.find(cmd.id);
+      if (it != listeners_.end()) it->second->tls = std::move(cmd.tls);
+      break;
+    }
   }
 }
 
@@ -501,6 +507,8 @@ void Engine::adoptClient(Listener* l, int fd, const sockaddr_storage& peer) {
   // The routing fast path: pick and dial here instead of waiting for JS.
   // Over maxConnections, or with no usable backend, the client goes to JS as
   // a plain ACCEPT, which refuses it with the right reason.
+  // A TLS listener's client handshakes first (tls.cc); JS dials after TLS_READY.
+  if (l->tls != nullptr) return tlsStart(c, l);
   RouteTable* r = l->route.get();
   if (r == nullptr) return;
   if (r->maxConnections > 0 && listenerOpen > static_cast<int64_t>(r->maxConnections)) return;
@@ -598,6 +606,7 @@ void Engine::onSideEvent(Side* s, uint32_t ev) {
   if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) s->canRead = true;
   if (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR)) s->canWrite = true;
   if (ev & EPOLLRDHUP) s->peerFin = true;
+  if (s->tls != nullptr && tlsOnEvent(c, s, ev)) return;
 
   switch (c->state) {
     case Conn::WAITING:
@@ -720,7 +729,7 @@ bool Engine::pump(Conn* c, Direction& d) {
     }
 
     char* buf = scratch_.get();
-    ssize_t n = recv(d.src->fd, buf, kScratchSize, 0);
+    ssize_t n = d.src->tls != nullptr ? tlsRead(d.src, buf, kScratchSize) : recv(d.src->fd, buf, kScratchSize, 0);
     if (n == 0) {
       d.eof = true;
       continue;
@@ -739,11 +748,12 @@ bool Engine::pump(Conn* c, Direction& d) {
     // A short read drained the queue, so new data will raise a new edge and
     // the EAGAIN round-trip can be skipped - unless a FIN is already queued
     // (its edge was consumed with this event): then read on to see the EOF.
-    if (static_cast<size_t>(n) < kScratchSize && !d.src->peerFin) d.src->canRead = false;
+    // (Not for TLS: a read returns one record, whatever the kernel holds.)
+    if (static_cast<size_t>(n) < kScratchSize && !d.src->peerFin && d.src->tls == nullptr) d.src->canRead = false;
 
     ssize_t w = 0;
     if (d.dst->canWrite) {
-      w = send(d.dst->fd, buf, n, MSG_NOSIGNAL);
+      w = d.dst->tls != nullptr ? tlsWrite(d.dst, buf, n) : send(d.dst->fd, buf, n, MSG_NOSIGNAL);
       if (w < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK) {
           d.dst->canWrite = false;
@@ -773,7 +783,8 @@ bool Engine::pump(Conn* c, Direction& d) {
 bool Engine::writePending(Conn* c, Direction& d) {
   while (d.pendingLen > 0) {
     if (!d.dst->canWrite) return true;
-    ssize_t w = send(d.dst->fd, d.pending.get() + d.pendingOff, d.pendingLen, MSG_NOSIGNAL);
+    ssize_t w = d.dst->tls != nullptr ? tlsWrite(d.dst, d.pending.get() + d.pendingOff, d.pendingLen)
+                                      : send(d.dst->fd, d.pending.get() + d.pendingOff, d.pendingLen, MSG_NOSIGNAL);
     if (w < 0) {
       if (errno == EAGAIN || errno == EWOULDBLOCK) {
         d.dst->canWrite = false;
@@ -796,6 +807,7 @@ bool Engine::writePending(Conn* c, Direction& d) {
 // EOF seen on d.src and everything before it delivered: pass the FIN on.
 bool Engine::forwardEof(Conn* c, Direction& d) {
   Direction& other = (&d == &c->up) ? c->down : c->up;
+  if (!d.shut && d.dst->tls != nullptr) tlsShutdownWrite(d.dst);  // close_notify before the FIN
   if (!d.shut && other.shut) {
     // The last direction: close() below sends the FIN (both receive queues
     // were read to EOF, so it is a FIN, not a RST); no shutdown() needed.
@@ -848,6 +860,7 @@ void Engine::closeSide(Side& s, bool reset) {
   // Explicit DEL: a child forked by Node may briefly hold a dup of this fd,
   // and close() alone would then leave the registration (and its pointer) live.
   epoll_ctl(epfd_, EPOLL_CTL_DEL, s.fd, nullptr);
+  if (s.tls != nullptr) tlsFree(s);
   if (reset) setResetOnClose(s.fd);
   close(s.fd);
   s.fd = -1;
@@ -876,6 +889,11 @@ void Engine::sweep() {
   for (auto& kv : conns_) {
     Conn* c = kv.second;
     if (c->dead) continue;
+    if (c->client.tls != nullptr) {  // a handshake's deadline (tls.cc)
+      int h = tlsSweep(c, &tick);
+      if (h == 1) any = true;
+      if (h != 0) continue;
+    }
     if (c->state == Conn::CONNECTING && c->connectDeadline > 0) {
       if (now_ >= c->connectDeadline) {
         connectFailed(c, ETIMEDOUT);
@@ -1059,6 +1077,15 @@ void EngineGroup::post(Command&& cmd) {
         engines_[i]->post(std::move(c));
       }
       engines_[n - 1]->post(std::move(cmd));
+      return;
+    case Command::SET_TLS:  // every thread shares the one immutable context
+      for (size_t i = 0; i < n; i++) {
+        Command c;
+        c.type = cmd.type;
+        c.id = cmd.id;
+        c.tls = cmd.tls;
+        engines_[i]->post(std::move(c));
+      }
       return;
     case Command::ADD_LISTENER:  // addListener() only
       if (cmd.fd >= 0) close(cmd.fd);

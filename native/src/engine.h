@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
@@ -27,6 +28,9 @@
 #include "route.h"
 
 namespace tcplb {
+
+class TlsContext;  // tls.h
+struct TlsConn;
 
 // ---- events (engine thread -> JS) ------------------------------------------
 
@@ -37,6 +41,8 @@ enum EventType : uint8_t {
   EV_CLOSED = 4,
   EV_ACCEPT_ERROR = 5,
   EV_ACCEPT_ROUTED = 6,  // ACCEPT + the backend the fast path is dialling
+  EV_TLS_READY = 7,      // a TLS listener's handshake completed (tls.cc)
+  EV_TLS_FAILED = 8,     // ... or failed; CLOSED how=7 follows
 };
 
 // CLOSED `how` codes (API.md).
@@ -48,6 +54,7 @@ enum CloseHow : int8_t {
   HOW_REJECTED = 4,
   HOW_CLIENT_GONE = 5,
   HOW_REJECTED_AFTER_FAIL = 6,
+  HOW_TLS_FAILED = 7,
 };
 
 enum SideCode : int8_t { SIDE_NONE = -1, SIDE_CLIENT = 0, SIDE_BACKEND = 1 };
@@ -69,6 +76,9 @@ struct Event {
   int32_t backendKey;  // ACCEPT_ROUTED
   char clientIp[kIpStrLen];
   char localIp[kIpStrLen];
+  // TLS_READY: version, cipher, servername, alpn ('\0'-separated);
+  // TLS_FAILED: the error code. Empty (no allocation) for every other event.
+  std::string text;
 };
 
 // ---- state shared by the threads of a group ----------------------------------
@@ -119,6 +129,7 @@ struct Command {
     KILL,            // id = connId
     CLOSE_ALL,
     STOP,
+    SET_TLS,         // id = listenerId, tls (nullptr = plain)
   };
   Type type;
   int64_t id = 0;
@@ -133,6 +144,7 @@ struct Command {
   int32_t backendKey = -1;            // CONNECT: counted against this key (-1 = none)
   std::unique_ptr<RouteTable> route;  // SET_ROUTE
   std::shared_ptr<ListenerShared> lshared;  // ADD_LISTENER
+  std::shared_ptr<TlsContext> tls;          // SET_TLS
 };
 
 // ---- engine-thread internals -----------------------------------------------
@@ -163,6 +175,8 @@ struct Listener : Handle {
   int64_t openConns = 0;
   // The same over every thread's socket of this listener (maxConnections).
   std::shared_ptr<ListenerShared> shared;
+  // TLS termination (setTls): new clients handshake under this; nullptr = plain.
+  std::shared_ptr<TlsContext> tls;
 };
 
 // One socket of a connection. `canRead`/`canWrite` remember edge-triggered
@@ -174,6 +188,7 @@ struct Side : Handle {
   bool canWrite = true;
   bool peerFin = false;  // EPOLLRDHUP seen: a FIN is queued behind the data
   Conn* conn = nullptr;
+  TlsConn* tls = nullptr;  // a TLS listener's client: read/write through it (tls.cc)
 };
 
 // One relay direction src -> dst. `pending` holds only the bytes the kernel
@@ -289,6 +304,17 @@ class Engine {
   void finish(Conn* c, CloseHow how, int err, SideCode side);
   void markReady(Conn* c);
   void runReadyList();
+
+  // TLS termination (tls.cc)
+  void tlsStart(Conn* c, Listener* l);
+  void tlsHandshake(Conn* c);
+  void tlsFail(Conn* c, int what, int err, const char* code);
+  ssize_t tlsRead(Side* s, char* buf, size_t len);
+  ssize_t tlsWrite(Side* s, const char* buf, size_t len);
+  void tlsShutdownWrite(Side* s);
+  void tlsFree(Side& s);
+  int tlsSweep(Conn* c, uint32_t* tick);
+  bool tlsOnEvent(Conn* c, Side* s, uint32_t ev);
 
   // fds
   bool watch(int fd, Handle* h, uint32_t events);

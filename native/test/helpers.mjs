@@ -14,7 +14,7 @@ export const E = os.constants.errno;
 /** TCPLB_TEST_THREADS=2 runs every Harness with two relay threads (fd counts then differ). */
 export const TEST_THREADS = Number(process.env.TCPLB_TEST_THREADS || 1);
 
-export const HOW = { NORMAL: 0, IDLE: 1, KILLED: 2, RESET: 3, REJECTED: 4, CLIENT_GONE: 5, REJECTED_AFTER_FAIL: 6 };
+export const HOW = { NORMAL: 0, IDLE: 1, KILLED: 2, RESET: 3, REJECTED: 4, CLIENT_GONE: 5, REJECTED_AFTER_FAIL: 6, TLS_FAILED: 7 };
 
 /** Splits one flat onEvents array into objects (API.md table). */
 export function parseEvents(a) {
@@ -48,6 +48,15 @@ export function parseEvents(a) {
         out.push({ type: 'ACCEPT_ROUTED', connId: a[i + 1], listenerId: a[i + 2], clientIp: a[i + 3],
           clientPort: a[i + 4], localIp: a[i + 5], localPort: a[i + 6], backendKey: a[i + 7] });
         i += 8;
+        break;
+      case 7:
+        out.push({ type: 'TLS_READY', connId: a[i + 1], resumed: a[i + 2] === 1, version: a[i + 3], cipher: a[i + 4],
+          servername: a[i + 5], alpn: a[i + 6] });
+        i += 7;
+        break;
+      case 8:
+        out.push({ type: 'TLS_FAILED', connId: a[i + 1], what: a[i + 2], errno: a[i + 3], code: a[i + 4] });
+        i += 5;
         break;
       default:
         throw new Error(`bad event code ${a[i]} at ${i}`);

@@ -146,6 +146,12 @@ export interface Engine {
   shutdown(timeoutMs: number): Promise<void>;
   /** Close everything now. */
   closeAllNow(): void;
+  /**
+   * Which data path serves each listener, for an engine that runs listeners
+   * on two (native: `native` = the addon's relay threads, TLS termination
+   * included; `js` = its embedded JavaScript engine). Shown by `ctl certs`.
+   */
+  listenerEngines?(): ReadonlyMap<string, 'native' | 'js'>;
   /** Release what the engine holds beyond sessions (worker processes, native threads) after a shutdown. */
   dispose?(): void;
 }

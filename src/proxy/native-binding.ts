@@ -16,6 +16,12 @@ export interface NativeEngineHandle {
   connect(connId: number, ip: string, port: number, timeoutMs: number, idleMs: number, preamble: Buffer | undefined, backendKey?: number): void;
   /** The routing fast path of one listener; null = every client comes to JS as ACCEPT. */
   setRoute(listenerId: number, table: NativeRouteTable | null): void;
+  /**
+   * TLS termination for a listener (native/API.md, setTls); null = plain.
+   * Absent in a build older than this source: TLS listeners then run in the
+   * embedded JsEngine. Throws when a certificate or key is refused.
+   */
+  setTls?(listenerId: number, settings: NativeTlsSettings | null): void;
   reject(connId: number): void;
   kill(connId: number): void;
   closeAll(): void;
@@ -47,6 +53,18 @@ export interface NativeRouteBackend {
   usable: boolean;
   /** hashString32(backendId, 0x9747b28c), as IpHashBalancer hashes it. */
   idHash: number;
+}
+
+/** A listener's TLS settings for setTls (built by native-tls.ts). */
+export interface NativeTlsSettings {
+  certificates: Array<{ cert: string; key: string; names: string[] }>;
+  minVersion: 'TLSv1.2' | 'TLSv1.3';
+  alpn: string[];
+  strictSni: boolean;
+  handshakeTimeoutMs: number;
+  /** TLS <= 1.2 cipher list and TLS 1.3 suites (Node's defaults). */
+  ciphers: string;
+  ciphersuites: string;
 }
 
 export interface NativeBinding {

@@ -13,10 +13,14 @@
  * that (accounting, retries after a failed connect, the access log) is the
  * same as for a client JS routed itself.
  *
- * TLS listeners (`listeners[].tls`) are not relayed by the addon yet: they
- * are handed, whole, to an embedded JsEngine that shares this engine's sink,
- * routes and counts, so one Engine still answers for every listener
- * (docs/engines.md, docs/tls.md).
+ * TLS listeners (`listeners[].tls`) are terminated by the addon itself
+ * (native/src/tls.cc): it handshakes right after accept and reports
+ * TLS_READY with the session's facts (for the PROXY v2 TLS fields) or
+ * TLS_FAILED (logged per kind per second, as on the JS path); JS dials only
+ * after TLS_READY. What the addon does not do (TLS to the backends,
+ * STARTTLS, reading a front tier's PROXY header) is handed, whole, to an
+ * embedded JsEngine that shares this engine's sink, routes and counts, so
+ * one Engine still answers for every listener (docs/engines.md, docs/tls.md).
  */
 import dns from 'node:dns/promises';
 import net from 'node:net';
@@ -31,6 +35,10 @@ import { applyListeners, DrainWait, prepareListenerSet } from './listener-set.js
 import { dec, inc, Router } from './router.js';
 import { describe } from './session.js';
 import { JsEngine } from './engine.js';
+import { listenerTlsKey } from '../config/diff.js';
+import type { TlsSession } from '../core/proxy-header.js';
+import { HandshakeErrorLog } from './tls-front.js';
+import { nativeFailureKind, nativeTlsSettings } from './native-tls.js';
 import type { BoundAddress, Engine, EngineSink, ListenerResult, PreparedListeners, RouteBackend, RoutingTable, SessionInfo, SessionRecord } from '../core/dataplane.js';
 
 const EV_ACCEPT = 1;
@@ -39,6 +47,8 @@ const EV_CONNECT_FAILED = 3;
 const EV_CLOSED = 4;
 const EV_ACCEPT_ERROR = 5;
 const EV_ACCEPT_ROUTED = 6;
+const EV_TLS_READY = 7;
+const EV_TLS_FAILED = 8;
 
 /** Two count maps added up (a fresh map: both halves keep changing theirs). */
 function merged<K>(a: ReadonlyMap<K, number>, b: ReadonlyMap<K, number>): Map<K, number> {
@@ -50,6 +60,7 @@ function merged<K>(a: ReadonlyMap<K, number>, b: ReadonlyMap<K, number>): Map<K,
 const HOW_IDLE = 1;
 const HOW_KILLED = 2;
 const HOW_ERROR = 3;
+const HOW_TLS_FAILED = 7;
 
 
 const ERRNO_NAMES = new Map<number, string>(Object.entries(os.constants.errno).map(([name, n]) => [n, name]));
@@ -66,6 +77,10 @@ class NListener {
   routeSig: string | undefined;
   /** False for one loop turn after the listener starts: see #pushRoutes. */
   routable = false;
+  /** Terminates TLS (fixed for the listener's life: a reload that turns it on or off needs another address). */
+  readonly tls: boolean;
+  /** listenerTlsKey of the settings last given to setTls. */
+  tlsKey: string;
   constructor(
     readonly id: number,
     cfg: ListenerConfig,
@@ -73,6 +88,8 @@ class NListener {
   ) {
     this.admission = new Admission(cfg);
     this.errors = new AcceptErrorLog(log);
+    this.tls = cfg.tls !== undefined;
+    this.tlsKey = listenerTlsKey(cfg.tls);
   }
   get cfg(): ListenerConfig {
     return this.admission.cfg;
@@ -94,6 +111,10 @@ interface Conn {
   reason: EndReason | undefined;
   detail: string;
   connected: boolean;
+  /** TLS listener: admitted, waiting for TLS_READY before dialling. */
+  awaitTls: boolean;
+  /** The client's TLS session (TLS_READY), for the PROXY v2 TLS fields. */
+  tls: TlsSession | undefined;
 }
 
 export interface NativeEngineOptions {
@@ -138,20 +159,27 @@ export class NativeEngine implements Engine {
   /** The relay runs on its own thread: this ref'd timer keeps the process up while anything is open. */
   #keepAlive: NodeJS.Timeout | undefined;
   #disposed = false;
-  /** Serves the TLS listeners (made when the first one appears). */
+  /** Serves the listeners the addon does not (made when the first one appears). */
   #js: JsEngine | undefined;
-  /** The TLS listeners #js serves, as last committed. */
+  /** The listeners #js serves (upstream tls, STARTTLS, acceptProxyProtocol), as last committed. */
   #jsListeners: readonly ListenerConfig[] = [];
+  /** Failed client handshakes of the native TLS listeners, a line per kind per second (as JsEngine's). */
+  readonly #tlsErrors: HandshakeErrorLog;
+  /** The addon terminates TLS (a build with setTls, and TCPLB_NATIVE_TLS is not 0). */
+  readonly #nativeTls: boolean;
 
   constructor(sink: EngineSink, opts: NativeEngineOptions = {}) {
     const native = loadNative();
     if (!native.ok) throw new Error(`native engine not available: ${native.reason}`);
     this.#sink = sink;
     this.#log = opts.log ?? (() => {});
+    this.#tlsErrors = new HandshakeErrorLog((l) => this.#log(l));
     this.#h = new native.binding.Engine((ev) => this.#onEvents(ev), { threads: nativeThreadsOverride() ?? Math.min(64, Math.max(1, opts.threads ?? 1)) });
+    // TCPLB_NATIVE_TLS=0 keeps TLS listeners in the embedded JsEngine (for comparisons).
+    this.#nativeTls = typeof this.#h.setTls === 'function' && process.env.TCPLB_NATIVE_TLS !== '0';
   }
 
-  /** True while TLS listeners are relayed by the embedded JsEngine on the main thread. */
+  /** True while some listeners (TLS to the backends, STARTTLS, a front tier's PROXY header) are relayed by the embedded JsEngine on the main thread. */
   get relaysOnMainThread(): boolean {
     return this.#jsListeners.length > 0;
   }
@@ -176,34 +204,53 @@ export class NativeEngine implements Engine {
     return applyListeners(this, listeners, beforeCommit);
   }
 
+  /** Whether the embedded JsEngine must serve a listener: what the addon does not do. */
+  #inJs(l: ListenerConfig): boolean {
+    // TLS to the backends, STARTTLS and reading a front tier's PROXY header
+    // run in the JS path; TLS from the client runs in the addon.
+    return l.upstreamTls !== undefined || l.acceptProxyProtocol !== undefined || l.starttls !== undefined || (l.tls !== undefined && !this.#nativeTls);
+  }
+
+  /** Where and how a listener runs: it cannot change at the same address in one reload. */
+  #kind(l: ListenerConfig): string {
+    return this.#inJs(l) ? 'the JavaScript path' : l.tls !== undefined ? 'native TLS' : 'native plain TCP';
+  }
+
   /**
    * Bind every new or moved listener (not yet accepting: clients wait in the
-   * backlog), or none: plain listeners in the addon, TLS listeners in the
-   * embedded JsEngine. A listener cannot move between the two at the same
-   * address in one reload (both would hold the port for a moment).
+   * backlog), or none: plain and TLS listeners in the addon, the rest in the
+   * embedded JsEngine. A listener cannot move between the two, nor turn TLS
+   * on or off, at the same address in one reload (both would hold the port
+   * for a moment; a native listener's TLS is fixed when it starts).
    */
   async prepareListeners(listeners: readonly ListenerConfig[]): Promise<PreparedListeners> {
-    // TLS on either side (client or backend), and reading a front tier's PROXY header, run in the JS path.
-    const inJs = (l: ListenerConfig): boolean => l.tls !== undefined || l.upstreamTls !== undefined || l.acceptProxyProtocol !== undefined;
-    const plain = listeners.filter((l) => !inJs(l));
-    const secure = listeners.filter(inJs);
+    const inAddon = listeners.filter((l) => !this.#inJs(l));
+    const inJs = listeners.filter((l) => this.#inJs(l));
     const key = (c: ListenerConfig): string => `${c.listen.host}|${c.listen.port}`;
-    const nativeAt = new Set([...this.#listeners.values()].map((l) => key(l.cfg)));
-    const jsAt = new Set(this.#jsListeners.map(key));
-    const moved = [...secure.filter((c) => nativeAt.has(key(c))), ...plain.filter((c) => jsAt.has(key(c)))];
+    const runningAt = new Map<string, string>();
+    for (const l of this.#listeners.values()) runningAt.set(key(l.cfg), l.tls ? 'native TLS' : 'native plain TCP');
+    for (const c of this.#jsListeners) runningAt.set(key(c), 'the JavaScript path');
+    const moved = listeners.filter((c) => runningAt.has(key(c)) && runningAt.get(key(c)) !== this.#kind(c));
     if (moved.length > 0) {
       return {
         ok: false,
-        results: moved.map((c) => ({ name: c.name, ok: false, error: `listener "${c.name}": turning TLS or acceptProxyProtocol ${inJs(c) ? 'on' : 'off'} at the same address (${c.listenText}) needs a restart with the native engine, or another address for one reload` })),
+        results: moved.map((c) => {
+          const from = runningAt.get(key(c))!;
+          const to = this.#kind(c);
+          // Between the addon and the JS path: any of the JS-only settings; within the addon: TLS itself.
+          const what = from === 'the JavaScript path' || to === 'the JavaScript path' ? 'TLS or acceptProxyProtocol (or STARTTLS, upstream TLS)' : 'TLS';
+          const onOff = to === 'the JavaScript path' || (to === 'native TLS' && from === 'native plain TCP') ? 'on' : 'off';
+          return { name: c.name, ok: false, error: `listener "${c.name}": turning ${what} ${onOff} at the same address (${c.listenText}) needs a restart with the native engine, or another address for one reload (it runs on ${from}, would run on ${to})` };
+        }),
         commit() {},
         abort() {},
       };
     }
-    const pn = await this.#prepareNative(plain);
+    const pn = await this.#prepareNative(inAddon);
     if (!pn.ok) return pn;
-    if (secure.length === 0 && this.#js === undefined) return pn;
+    if (inJs.length === 0 && this.#js === undefined) return pn;
     const js = this.#jsEngine();
-    const pj = await js.prepareListeners(secure);
+    const pj = await js.prepareListeners(inJs);
     if (!pj.ok) {
       pn.abort();
       return pj;
@@ -214,7 +261,7 @@ export class NativeEngine implements Engine {
       commit: () => {
         pn.commit();
         pj.commit();
-        this.#jsListeners = secure;
+        this.#jsListeners = inJs;
       },
       abort: () => {
         pn.abort();
@@ -241,12 +288,21 @@ export class NativeEngine implements Engine {
           const r = this.#h.listen(l.id, l.cfg.listen.host, l.cfg.listen.port, 4096);
           if (r.ok) {
             l.port = r.port;
+            const tlsCfg = l.cfg.tls;
+            if (tlsCfg === undefined) return { name: l.cfg.name, ok: true };
+            try {
+              this.#h.setTls!(l.id, nativeTlsSettings(tlsCfg));
+            } catch (err) {
+              this.#h.closeListener(l.id);
+              return { name: l.cfg.name, ok: false, error: `listener "${l.cfg.name}": TLS: ${(err as Error).message}` };
+            }
             return { name: l.cfg.name, ok: true };
           }
           const text = `${r.code} (${os.constants.errno[r.code as keyof typeof os.constants.errno] ?? r.errno})`;
           return { name: l.cfg.name, ok: false, error: listenError(l.cfg, r.code, text) };
         },
         stop: (l) => this.#h.closeListener(l.id),
+        update: (l) => this.#updateTls(l),
         activate: (l) => {
           this.#byId.set(l.id, l);
           this.#h.activate(l.id);
@@ -264,6 +320,31 @@ export class NativeEngine implements Engine {
         this.#holdProcess();
       },
     );
+  }
+
+  /**
+   * A reload changed a native TLS listener's certificates or options: new
+   * handshakes use the new context; handshakes begun and sessions open keep
+   * theirs. A context the addon refuses keeps the old one (logged).
+   */
+  #updateTls(l: NListener): void {
+    const cfg = l.cfg.tls;
+    const key = listenerTlsKey(cfg);
+    if (!l.tls || cfg === undefined || key === l.tlsKey) return;
+    try {
+      this.#h.setTls!(l.id, nativeTlsSettings(cfg));
+      l.tlsKey = key;
+    } catch (err) {
+      this.#log(`listener ${l.cfg.name}: TLS settings not applied, the previous certificates stay: ${(err as Error).message}`);
+    }
+  }
+
+  /** Which data path serves each listener (`native` = the addon's relay threads, TLS included; `js` = the embedded JsEngine). */
+  listenerEngines(): ReadonlyMap<string, 'native' | 'js'> {
+    const out = new Map<string, 'native' | 'js'>();
+    for (const name of this.#listeners.keys()) out.set(name, 'native');
+    for (const c of this.#jsListeners) out.set(c.name, 'js');
+    return out;
   }
 
   boundAddresses(): ReadonlyMap<string, BoundAddress> {
@@ -291,7 +372,7 @@ export class NativeEngine implements Engine {
       for (const c of this.#conns.values()) {
         if (list.length >= limit) break;
         const b = bytes.get(c.id);
-        list.push({ id: c.id, listener: c.l.cfg.name, client: c.clientIp, backend: c.backend?.id ?? '', start: c.start, bytesIn: b?.[0] ?? 0, bytesOut: b?.[1] ?? 0 });
+        list.push({ id: c.id, listener: c.l.cfg.name, client: c.clientIp, backend: c.backend?.id ?? '', start: c.start, bytesIn: b?.[0] ?? 0, bytesOut: b?.[1] ?? 0, ...(c.l.tls ? { tls: 'client' as const } : {}) });
       }
     }
     if (this.#js === undefined) return { total: this.#conns.size, list };
@@ -305,7 +386,7 @@ export class NativeEngine implements Engine {
 
   /**
    * Open sessions per backend, both halves. Each half balances (least_conn,
-   * maxConns) on its own counts: a backend shared by TLS and plain listeners
+   * maxConns) on its own counts: a backend shared by listeners of both halves
    * can hold up to maxConns from each.
    */
   activeByBackend(): ReadonlyMap<BackendId, number> {
@@ -386,7 +467,8 @@ export class NativeEngine implements Engine {
   #fastTable(l: NListener): NativeRouteTable | null {
     const cfg = l.cfg;
     // Policy the addon does not implement: such listeners keep the JS round trip.
-    if (cfg.allow.length > 0 || cfg.deny.length > 0 || cfg.maxConnectionsPerClient > 0 || cfg.proxyProtocol !== false) return null;
+    // A TLS listener's clients are dialled by JS after TLS_READY.
+    if (cfg.allow.length > 0 || cfg.deny.length > 0 || cfg.maxConnectionsPerClient > 0 || cfg.proxyProtocol !== false || l.tls) return null;
     const up = this.#router.table.upstreams.get(cfg.upstream);
     if (up === undefined || up.backends.some((b) => net.isIP(b.host) === 0)) return null;
     return {
@@ -462,6 +544,14 @@ export class NativeEngine implements Engine {
           this.#onAcceptRouted(ev[i + 1] as number, ev[i + 2] as number, ev[i + 3] as string, ev[i + 4] as number, ev[i + 5] as string, ev[i + 6] as number, ev[i + 7] as number);
           i += 8;
           break;
+        case EV_TLS_READY:
+          this.#onTlsReady(ev[i + 1] as number, { version: ev[i + 3] as string, cipher: ev[i + 4] as string, servername: ev[i + 5] as string, alpn: ev[i + 6] as string });
+          i += 7;
+          break;
+        case EV_TLS_FAILED:
+          this.#onTlsFailed(ev[i + 1] as number, ev[i + 2] as number, ev[i + 3] as number, ev[i + 4] as string);
+          i += 5;
+          break;
         case EV_ACCEPT_ERROR: {
           const l = this.#byId.get(ev[i + 1] as number);
           const code = errnoName(ev[i + 2] as number);
@@ -483,7 +573,7 @@ export class NativeEngine implements Engine {
       this.#h.reject(id);
       return;
     }
-    const c: Conn = { id, l, acceptedOn: l.cfg.name, clientIp, clientPort, localIp, localPort, start: Date.now(), backend: undefined, tried: new Set(), reason: undefined, detail: '', connected: false };
+    const c: Conn = { id, l, acceptedOn: l.cfg.name, clientIp, clientPort, localIp, localPort, start: Date.now(), backend: undefined, tried: new Set(), reason: undefined, detail: '', connected: false, awaitTls: false, tls: undefined };
     this.#conns.set(id, c);
     inc(this.#perListener, c.acceptedOn);
     const refused = l.admission.admit(clientIp);
@@ -492,7 +582,31 @@ export class NativeEngine implements Engine {
       this.#h.reject(id);
       return;
     }
+    // The addon is handshaking with the client already: dial once it is done.
+    if (l.tls) {
+      c.awaitTls = true;
+      return;
+    }
     this.#dial(c);
+  }
+
+  #onTlsReady(id: number, facts: TlsSession): void {
+    const c = this.#conns.get(id);
+    if (c === undefined) return;
+    c.tls = facts;
+    if (!c.awaitTls || c.reason !== undefined) return;
+    c.awaitTls = false;
+    this.#dial(c);
+  }
+
+  /** The handshake failed (CLOSED how=7 follows): logged per kind per second, the session ends `tls_failed`, as on the JS path. */
+  #onTlsFailed(id: number, what: number, errno: number, code: string): void {
+    const c = this.#conns.get(id);
+    if (c === undefined || c.reason !== undefined) return;
+    const kind = nativeFailureKind(what, errno !== 0 ? errnoName(errno) : undefined, code);
+    this.#tlsErrors.report(c.l.cfg.name, kind, c.clientIp);
+    c.reason = 'tls_failed';
+    c.detail = kind;
   }
 
   /** The relay thread picked `backendKey` by our table and is dialling it already. */
@@ -504,7 +618,7 @@ export class NativeEngine implements Engine {
       this.#h.kill(id);
       return;
     }
-    const c: Conn = { id, l, acceptedOn: l.cfg.name, clientIp, clientPort, localIp, localPort, start: Date.now(), backend: b, tried: new Set([b.id]), reason: undefined, detail: '', connected: false };
+    const c: Conn = { id, l, acceptedOn: l.cfg.name, clientIp, clientPort, localIp, localPort, start: Date.now(), backend: b, tried: new Set([b.id]), reason: undefined, detail: '', connected: false, awaitTls: false, tls: undefined };
     this.#conns.set(id, c);
     inc(this.#perListener, c.acceptedOn);
     // Counts the client in; with a fast table there is no ACL or per-client
@@ -545,7 +659,7 @@ export class NativeEngine implements Engine {
 
   #connect(c: Conn, b: RouteBackend, ip: string): void {
     const cfg = c.l.cfg;
-    const pre = cfg.proxyProtocol === false ? undefined : c.l.admission.preamble({ srcAddr: c.clientIp, srcPort: c.clientPort, dstAddr: c.localIp, dstPort: c.localPort });
+    const pre = cfg.proxyProtocol === false ? undefined : c.l.admission.preamble({ srcAddr: c.clientIp, srcPort: c.clientPort, dstAddr: c.localIp, dstPort: c.localPort }, c.tls);
     this.#h.connect(c.id, ip, b.port, cfg.connectTimeoutMs, cfg.idleTimeoutMs, pre, this.#keys.get(b.id)?.key ?? -1);
   }
 
@@ -587,6 +701,7 @@ export class NativeEngine implements Engine {
     let reason: EndReason = c.reason ?? 'closed';
     if (how === HOW_IDLE) reason = 'idle_timeout';
     else if (how === HOW_KILLED) reason = c.reason ?? 'killed';
+    else if (how === HOW_TLS_FAILED) reason = c.reason ?? 'tls_failed';
     if (how === HOW_ERROR && errno !== 0 && c.detail === '') {
       const code = errnoName(errno);
       const who = side === 0 ? 'client' : 'backend';
@@ -606,6 +721,8 @@ export class NativeEngine implements Engine {
       bytesOut,
       reason,
       detail: c.detail,
+      // As the JS path: a TLS listener's session is `client` from accept on, failed handshakes included.
+      ...(c.l.tls ? { tls: 'client' as const } : {}),
     };
     this.#sink.sessionClosed(rec);
     if (this.#drain.waiting) this.#drain.settled(this.#idle() ? 0 : 1);

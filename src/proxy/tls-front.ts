@@ -53,7 +53,8 @@ export function handshakeFailureKind(err: (Error & { code?: string }) | undefine
   if (/WRONG_VERSION_NUMBER|HTTP_REQUEST|UNKNOWN_PROTOCOL|PACKET_LENGTH_TOO_LONG|RECORD_LAYER_FAILURE|UNEXPECTED_RECORD|BAD_RECORD|RECORD_TOO|LENGTH_MISMATCH/.test(code)) return 'not a TLS ClientHello';
   if (/VERSION_TOO_LOW|UNSUPPORTED_PROTOCOL|NO_PROTOCOLS_AVAILABLE/.test(code)) return 'TLS version refused (below minVersion)';
   if (/NO_SHARED_CIPHER/.test(code)) return 'no shared cipher';
-  if (/NO_SUITABLE|NO_CERTIFICATE|CERTIFICATE_REQUIRED|MISSING_/.test(code)) return 'no certificate for the name (strictSni)';
+  // PASSED_A_NULL_PARAMETER: OpenSSL's words when the SNI callback hands it strictSni's certificate-less context.
+  if (/NO_SUITABLE|NO_CERTIFICATE|CERTIFICATE_REQUIRED|MISSING_|PASSED_A_NULL_PARAMETER/.test(code)) return 'no certificate for the name (strictSni)';
   if (/NO_APPLICATION_PROTOCOL/.test(code)) return 'no common ALPN protocol';
   return code !== '' ? code : err.message;
 }

@@ -160,7 +160,7 @@ export function createActions(d: ActionDeps): Actions {
     readiness: () => readiness(runtime.config, runtime, instance),
     explain: (client, listener) => explain(runtime.config, runtime, client, listener),
     onEvent: (listener) => events.subscribe(listener),
-    ...(d.certs === undefined ? {} : { certs: () => d.certs!.report(runtime.config) }),
+    ...(d.certs === undefined ? {} : { certs: () => d.certs!.report(runtime.config, Date.now(), engine.listenerEngines?.()) }),
     snapshot(connLimit = 50): Snapshot {
       const now = Date.now();
       const cfg = runtime.config;

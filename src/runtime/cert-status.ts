@@ -51,6 +51,8 @@ export interface ListenerCertsView {
   readonly listen: string;
   readonly certificates: readonly CertView[];
   readonly lastReload: CertReload;
+  /** Where TLS is terminated, when the engine says (native: the relay threads or the embedded JS engine). */
+  readonly terminatedBy?: 'native' | 'js';
 }
 
 export interface CertsReport {
@@ -102,10 +104,12 @@ export class CertBook {
     }
   }
 
-  report(config: Config, now: number = Date.now()): CertsReport {
+  report(config: Config, now: number = Date.now(), engines?: ReadonlyMap<string, 'native' | 'js'>): CertsReport {
     const listeners = config.listeners.flatMap((l): ListenerCertsView[] => {
       if (l.tls === undefined) return [];
+      const by = engines?.get(l.name);
       return [{
+        ...(by === undefined ? {} : { terminatedBy: by }),
         listener: l.name,
         listen: l.listenText,
         certificates: l.tls.certificates.map((c, i) => ({
@@ -147,6 +151,8 @@ export function formatCerts(r: CertsReport): string[] {
   for (const l of r.listeners) {
     const last = l.lastReload.ok ? 'ok' : `REFUSED: ${l.lastReload.error ?? ''} (the certificates below keep serving)`;
     out.push(`${l.listener} ${l.listen} · last reload ${when(l.lastReload.at)} ${last}`);
+    // Only an engine with two data paths (native) says which one terminates this listener's TLS.
+    if (l.terminatedBy !== undefined) out.push(`  TLS in the ${l.terminatedBy === 'native' ? 'native relay threads' : 'JavaScript engine'}`);
     for (const c of l.certificates) {
       out.push(`  ${c.names.join(', ') || c.subject}${c.default ? ' (default)' : ''}`);
       out.push(`    issuer ${c.issuer} · expires ${when(c.notAfter)} (${daysText(c.daysLeft)}) · serving since ${when(c.loadedAt)}`);

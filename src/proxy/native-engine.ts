@@ -184,7 +184,8 @@ export class NativeEngine implements Engine {
    */
   async prepareListeners(listeners: readonly ListenerConfig[]): Promise<PreparedListeners> {
     // TLS on either side (client or backend), and reading a front tier's PROXY header, run in the JS path.
-    const inJs = (l: ListenerConfig): boolean => l.tls !== undefined || l.upstreamTls !== undefined || l.acceptProxyProtocol !== undefined;
+    // An http-01 (`acme`) listener peeks at each request head: the JS path does that.
+    const inJs = (l: ListenerConfig): boolean => l.tls !== undefined || l.upstreamTls !== undefined || l.acceptProxyProtocol !== undefined || l.acme !== undefined;
     const plain = listeners.filter((l) => !inJs(l));
     const secure = listeners.filter(inJs);
     const key = (c: ListenerConfig): string => `${c.listen.host}|${c.listen.port}`;

@@ -1,0 +1,117 @@
+/**
+ * The files of `acme.storage` (docs/tls.md#acme): the account key, the
+ * certificate and its key, and the challenges being validated. The ACME
+ * client (runtime/acme.ts) writes them, the config load reads the
+ * certificate (a restart with a valid one orders nothing), and the data
+ * plane reads the challenges on demand: a member of an HA pair sharing the
+ * folder answers a challenge its peer ordered, and relay processes need no
+ * channel to the control plane.
+ *
+ * Layout (folder 0700, files 0600, each written to a temporary name and
+ * renamed over the old one, so a reader sees the old file or the new, never
+ * half of one):
+ *
+ *     account.key                  the ACME account's private key (PEM)
+ *     cert.pem, key.pem            the certificate (with its chain) and its key
+ *     challenges/http-01/TOKEN     the key authorization for TOKEN
+ *     challenges/tls-alpn-01/NAME.pem  key + certificate to answer for NAME
+ */
+import { randomBytes } from 'node:crypto';
+import { chmodSync, closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { loadCertificatePair, type PairResult } from './certificates.js';
+
+export interface AcmePaths {
+  readonly dir: string;
+  readonly accountKey: string;
+  readonly cert: string;
+  readonly key: string;
+  readonly http: string;
+  readonly alpn: string;
+}
+
+export function acmePaths(storage: string): AcmePaths {
+  return {
+    dir: storage,
+    accountKey: join(storage, 'account.key'),
+    cert: join(storage, 'cert.pem'),
+    key: join(storage, 'key.pem'),
+    http: join(storage, 'challenges', 'http-01'),
+    alpn: join(storage, 'challenges', 'tls-alpn-01'),
+  };
+}
+
+/** An ACME token: base64url (RFC 8555 §8.1), bounded. Anything else is never looked up (no `../`). */
+const TOKEN = /^[A-Za-z0-9_-]{1,256}$/;
+/** A DNS name as a file name: letters, digits, `-`, `.`, no leading dot. */
+const NAME = /^[a-z0-9][a-z0-9.-]{0,252}$/;
+
+export function isAcmeToken(s: string): boolean {
+  return TOKEN.test(s);
+}
+
+/** Create `dir` (and parents) and make it 0700: it holds private keys. */
+export function ensurePrivateDir(dir: string): void {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  chmodSync(dir, 0o700);
+}
+
+/** Write `file` (0600) atomically: a temporary file in the same folder, synced, renamed over it. */
+export function writeFileAtomic(file: string, data: string | Buffer): void {
+  ensurePrivateDir(dirname(file));
+  const tmp = `${file}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+  const fd = openSync(tmp, 'wx', 0o600);
+  try {
+    writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  try {
+    renameSync(tmp, file);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw e;
+  }
+}
+
+function readSmall(file: string): string | undefined {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+/** The key authorization for an http-01 token, if this instance or its peer published one. */
+export function readHttpChallenge(storage: string, token: string): string | undefined {
+  if (!isAcmeToken(token)) return undefined;
+  return readSmall(join(acmePaths(storage).http, token));
+}
+
+/** Key and certificate (one PEM text) answering tls-alpn-01 for `name`, if a challenge for it runs. */
+export function readAlpnChallenge(storage: string, name: string): string | undefined {
+  const n = name.toLowerCase();
+  if (!NAME.test(n) || n.includes('..')) return undefined;
+  return readSmall(join(acmePaths(storage).alpn, `${n}.pem`));
+}
+
+export function alpnChallengeFile(storage: string, name: string): string {
+  return join(acmePaths(storage).alpn, `${name.toLowerCase()}.pem`);
+}
+
+export function httpChallengeFile(storage: string, token: string): string {
+  if (!isAcmeToken(token)) throw new Error(`invalid ACME token ${JSON.stringify(token.slice(0, 40))}`);
+  return join(acmePaths(storage).http, token);
+}
+
+/**
+ * The stored certificate, read and checked like a configured one; undefined
+ * when there is none yet (the first start orders one).
+ */
+export function storedCertificate(storage: string, now: number): PairResult | undefined {
+  const p = acmePaths(storage);
+  const r = loadCertificatePair(p.cert, p.key, now);
+  if (!r.ok && /ENOENT/.test(r.problem.message)) return undefined;
+  return r;
+}

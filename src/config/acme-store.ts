@@ -12,7 +12,10 @@
  * half of one):
  *
  *     account.key                  the ACME account's private key (PEM)
- *     cert.pem, key.pem            the certificate (with its chain) and its key
+ *     certificate.pem              the certificate, its chain and its key in one
+ *                                  file: one rename replaces the pair, so no
+ *                                  reader (the peer of a pair) ever sees a new
+ *                                  certificate with the old key
  *     challenges/http-01/TOKEN     the key authorization for TOKEN
  *     challenges/tls-alpn-01/NAME.pem  key + certificate to answer for NAME
  */
@@ -25,7 +28,6 @@ export interface AcmePaths {
   readonly dir: string;
   readonly accountKey: string;
   readonly cert: string;
-  readonly key: string;
   readonly http: string;
   readonly alpn: string;
 }
@@ -34,8 +36,7 @@ export function acmePaths(storage: string): AcmePaths {
   return {
     dir: storage,
     accountKey: join(storage, 'account.key'),
-    cert: join(storage, 'cert.pem'),
-    key: join(storage, 'key.pem'),
+    cert: join(storage, 'certificate.pem'),
     http: join(storage, 'challenges', 'http-01'),
     alpn: join(storage, 'challenges', 'tls-alpn-01'),
   };
@@ -111,7 +112,16 @@ export function httpChallengeFile(storage: string, token: string): string {
  */
 export function storedCertificate(storage: string, now: number): PairResult | undefined {
   const p = acmePaths(storage);
-  const r = loadCertificatePair(p.cert, p.key, now);
-  if (!r.ok && /ENOENT/.test(r.problem.message)) return undefined;
-  return r;
+  const r = loadCertificatePair(p.cert, p.cert, now);
+  if (!r.ok) return /ENOENT/.test(r.problem.message) ? undefined : r;
+  // The engines get the certificates and the key apart, as from two files.
+  const blocks = (re: RegExp): string => (r.certificate.cert.match(re) ?? []).join('\n') + '\n';
+  return {
+    ...r,
+    certificate: {
+      ...r.certificate,
+      cert: blocks(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g),
+      key: blocks(/-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----/g),
+    },
+  };
 }

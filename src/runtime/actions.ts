@@ -12,6 +12,7 @@ import { explain } from './explain.js';
 import { InstanceStatus, readiness, type Readiness } from './instance.js';
 import { nearestExpiry, type CertBook } from './cert-status.js';
 import type { EventLog } from './event-log.js';
+import type { AcmeManager } from './acme.js';
 import type { BackendView, ConfigView, InstanceView, Snapshot } from './snapshot.js';
 import type { Runtime } from './store.js';
 
@@ -28,6 +29,8 @@ export interface ActionDeps {
   reload(by: Actor): Promise<ReloadResult>;
   /** Certificates in service and their reloads (`ctl certs`); without it `certs` is absent. */
   readonly certs?: CertBook;
+  /** The ACME client, when the config has `acme` (it comes and goes with reloads). */
+  acme?(): AcmeManager | undefined;
   /** Standby and leaving (runtime/instance.ts). @default a fresh InstanceStatus */
   readonly instance?: InstanceStatus;
   /**
@@ -160,7 +163,12 @@ export function createActions(d: ActionDeps): Actions {
     readiness: () => readiness(runtime.config, runtime, instance),
     explain: (client, listener) => explain(runtime.config, runtime, client, listener),
     onEvent: (listener) => events.subscribe(listener),
-    ...(d.certs === undefined ? {} : { certs: () => d.certs!.report(runtime.config) }),
+    ...(d.certs === undefined ? {} : { certs: () => d.certs!.report(runtime.config, Date.now(), d.acme?.()?.status()) }),
+    acmeRenew(domain) {
+      const m = d.acme?.();
+      if (m === undefined) return Promise.resolve({ ok: false, message: 'no "acme" block in the config: nothing to renew' });
+      return m.renew(domain);
+    },
     snapshot(connLimit = 50): Snapshot {
       const now = Date.now();
       const cfg = runtime.config;

@@ -212,9 +212,9 @@ export class AcmeManager {
       this.#deps.failed?.();
       const delay = retryDelay(this.#failures, cfg.retryMinMs, cfg.retryMaxMs, this.#deps.random);
       const keeps = this.#stored() === undefined ? 'no certificate yet' : 'the current certificate keeps serving';
-      this.#deps.log.warn(`acme: order for ${names} failed (attempt ${this.#failures}): ${msg}; ${keeps}; next attempt in ${Math.round(delay / 1000)} s`);
+      this.#deps.log.warn(`acme: order for ${names} failed (attempt ${this.#failures}): ${msg}; ${keeps}; next attempt in ${inText(delay)}`);
       if (!this.#closed) this.#plan(this.#now() + delay);
-      return { ok: false, message: `order failed: ${msg} (${keeps}; next attempt in ${Math.round(delay / 1000)} s)` };
+      return { ok: false, message: `order failed: ${msg} (${keeps}; next attempt in ${inText(delay)})` };
     }
   }
 
@@ -262,6 +262,14 @@ export class AcmeManager {
     });
     return `${cert.trim()}\n${key.toString().trim()}\n`;
   }
+}
+
+/** `850 ms`, `12 s`, `3 min`, `2 h`. */
+function inText(ms: number): string {
+  if (ms < 10_000) return `${ms} ms`;
+  if (ms < 600_000) return `${Math.round(ms / 1000)} s`;
+  if (ms < 36_000_000) return `${Math.round(ms / 60_000)} min`;
+  return `${Math.round(ms / 3_600_000)} h`;
 }
 
 function oneLine(e: unknown): string {

@@ -450,7 +450,7 @@ const acmeDomains: Reader<string[]> = (node, path, ctx) => {
   if (node.elements.length > 100) return void ctx.error(posOf(node), path, `at most 100 names in one certificate (got ${node.elements.length})`);
   const seen = new Set<string>();
   for (const [i, d] of items.entries()) {
-    if (seen.has(d)) return void ctx.error(posOf(node.elements[i]!.value), childPath(path, String(i)), `${quote(d)} is listed twice`);
+    if (seen.has(d)) return void ctx.error(posOf(node.elements[i]!.value), `${path}[${i}]`, `${quote(d)} is listed twice`);
     seen.add(d);
   }
   return items.length < node.elements.length ? undefined : items;

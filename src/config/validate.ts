@@ -191,6 +191,8 @@ export function crossCheck(root: RootObj, ctx: Ctx, resolved: Resolved = new Map
  */
 function checkAcme(root: RootObj, ctx: Ctx): void {
   const acme = root.values.acme;
+  // Present but invalid (already reported): not "missing" as well.
+  const written = root.at.acme !== undefined;
   const items = (root.values.listeners ?? []).map((i) => i.value);
   let alpn = false;
   let http = false;
@@ -200,13 +202,13 @@ function checkAcme(root: RootObj, ctx: Ctx): void {
       if (tls.certificates.length === 0 && !tls.acme) {
         ctx.error(l.at.tls, childPath(l.path, 'tls'), 'needs "certificates": [{ cert, key }] or "acme": true (the certificate of the top-level "acme" block)');
       }
-      if (tls.acme && acme === undefined) ctx.error(l.at.tls, childPath(l.path, 'tls.acme'), 'needs the top-level "acme" block (email, domains) that says which certificate to obtain');
+      if (tls.acme && !written) ctx.error(l.at.tls, childPath(childPath(l.path, 'tls'), 'acme'), 'needs the top-level "acme" block (email, domains) that says which certificate to obtain');
       if (tls.acme && l.values.starttls === undefined) alpn = true;
     }
     if (l.values.acme === true && l.keyAt.acme !== undefined) {
       const at = l.keyAt.acme;
       const path = childPath(l.path, 'acme');
-      if (acme === undefined) ctx.error(at, path, 'needs the top-level "acme" block (email, domains)');
+      if (!written) ctx.error(at, path, 'needs the top-level "acme" block (email, domains)');
       else if (tls !== undefined) ctx.error(at, path, 'answers http-01 on a plain listener; on a TLS listener use "tls": { "acme": true } (tls-alpn-01)');
       else if (l.values.starttls !== undefined) ctx.error(at, path, 'answers http-01 (a plain HTTP listener, port 80), not on a STARTTLS listener');
       else if (l.values.acceptProxyProtocol !== undefined) ctx.error(at, path, 'not supported together with "acceptProxyProtocol" yet (the request line comes after the front tier\'s header)');

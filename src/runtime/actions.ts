@@ -13,7 +13,7 @@ import { InstanceStatus, readiness, type Readiness } from './instance.js';
 import { nearestExpiry, type CertBook } from './cert-status.js';
 import type { EventLog } from './event-log.js';
 import type { AcmeManager } from './acme.js';
-import type { BackendView, ConfigView, InstanceView, Snapshot } from './snapshot.js';
+import type { AcmeView, BackendView, ConfigView, InstanceView, Snapshot } from './snapshot.js';
 import type { Runtime } from './store.js';
 
 export interface ActionDeps {
@@ -187,6 +187,7 @@ export function createActions(d: ActionDeps): Actions {
           const certExpiry = nearestExpiry(l);
           return { name: l.name, listen: l.listenText, upstream: l.upstream, ...(certExpiry === undefined ? {} : { certExpiry }) };
         }),
+        ...acmeView(d.acme?.()),
         totals: { active: conns.total, accepted: tally.finished + conns.total, connPerSec, bytesPerSec },
         upstreams: Object.values(cfg.upstreams).map((u) => ({
           name: u.name,
@@ -224,4 +225,11 @@ export function createActions(d: ActionDeps): Actions {
       };
     },
   };
+}
+
+/** The snapshot's `acme` field: present only with an ACME client. */
+function acmeView(m: AcmeManager | undefined): { acme?: AcmeView } {
+  if (m === undefined) return {};
+  const a = m.status();
+  return { acme: { ordering: a.ordering, failures: a.failures, lastError: a.lastError, nextAttempt: a.nextAttempt, hasCertificate: a.certificate !== null } };
 }

@@ -80,7 +80,8 @@ export async function startApp(config: Config, opts: AppOptions = {}): Promise<A
   const runtime = new Runtime(config);
   let created: Awaited<ReturnType<typeof createEngine>>;
   try {
-    created = await createEngine(config, runtime, (l) => logger.error(l));
+    // The data plane logs problems, and one good thing: an ACME challenge answered (which member the CA reached).
+    created = await createEngine(config, runtime, (l) => (l.includes(': answered ACME ') ? logger.info(l) : logger.error(l)));
   } catch (err) {
     runtime.close();
     throw new StartupError([(err as Error).message]);

@@ -16,11 +16,12 @@
  *                                  file: one rename replaces the pair, so no
  *                                  reader (the peer of a pair) ever sees a new
  *                                  certificate with the old key
+ *     order.lock                   held while one member of a pair orders
  *     challenges/http-01/TOKEN     the key authorization for TOKEN
  *     challenges/tls-alpn-01/NAME.pem  key + certificate to answer for NAME
  */
 import { randomBytes } from 'node:crypto';
-import { chmodSync, closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { loadCertificatePair, type PairResult } from './certificates.js';
 
@@ -28,6 +29,7 @@ export interface AcmePaths {
   readonly dir: string;
   readonly accountKey: string;
   readonly cert: string;
+  readonly lock: string;
   readonly http: string;
   readonly alpn: string;
 }
@@ -37,6 +39,7 @@ export function acmePaths(storage: string): AcmePaths {
     dir: storage,
     accountKey: join(storage, 'account.key'),
     cert: join(storage, 'certificate.pem'),
+    lock: join(storage, 'order.lock'),
     http: join(storage, 'challenges', 'http-01'),
     alpn: join(storage, 'challenges', 'tls-alpn-01'),
   };
@@ -74,6 +77,37 @@ export function writeFileAtomic(file: string, data: string | Buffer): void {
     rmSync(tmp, { force: true });
     throw e;
   }
+}
+
+/** A lock older than this was left by a member that died mid-order: taken over. */
+export const ORDER_LOCK_STALE_MS = 10 * 60_000;
+
+/**
+ * Take the order lock of a shared storage (O_EXCL create); false while
+ * another member holds a fresh one. `release` removes it.
+ */
+export function takeOrderLock(storage: string, who: string, now: number): { release(): void } | false {
+  const file = acmePaths(storage).lock;
+  ensurePrivateDir(storage);
+  for (let i = 0; i < 2; i++) {
+    try {
+      const fd = openSync(file, 'wx', 0o600);
+      writeSync(fd, `${who} ${new Date(now).toISOString()}\n`);
+      closeSync(fd);
+      return { release: () => rmSync(file, { force: true }) };
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      let age = 0;
+      try {
+        age = now - statSync(file).mtimeMs;
+      } catch {
+        continue; // released meanwhile: try again
+      }
+      if (age < ORDER_LOCK_STALE_MS) return false;
+      rmSync(file, { force: true });
+    }
+  }
+  return false;
 }
 
 function readSmall(file: string): string | undefined {

@@ -13,7 +13,8 @@ import { X509Certificate } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import https from 'node:https';
 import acme from 'acme-client';
-import { acmePaths, alpnChallengeFile, ensurePrivateDir, httpChallengeFile, storedCertificate, writeFileAtomic } from '../config/acme-store.js';
+import os from 'node:os';
+import { acmePaths, alpnChallengeFile, ensurePrivateDir, httpChallengeFile, storedCertificate, takeOrderLock, writeFileAtomic } from '../config/acme-store.js';
 import { readPem } from '../config/certificates.js';
 import type { AcmeConfig } from '../core/config.js';
 
@@ -193,6 +194,27 @@ export class AcmeManager {
       return { ok: false, message: 'acme.order is false' };
     }
     const names = cfg.domains.join(', ');
+    // Two members sharing storage, both ordering: one at a time; the other looks again later and finds the certificate.
+    let lock: { release(): void } | false;
+    try {
+      lock = takeOrderLock(cfg.storage, `${os.hostname()} pid ${process.pid}`, this.#now());
+    } catch (e) {
+      lock = false;
+      this.#deps.log.warn(`acme: cannot write the order lock in ${cfg.storage}: ${oneLine(e)}`);
+    }
+    if (lock === false) {
+      this.#deps.log.info(`acme: another member orders for ${names} (${acmePaths(cfg.storage).lock}): looking again in ${inText(cfg.retryMinMs)}`);
+      this.#plan(this.#now() + cfg.retryMinMs);
+      return { ok: false, message: `another member of the pair is ordering (lock ${acmePaths(cfg.storage).lock}); looking again in ${inText(cfg.retryMinMs)}` };
+    }
+    try {
+      return await this.#orderLocked(cfg, names, why);
+    } finally {
+      lock.release();
+    }
+  }
+
+  async #orderLocked(cfg: AcmeConfig, names: string, why: string): Promise<{ ok: boolean; message: string }> {
     this.#deps.log.info(`acme: ordering a certificate for ${names} from ${cfg.directory} (${cfg.challenge}, ${why})`);
     try {
       const cert = await this.#obtain(cfg);

@@ -276,3 +276,31 @@ test('ACME with an HA pair sharing storage: the member that did not order answer
   });
   assert.equal(new X509Certificate(fs.readFileSync(path.join(dir, 'shared', 'certificate.pem'))).serialNumber.toUpperCase(), served.serial);
 });
+
+test('ACME http-01 with workers: 2: the relay processes answer from storage, the certificate reaches them', { timeout: 90_000 }, async (t) => {
+  if (!pebbleOrSkip(t)) return;
+  const [tlsPort, httpPort] = [await reservePort(), await reservePort()];
+  const pebble = await startPebble({ httpPort, tlsPort });
+  t.after(() => pebble.stop());
+  const web = await backend(t, 'web');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tcplb-acme-w-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const env = { ...process.env, NODE_EXTRA_CA_CERTS: pebble.caFile };
+  const lb = await startLb(t, dir, `{
+    workers: 2,
+    acme: { email: "ops@acme.test", directory: "${pebble.directory}", domains: ["w.acme.test"], challenge: "http-01", retryMin: "300ms", retryMax: "1s" },
+    listeners: [
+      { name: "https", listen: "127.0.0.1:${tlsPort}", upstream: "web", tls: { acme: true } },
+      { name: "http", listen: "127.0.0.1:${httpPort}", upstream: "web", acme: true },
+    ],
+    upstreams: { web: { servers: ["127.0.0.1:${web.port}"] } },
+    log: { access: null },
+  }`, env);
+  await waitFor(() => /stored and in service/.test(lb.run.stderr()), { what: 'the certificate by http-01', timeoutMs: 60_000 });
+  assert.match(lb.run.stderr(), /answered ACME http-01 token/);
+  const o = await tlsOpen(tlsPort, 'w.acme.test');
+  assert.match(o.issuer, /Pebble Intermediate CA/);
+  assert.equal(await requestOn(o.s, '/x'), 'web /x');
+  o.s.destroy();
+  assert.equal(await httpGet(httpPort, '/.well-known/acme-challenge/unknown-token'), 'web /.well-known/acme-challenge/unknown-token', 'an unknown token is the backend\'s');
+});

@@ -106,6 +106,9 @@ function render(config: Config, max: Limits): string[] {
     `control:  ${config.control.socket ?? 'none'}`,
     `metrics:  ${config.metrics.listen ? `http://${formatListen(config.metrics.listen)}/metrics` : 'none'}`,
     `state:    ${config.stateFile ?? 'none'}${config.health.require === null ? '' : `; health requires ${config.health.require.join(', ')}`}`,
+    ...(config.acme === undefined ? [] : [
+      `acme:     ${config.acme.domains.join(', ')} by ${config.acme.challenge} from ${config.acme.directory} (not contacted by --check); storage ${config.acme.storage}${config.acme.order ? '' : ', order: false'}`,
+    ]),
     `process:  instance ${config.instance}, shutdownTimeout ${d(config.shutdownTimeoutMs)}${config.leaveDelayMs > 0 ? `, leaveDelay ${d(config.leaveDelayMs)}` : ''}, workers ${config.workers}, engine ${config.engine}`,
   ];
 }

@@ -133,6 +133,7 @@ test('ACME: tls-alpn-01 then http-01 issuance, stored 0600/0700, forced renewal 
   fs.writeFileSync(path.join(dir, 'check.json5'), config('tls-alpn-01'));
   const check = await runCli(['--check', '-c', path.join(dir, 'check.json5')], { env });
   assert.equal(check.code, 0, check.stderr + check.stdout);
+  assert.match(check.stdout, /acme: +www\.acme\.test, acme\.test by tls-alpn-01 from https:\/\/127\.0\.0\.1:\d+\/dir \(not contacted by --check\)/);
   assert.equal(pebble.orders(), ordersBefore);
 
   // 1. First start: no certificate in storage, tls-alpn-01 order answered on the TLS listener.

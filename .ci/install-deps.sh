@@ -21,6 +21,7 @@ PACKAGES=(
   nginx libnginx-mod-stream
   haproxy
   openssl curl tmux ca-certificates procps
+  pebble
   wrk iperf3
   g++ make python3
   openssh-server openssh-client

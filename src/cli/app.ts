@@ -20,6 +20,7 @@ import { loadNative } from '../proxy/native-binding.js';
 import type { Engine } from '../core/dataplane.js';
 import { createActions } from '../runtime/actions.js';
 import { CertBook } from '../runtime/cert-status.js';
+import { AcmeManager } from '../runtime/acme.js';
 import type { Actions, Actor, ReloadResult } from '../runtime/actions-types.js';
 import { EventLog } from '../runtime/event-log.js';
 import { followMarkedDown } from '../runtime/marked-down.js';
@@ -79,7 +80,8 @@ export async function startApp(config: Config, opts: AppOptions = {}): Promise<A
   const runtime = new Runtime(config);
   let created: Awaited<ReturnType<typeof createEngine>>;
   try {
-    created = await createEngine(config, runtime, (l) => logger.error(l));
+    // The data plane logs problems, and one good thing: an ACME challenge answered (which member the CA reached).
+    created = await createEngine(config, runtime, (l) => (l.includes(': answered ACME ') ? logger.info(l) : logger.error(l)));
   } catch (err) {
     runtime.close();
     throw new StartupError([(err as Error).message]);
@@ -115,8 +117,10 @@ export async function startApp(config: Config, opts: AppOptions = {}): Promise<A
 
   let metricsServer: Awaited<ReturnType<typeof startMetricsServer>> | undefined;
   let control: ControlServer | undefined;
+  let acme: AcmeManager | undefined;
   /** Release everything but the engine's sessions: one teardown for a failed start and for a stop. */
   const finish = (): void => {
+    acme?.close();
     void metricsServer?.close();
     void control?.close();
     health.close();
@@ -136,7 +140,7 @@ export async function startApp(config: Config, opts: AppOptions = {}): Promise<A
   if (failed.length > 0) throw startFailed(failed);
 
   const instance = new InstanceStatus();
-  const metrics = createMetrics(runtime, engine, { ready: () => readiness(runtime.config, runtime, instance).ready });
+  const metrics = createMetrics(runtime, engine, { ready: () => readiness(runtime.config, runtime, instance).ready, acme: () => acme?.status() });
   if (config.metrics.listen !== null) {
     const m = config.metrics.listen;
     if (!isLoopback(m.host)) logger.warn(`metrics: listening on ${formatHostPort(m.host, m.port)}, beyond loopback: anyone who reaches it can read backend names and traffic figures`);
@@ -159,8 +163,28 @@ export async function startApp(config: Config, opts: AppOptions = {}): Promise<A
       metrics.reloaded(ok);
       if (ok) certs.applied(runtime.config);
       else certs.refused(runtime.config);
+      if (ok) followAcme(runtime.config);
     },
   });
+  /** The ACME client follows the config's `acme` block: started, updated, stopped by reloads (docs/tls.md#acme). */
+  const followAcme = (c: Config): void => {
+    if (c.acme === undefined) {
+      acme?.close();
+      acme = undefined;
+      return;
+    }
+    if (acme !== undefined) return acme.update(c.acme);
+    acme = new AcmeManager(c.acme, {
+      log: logger,
+      // A stored certificate reaches the listeners as any changed certificate file does: by a reload.
+      issued: async () => {
+        if (runtime.config.file === '') return;
+        const r = await reloader.reloadFile('acme');
+        if (!r.ok) logger.warn(`acme: the new certificate is stored but the reload was refused: ${r.message}`);
+      },
+    });
+    acme.start();
+  };
   const saved = operatorState(config.stateFile, runtime, logger, instance);
   const actions = createActions({
     runtime,
@@ -174,6 +198,7 @@ export async function startApp(config: Config, opts: AppOptions = {}): Promise<A
     onAdminChange: saved.save,
     instance,
     certs,
+    acme: () => acme,
   });
   // Operator states from the last run come back before the first probe.
   saved.restore(actions);
@@ -191,6 +216,8 @@ export async function startApp(config: Config, opts: AppOptions = {}): Promise<A
 
   // Listeners are up: start probing (the first probe of each backend runs now).
   health.sync(runtime.checkTargets());
+  // And answering ACME challenges: the first order (when storage has no certificate) can start.
+  followAcme(config);
 
   let stopped = false;
   return {

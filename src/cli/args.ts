@@ -43,6 +43,7 @@ export const USAGE = `Usage:
         (status | drain | disable | enable | check | kill U/S | reload
          | health | standby on|off | explain CLIENT [LISTENER]
          | certs [--json]: each TLS listener's certificates, expiry, last reload
+         | acme renew [DOMAIN]: order the ACME certificate now (docs/tls.md#acme)
          | watch [--json]: print events as they happen until interrupted
          | bridge: relay stdin/stdout to the socket, the far end of ssh://)
 

@@ -25,7 +25,7 @@ export interface ConfigWatcher {
    * the previous list.
    */
   follow(files: readonly string[]): void;
-  /** Resolves once the first scan is done: a save before it may go unseen (it is the initial state). */
+  /** Resolves once a save is seen as a change (after the first scan and one poll): a save before may be taken as the initial state. */
   readonly ready: Promise<void>;
   close(): Promise<void>;
 }
@@ -37,7 +37,9 @@ export function watchConfig(file: string, onChange: () => void, debounceMs = 200
   let timer: NodeJS.Timeout | undefined;
   const w: FSWatcher = watch(abs, { ignoreInitial: true, usePolling: true, interval: POLL_MS, binaryInterval: POLL_MS });
   let followed = new Set<string>();
-  const ready = new Promise<void>((resolve) => w.once('ready', () => resolve()));
+  // chokidar's 'ready' ends its scan, but each polled file's baseline stat
+  // is taken on the thread pool after it: one poll later, a save is a change.
+  const ready = new Promise<void>((resolve) => w.once('ready', () => setTimeout(resolve, POLL_MS).unref()));
   const fire = (p: string): void => {
     const at = path.resolve(p);
     if (at !== abs && !followed.has(at)) return;

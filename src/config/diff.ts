@@ -14,6 +14,7 @@ function show(key: string, v: unknown): string {
   if (key.endsWith('Ms') && typeof v === 'number') return formatDuration(v);
   if (Array.isArray(v)) return `[${v.join(',')}]`;
   if (v === null || v === undefined) return 'none';
+  if (typeof v === 'object' && 'challenge' in v) return String((v as { challenge: unknown }).challenge);
   return String(v);
 }
 
@@ -30,7 +31,7 @@ function fields<T extends object>(a: T, b: T, keys: readonly (keyof T)[]): strin
 
 const LISTENER_KEYS: readonly (keyof ListenerConfig)[] = [
   'listenText', 'upstream', 'connectTimeoutMs', 'idleTimeoutMs', 'proxyProtocol', 'maxConnections', 'maxConnectionsPerClient', 'allow', 'deny', 'acceptProxyProtocol',
-  'starttls', 'requireTls',
+  'starttls', 'requireTls', 'acme',
 ];
 const SERVER_KEYS: readonly (keyof ServerConfig)[] = ['weight', 'maxFails', 'failTimeoutMs', 'backup', 'down', 'maxConns'];
 const UPSTREAM_KEYS: readonly (keyof UpstreamConfig)[] = ['balance', 'onMarkedDown'];
@@ -105,6 +106,7 @@ export function diffConfigs(a: Config, b: Config): string[] {
   const ma = a.metrics.listen === null ? 'none' : `${a.metrics.listen.host}:${a.metrics.listen.port}`;
   const mb = b.metrics.listen === null ? 'none' : `${b.metrics.listen.host}:${b.metrics.listen.port}`;
   if (ma !== mb) out.push(`~metrics listen ${ma}->${mb} (takes effect at restart)`);
+  if (JSON.stringify(a.acme ?? null) !== JSON.stringify(b.acme ?? null)) out.push(`~acme ${a.acme === undefined ? 'off' : a.acme.domains.join(',')}->${b.acme === undefined ? 'off' : b.acme.domains.join(',')}`);
   return out;
 }
 

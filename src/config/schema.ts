@@ -31,7 +31,7 @@ import {
 } from './readers.js';
 import { describe, quote } from './suggest.js';
 import { loadCertificatePair, parseCertificate, readPem } from './certificates.js';
-import { STARTTLS_PROTOCOLS, type TlsCertificate, type UpstreamTlsConfig } from '../core/config.js';
+import { ACME_CHALLENGES, STARTTLS_PROTOCOLS, type TlsCertificate, type UpstreamTlsConfig } from '../core/config.js';
 
 const SECOND = 1000;
 const MINUTE = 60 * SECOND;
@@ -194,7 +194,10 @@ const alpnId: Reader<string> = (node, path, ctx) => {
 
 /** `listeners[].tls`: TLS terminated at the balancer (docs/tls.md). */
 export const LISTENER_TLS_SPEC = {
-  certificates: req(certificates),
+  /** Required unless `acme` (validate.ts): then the ACME certificate comes first and these follow. */
+  certificates: opt(certificates, [] as TlsCertificate[]),
+  /** Serve the certificate of the top-level `acme` block and answer tls-alpn-01 challenges. */
+  acme: opt(bool(), false),
   minVersion: opt(oneOf(['TLSv1.2', 'TLSv1.3'] as const), 'TLSv1.2'),
   alpn: opt(arrayOf(alpnId, 'an array of ALPN protocol names like ["imap"]'), [] as string[]),
   strictSni: opt(bool(), false),
@@ -289,6 +292,8 @@ export const LISTENER_SPEC = {
   /** STARTTLS answered by the balancer with `tls.certificates` (rules in validate.ts). */
   starttls: maybe(oneOf(STARTTLS_PROTOCOLS)),
   requireTls: opt(bool(), false),
+  /** A plain listener (port 80) answering ACME http-01 challenges; every other request is relayed (docs/tls.md#acme). */
+  acme: opt(bool(), false),
 };
 
 /** `upstreams.X.servers[]` entries (or a plain `"host:port"` string). */
@@ -414,6 +419,79 @@ const instanceName: Reader<string> = (node, path, ctx) => {
   return void ctx.error(posOf(node), path, `must be 1-64 of A-Z a-z 0-9 _ . -, starting with a letter or digit (got ${got})`);
 };
 
+/** Directory shortcuts for `acme.directory`. */
+export const ACME_DIRECTORIES: Readonly<Record<string, string>> = {
+  letsencrypt: 'https://acme-v02.api.letsencrypt.org/directory',
+  'letsencrypt-staging': 'https://acme-staging-v02.api.letsencrypt.org/directory',
+};
+
+/**
+ * A name an ACME CA can validate by http-01 or tls-alpn-01: a DNS name of
+ * two labels or more, letters, digits and `-`; no wildcard (that needs
+ * dns-01, which tcplb does not answer) and no IP address. Lower-cased.
+ */
+const acmeDomain: Reader<string> = (node, path, ctx) => {
+  const s = str({ nonEmpty: true, max: 253 })(node, path, ctx);
+  if (s === undefined) return undefined;
+  const n = s.toLowerCase().replace(/\.$/, '');
+  if (n.startsWith('*.')) return void ctx.error(posOf(node), path, `wildcard ${quote(s)} needs the dns-01 challenge, which tcplb does not answer: list the names`);
+  if (/^[0-9.]+$/.test(n) || n.includes(':')) return void ctx.error(posOf(node), path, `${quote(s)} is an IP address: ACME certificates here are for DNS names`);
+  const labels = n.split('.');
+  const bad = labels.find((l) => !/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/.test(l));
+  if (bad !== undefined) return void ctx.error(posOf(node), path, `invalid domain name ${quote(s)}: each label is 1-63 letters, digits or "-", not starting or ending with "-"`);
+  if (labels.length < 2) return void ctx.error(posOf(node), path, `${quote(s)} is not a public name (one label): the CA cannot reach it`);
+  return n;
+};
+
+const acmeDomains: Reader<string[]> = (node, path, ctx) => {
+  const items = arrayOf(acmeDomain, 'an array of domain names like ["www.example.net"]')(node, path, ctx);
+  if (items === undefined || node.type !== 'Array') return items;
+  if (node.elements.length === 0) return void ctx.error(posOf(node), path, 'needs at least one domain name (the first is the certificate\'s subject)');
+  if (node.elements.length > 100) return void ctx.error(posOf(node), path, `at most 100 names in one certificate (got ${node.elements.length})`);
+  const seen = new Set<string>();
+  for (const [i, d] of items.entries()) {
+    if (seen.has(d)) return void ctx.error(posOf(node.elements[i]!.value), `${path}[${i}]`, `${quote(d)} is listed twice`);
+    seen.add(d);
+  }
+  return items.length < node.elements.length ? undefined : items;
+};
+
+const acmeEmail: Reader<string> = (node, path, ctx) => {
+  const s = str({ nonEmpty: true, max: 254 })(node, path, ctx);
+  if (s === undefined) return undefined;
+  if (!/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(s)) return void ctx.error(posOf(node), path, `invalid e-mail address ${quote(s)} (the CA writes to it about expiring certificates)`);
+  return s;
+};
+
+const acmeDirectory: Reader<string> = (node, path, ctx) => {
+  const s = str({ nonEmpty: true, max: 2048 })(node, path, ctx);
+  if (s === undefined) return undefined;
+  const short = ACME_DIRECTORIES[s];
+  if (short !== undefined) return short;
+  let u: URL;
+  try {
+    u = new URL(s);
+  } catch {
+    return void ctx.error(posOf(node), path, `must be an https:// URL of an ACME directory, "letsencrypt" or "letsencrypt-staging" (got ${quote(s)})`);
+  }
+  if (u.protocol !== 'https:') return void ctx.error(posOf(node), path, `the ACME directory must be https:// (got ${quote(s)})`);
+  return u.href;
+};
+
+/** `acme` (docs/tls.md#acme). */
+export const ACME_SPEC = {
+  email: req(acmeEmail),
+  directory: opt(acmeDirectory, ACME_DIRECTORIES.letsencrypt!),
+  domains: req(acmeDomains),
+  challenge: opt(oneOf(ACME_CHALLENGES), 'tls-alpn-01'),
+  storage: opt(filePath('acme storage'), ''),
+  /** Absent = at two thirds of the lifetime. */
+  renewBefore: maybe(duration(60 * SECOND, 365 * DAY)),
+  retryMin: opt(duration(10, DAY), MINUTE),
+  retryMax: opt(duration(10, 7 * DAY), 12 * HOUR),
+  order: opt(bool(), true),
+};
+
 /** The document root. */
 export const ROOT_SPEC = {
   listeners: req(listeners),
@@ -431,6 +509,7 @@ export const ROOT_SPEC = {
   instance: opt(nullable(instanceName), null),
   workers: opt(workers, 1 as number | 'auto'),
   engine: opt(oneOf(['auto', 'js', 'native'] as const), 'auto'),
+  acme: maybe(section(ACME_SPEC)),
 };
 
 export type RootObj = Obj<typeof ROOT_SPEC>;

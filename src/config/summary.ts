@@ -87,11 +87,14 @@ function render(config: Config, max: Limits): string[] {
       if (l.maxConnectionsPerClient > 0) extra.push(`${l.maxConnectionsPerClient}/client`);
       if (l.proxyProtocol) extra.push(`proxy ${l.proxyProtocol}`);
       if (l.allow.length + l.deny.length > 0) extra.push(`allow ${l.allow.length}/deny ${l.deny.length}`);
-      if (l.tls !== undefined) {
+      const mode = l.starttls === undefined ? 'tls' : `starttls ${l.starttls}${l.requireTls ? ' required' : ''}`;
+      if (l.tls !== undefined && l.tls.certificates.length === 0) extra.push(`${mode} acme (no certificate yet: ordered at start)`);
+      else if (l.tls !== undefined) {
         const first = l.tls.certificates[0]!;
         const days = Math.floor((first.notAfter - Date.now()) / 86_400_000);
-        extra.push(`${l.starttls === undefined ? 'tls' : `starttls ${l.starttls}${l.requireTls ? ' required' : ''}`} ${first.names[0] ?? first.subject} (${days} days)${l.tls.certificates.length > 1 ? ` +${l.tls.certificates.length - 1} cert${l.tls.certificates.length > 2 ? 's' : ''}` : ''}`);
+        extra.push(`${mode} ${first.names[0] ?? first.subject} (${days} days)${l.tls.certificates.length > 1 ? ` +${l.tls.certificates.length - 1} cert${l.tls.certificates.length > 2 ? 's' : ''}` : ''}`);
       }
+      if (l.acme?.challenge === 'http-01') extra.push('answers acme http-01');
       if (l.upstreamTls !== undefined) extra.push(`${l.starttls === undefined ? 'tls' : 'starttls'} to backends${l.upstreamTls.verify ? '' : ' (no verify)'}`);
       return `  ${pad(l.name, nameWidth)}  ${l.listenText}${resolvedTo(l)} -> ${l.upstream}  (${extra.join(', ')})`;
     }),
@@ -103,6 +106,9 @@ function render(config: Config, max: Limits): string[] {
     `control:  ${config.control.socket ?? 'none'}`,
     `metrics:  ${config.metrics.listen ? `http://${formatListen(config.metrics.listen)}/metrics` : 'none'}`,
     `state:    ${config.stateFile ?? 'none'}${config.health.require === null ? '' : `; health requires ${config.health.require.join(', ')}`}`,
+    ...(config.acme === undefined ? [] : [
+      `acme:     ${config.acme.domains.join(', ')} by ${config.acme.challenge} from ${config.acme.directory} (not contacted by --check); storage ${config.acme.storage}${config.acme.order ? '' : ', order: false'}`,
+    ]),
     `process:  instance ${config.instance}, shutdownTimeout ${d(config.shutdownTimeoutMs)}${config.leaveDelayMs > 0 ? `, leaveDelay ${d(config.leaveDelayMs)}` : ''}, workers ${config.workers}, engine ${config.engine}`,
   ];
 }

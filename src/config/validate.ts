@@ -4,7 +4,7 @@
  * servers, http-only check keys), and the final build of the Config.
  */
 import os from 'node:os';
-import { resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import type { CheckConfig, Config, ListenerConfig, ServerConfig, UpstreamConfig } from '../core/config.js';
 import { clashKey, isWildcardHost } from './address.js';
 import { childPath, type Ctx, type Item, type ValuesOf } from './readers.js';
@@ -13,6 +13,7 @@ import {
   type Address, type ListenerObj, type RootObj, type UpstreamEntry,
 } from './schema.js';
 import { quote } from './suggest.js';
+import { storedCertificate } from './acme-store.js';
 
 /** Keys that only make sense for `type: "http"`. */
 const HTTP_ONLY = ['send', 'expect'] as const;
@@ -174,11 +175,55 @@ export function crossCheck(root: RootObj, ctx: Ctx, resolved: Resolved = new Map
     }
   }
   checkStarttls(items.map((i) => i.value), upstreams, ctx);
+  checkAcme(root, ctx);
   checkAddresses(listenEndpoints(root), resolved, ctx);
   for (const { value: name, pos, index } of root.values.health?.require ?? []) {
     if (!upstreams.has(name)) ctx.error(pos, `health.require[${index}]`, `no upstream named ${quote(name)}${ctx.suggest(name, upstreamNames)}`);
   }
   return listenerNames(items, upstreams, ctx);
+}
+
+/**
+ * `acme` and the listeners that use it (docs/tls.md#acme): a TLS listener
+ * needs certificates or `tls.acme`; `tls.acme` and a listener's `acme`
+ * (http-01) need the top-level block; the chosen challenge needs a listener
+ * that answers it.
+ */
+function checkAcme(root: RootObj, ctx: Ctx): void {
+  const acme = root.values.acme;
+  // Present but invalid (already reported): not "missing" as well.
+  const written = root.at.acme !== undefined;
+  const items = (root.values.listeners ?? []).map((i) => i.value);
+  let alpn = false;
+  let http = false;
+  for (const l of items) {
+    const tls = l.values.tls;
+    if (tls !== undefined && l.at.tls !== undefined) {
+      if (tls.certificates.length === 0 && !tls.acme) {
+        ctx.error(l.at.tls, childPath(l.path, 'tls'), 'needs "certificates": [{ cert, key }] or "acme": true (the certificate of the top-level "acme" block)');
+      }
+      if (tls.acme && !written) ctx.error(l.at.tls, childPath(childPath(l.path, 'tls'), 'acme'), 'needs the top-level "acme" block (email, domains) that says which certificate to obtain');
+      if (tls.acme && l.values.starttls === undefined) alpn = true;
+    }
+    if (l.values.acme === true && l.keyAt.acme !== undefined) {
+      const at = l.keyAt.acme;
+      const path = childPath(l.path, 'acme');
+      if (!written) ctx.error(at, path, 'needs the top-level "acme" block (email, domains)');
+      else if (tls !== undefined) ctx.error(at, path, 'answers http-01 on a plain listener; on a TLS listener use "tls": { "acme": true } (tls-alpn-01)');
+      else if (l.values.starttls !== undefined) ctx.error(at, path, 'answers http-01 (a plain HTTP listener, port 80), not on a STARTTLS listener');
+      else if (l.values.acceptProxyProtocol !== undefined) ctx.error(at, path, 'not supported together with "acceptProxyProtocol" yet (the request line comes after the front tier\'s header)');
+      else http = true;
+    }
+  }
+  if (acme === undefined) return;
+  const at = root.at.acme!;
+  if (acme.challenge === 'tls-alpn-01' && !alpn) {
+    ctx.error(at, 'acme.challenge', 'tls-alpn-01 needs a TLS listener with "tls": { "acme": true } (on port 443, where the CA connects), or set "challenge": "http-01"');
+  }
+  if (acme.challenge === 'http-01' && !http) {
+    ctx.error(at, 'acme.challenge', 'http-01 needs a plain listener with "acme": true (on port 80, where the CA connects), or set "challenge": "tls-alpn-01"');
+  }
+  if (acme.retryMax < acme.retryMin) ctx.error(at, 'acme.retryMax', `must not be below retryMin`);
 }
 
 /**
@@ -252,8 +297,20 @@ export function build(root: RootObj, names: ReadonlyMap<number, string>, file: s
   const v = root.values as ValuesOf<typeof ROOT_SPEC>;
   // Engines bind the resolved address; listenText keeps the operator's spelling for messages.
   const bound = (a: Address): { host: string; port: number } => ({ host: resolved.get(a) ?? a.host, port: a.port });
+  const acme = v.acme === undefined ? undefined : {
+    email: v.acme.email, directory: v.acme.directory, domains: [...v.acme.domains], challenge: v.acme.challenge,
+    // Default: `acme/` beside the config file.
+    storage: v.acme.storage !== '' ? v.acme.storage : resolve(file === '' ? '.' : dirname(resolve(file)), 'acme'),
+    renewBeforeMs: v.acme.renewBefore ?? null, retryMinMs: v.acme.retryMin, retryMaxMs: v.acme.retryMax, order: v.acme.order,
+  };
+  // The certificate obtained before (a restart serves it and orders nothing); none yet, an expired or a broken one = none.
+  const stored = acme === undefined ? undefined : storedCertificate(acme.storage, Date.now());
+  const acmeCerts = stored?.ok === true ? [stored.certificate] : [];
   const listeners = v.listeners.map(({ value, index }): ListenerConfig => {
     const l = value.values as ValuesOf<typeof LISTENER_SPEC>;
+    const answers = acme === undefined ? undefined
+      : l.tls?.acme === true && l.starttls === undefined ? 'tls-alpn-01' as const
+        : l.acme && l.tls === undefined ? 'http-01' as const : undefined;
     const upTls = v.upstreams.find((u) => u.name === l.upstream)?.obj.values.tls;
     return {
       name: names.get(index)!, listen: bound(l.listen), listenText: l.listen.written, upstream: l.upstream,
@@ -261,13 +318,14 @@ export function build(root: RootObj, names: ReadonlyMap<number, string>, file: s
       maxConnections: l.maxConnections, maxConnectionsPerClient: l.maxConnectionsPerClient, allow: [...l.allow], deny: [...l.deny],
       ...(l.tls === undefined ? {} : {
         tls: {
-          certificates: [...l.tls.certificates], minVersion: l.tls.minVersion, alpn: [...l.tls.alpn],
+          certificates: [...(l.tls.acme ? acmeCerts : []), ...l.tls.certificates], minVersion: l.tls.minVersion, alpn: [...l.tls.alpn],
           strictSni: l.tls.strictSni, handshakeTimeoutMs: l.tls.handshakeTimeout,
         },
       }),
       ...(upTls === undefined ? {} : { upstreamTls: upTls }),
       ...(l.starttls === undefined ? {} : { starttls: l.starttls, requireTls: l.requireTls }),
       ...(l.acceptProxyProtocol === undefined ? {} : { acceptProxyProtocol: { from: [...l.acceptProxyProtocol.from], timeoutMs: l.acceptProxyProtocol.timeout } }),
+      ...(answers === undefined ? {} : { acme: { storage: acme!.storage, challenge: answers } }),
     };
   });
   const metrics = v.metrics?.listen;
@@ -286,5 +344,6 @@ export function build(root: RootObj, names: ReadonlyMap<number, string>, file: s
     instance: v.instance ?? instanceDefault(),
     workers: v.workers,
     engine: v.engine,
+    ...(acme === undefined ? {} : { acme }),
   };
 }

@@ -5,7 +5,7 @@
  */
 import type { SessionInfo } from '../core/dataplane.js';
 import type { AttachLink, MemberLink } from '../runtime/console-source.js';
-import type { BackendView, ConfigView, EventView, InstanceState, Snapshot, UpstreamView } from '../runtime/snapshot.js';
+import type { AcmeView, BackendView, ConfigView, EventView, InstanceState, Snapshot, UpstreamView } from '../runtime/snapshot.js';
 import {
   certCell,
   fitSegments,
@@ -93,7 +93,7 @@ export function fleetLine(members: readonly MemberLink[], width: number): Segmen
  * last reload was refused. `firstLoadedAt` is the load time seen when the
  * console started: a later one means a reload happened.
  */
-export function configLine(c: ConfigView, width: number, firstLoadedAt: number): Segment[] {
+export function configLine(c: ConfigView, width: number, firstLoadedAt: number, acme?: AcmeView): Segment[] {
   if (c.watch === 'refused') {
     const err = c.error ?? `${c.file}: invalid`;
     const full = `reload refused: ${err} — still serving the previous config`;
@@ -103,7 +103,20 @@ export function configLine(c: ConfigView, width: number, firstLoadedAt: number):
   }
   const verb = c.loadedAt > firstLoadedAt ? 'reloaded' : 'loaded';
   const what = c.watch === 'watching' ? `watching ${c.file}` : `${c.file} (not watched)`;
-  return fitSegments([{ text: what }, { text: ` · ${verb} ${formatClock(c.loadedAt)}`, dim: true }], width);
+  return fitSegments([{ text: what }, { text: ` · ${verb} ${formatClock(c.loadedAt)}`, dim: true }, ...acmeMark(acme)], width);
+}
+
+/**
+ * The ACME client's mark on header line 2: `acme ordering` while an order
+ * runs, red `acme FAILING ×3: <error>` while orders fail (the certificate in
+ * service keeps serving), else dim `acme next 2027-01-30`.
+ */
+export function acmeMark(a: AcmeView | undefined): Segment[] {
+  if (a === undefined) return [];
+  if (a.ordering) return [{ text: ' · acme ordering', color: 'cyan' }];
+  if (a.failures > 0) return [{ text: ` · acme FAILING ×${a.failures}${a.hasCertificate ? '' : ' (no certificate yet)'}: ${a.lastError ?? ''}`, color: 'red', bold: true }];
+  if (a.nextAttempt === null) return [];
+  return [{ text: ` · acme next ${new Date(a.nextAttempt).toISOString().slice(0, 10)}`, dim: true }];
 }
 
 /**

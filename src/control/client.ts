@@ -17,10 +17,13 @@ export interface TextOut {
 
 /** How long `ctl` waits for an answer (a `check` may take a whole probe timeout). */
 export const CTL_TIMEOUT_MS = 10_000;
+/** `ctl acme renew` waits for the whole order (the CA validates, then signs). */
+export const ACME_RENEW_TIMEOUT_MS = 180_000;
 
 export const CTL_USAGE = `usage: tcplb-console ctl [--socket TARGET]... [--fleet FILE] CMD [U/S]
   CMD: status | drain U/S | disable U/S | enable U/S | check U/S | kill U/S | reload
-       | health | standby on|off | explain CLIENT [LISTENER] | certs [--json] | watch [--json] | bridge
+       | health | standby on|off | explain CLIENT [LISTENER] | certs [--json] | acme renew [DOMAIN]
+       | watch [--json] | bridge
   U/S names a backend as upstream/host:port; TARGET is a socket path or ssh://[user@]host[/path]`;
 
 /** What one command against one instance gave: the exit code and what to print. */
@@ -85,7 +88,7 @@ export async function runCtl(
     err.write(`tcplb ctl: ${req}\n${CTL_USAGE}\n`);
     return 2;
   }
-  const o = await ctlOnce(req, target, timeoutMs);
+  const o = await ctlOnce(req, target, req.cmd === 'acme' ? Math.max(timeoutMs, ACME_RENEW_TIMEOUT_MS) : timeoutMs);
   const lines = json && o.data !== undefined ? [JSON.stringify(o.data, null, 2)] : o.out;
   for (const line of lines) out.write(`${line}\n`);
   if (o.error !== undefined) err.write(`${o.error}\n`);
@@ -198,6 +201,10 @@ export function parseCtlArgs(args: readonly string[]): Exclude<Request, { cmd: '
   if (cmd === undefined) return `missing command (one of ${COMMANDS.join(', ')})`;
   if (cmd === 'status' || cmd === 'reload' || cmd === 'health' || cmd === 'certs') {
     return backend === undefined ? { cmd } : `"${cmd}" takes no arguments (got "${backend}")`;
+  }
+  if (cmd === 'acme') {
+    if (backend !== 'renew' || extra.length > 1) return '"acme" takes: acme renew [DOMAIN]';
+    return { cmd, action: 'renew', ...(extra[0] === undefined ? {} : { domain: extra[0] }) };
   }
   if (cmd === 'standby') {
     if ((backend !== 'on' && backend !== 'off') || extra.length > 0) return '"standby" takes on or off';

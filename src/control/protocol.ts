@@ -26,7 +26,7 @@ export const BACKEND_COMMANDS = ['drain', 'disable', 'enable', 'check', 'kill'] 
 export type BackendCommand = (typeof BACKEND_COMMANDS)[number];
 
 /** Every command, in the order `ctl` lists them. */
-export const COMMANDS = ['status', ...BACKEND_COMMANDS, 'reload', 'watch', 'health', 'standby', 'explain', 'certs'] as const;
+export const COMMANDS = ['status', ...BACKEND_COMMANDS, 'reload', 'watch', 'health', 'standby', 'explain', 'certs', 'acme'] as const;
 export type Command = (typeof COMMANDS)[number];
 
 /** A request id: echoed in the reply so a client can match pipelined answers. */
@@ -40,6 +40,8 @@ export type Request =
   | { readonly cmd: 'health'; readonly id?: RequestId }
   /** Each TLS listener's certificates and last certificate reload: `data` is the CertsReport. */
   | { readonly cmd: 'certs'; readonly id?: RequestId }
+  /** `acme renew [DOMAIN]`: order the ACME certificate now; the reply comes when the order ends (docs/tls.md#acme). */
+  | { readonly cmd: 'acme'; readonly action: 'renew'; readonly domain?: string; readonly id?: RequestId }
   | { readonly cmd: 'standby'; readonly on: boolean; readonly id?: RequestId }
   /** Where `client` goes on `listener` (default: the first): `data` is the Explanation. */
   | { readonly cmd: 'explain'; readonly client: string; readonly listener?: string; readonly id?: RequestId }
@@ -142,6 +144,11 @@ export function parseRequest(line: string): { ok: true; req: Request } | { ok: f
     if (typeof o.client !== 'string' || o.client.trim() === '') return fail('"explain" needs "client": an IP address');
     if (o.listener !== undefined && typeof o.listener !== 'string') return fail('"explain": "listener" must be a listener name');
     return { ok: true, req: { cmd, client: o.client.trim().slice(0, 100), ...(o.listener === undefined ? {} : { listener: o.listener.slice(0, 100) }), ...withId } };
+  }
+  if (cmd === 'acme') {
+    if (o.action !== 'renew') return fail('"acme" needs "action": "renew"');
+    if (o.domain !== undefined && (typeof o.domain !== 'string' || o.domain === '' || o.domain.length > 253)) return fail('"acme": "domain" must be a domain name of the acme block');
+    return { ok: true, req: { cmd, action: 'renew', ...(o.domain === undefined ? {} : { domain: o.domain }), ...withId } };
   }
   if (cmd === 'watch') return parseWatch(o, withId, fail);
   if (!isBackendCommand(cmd)) return fail(`unknown cmd "${cmd.slice(0, 40)}" (one of ${COMMANDS.join(', ')})`);

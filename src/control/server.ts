@@ -358,6 +358,11 @@ async function runOther(req: Request, actions: Actions, by: Actor): Promise<Outc
       const n = r.listeners.reduce((sum, l) => sum + l.certificates.length, 0);
       return { ok: true, message: `${n} certificate${n === 1 ? '' : 's'} on ${r.listeners.length} TLS listener${r.listeners.length === 1 ? '' : 's'}`, data: r };
     }
+    case 'acme': {
+      if (actions.acmeRenew === undefined) return { ok: false, message: 'this tcplb has no ACME client' };
+      const r = await actions.acmeRenew(req.domain);
+      return { ok: r.ok, message: r.message };
+    }
     case 'explain': {
       const r = actions.explain(req.client, req.listener);
       return 'error' in r ? { ok: false, message: r.error } : { ok: true, message: formatExplanation(r), data: r };

@@ -51,6 +51,34 @@ export interface ListenerConfig {
   readonly starttls?: StarttlsProtocol;
   /** With starttls: credentials (and SMTP mail transactions) before TLS are refused by the balancer. */
   readonly requireTls?: boolean;
+  /**
+   * This listener answers ACME challenges (docs/tls.md#acme) from the files
+   * under `storage`: tls-alpn-01 on a TLS listener (`tls.acme`), http-01 on a
+   * plain one (`acme: true`). Absent = no peek at the client's first bytes.
+   */
+  readonly acme?: { readonly storage: string; readonly challenge: AcmeChallengeType };
+}
+
+export const ACME_CHALLENGES = ['tls-alpn-01', 'http-01'] as const;
+export type AcmeChallengeType = (typeof ACME_CHALLENGES)[number];
+
+/** `acme`: the balancer obtains and renews its own certificate (docs/tls.md#acme). */
+export interface AcmeConfig {
+  readonly email: string;
+  /** The ACME directory URL (Let's Encrypt's by default). */
+  readonly directory: string;
+  /** Names of the one certificate, the first is its subject; lower-case. */
+  readonly domains: readonly string[];
+  readonly challenge: AcmeChallengeType;
+  /** Absolute folder: account key, certificate, challenge files. */
+  readonly storage: string;
+  /** Renew this long before expiry; null = at two thirds of the lifetime. */
+  readonly renewBeforeMs: number | null;
+  /** First retry delay after a failed order; doubled per failure up to retryMaxMs, jittered. */
+  readonly retryMinMs: number;
+  readonly retryMaxMs: number;
+  /** false = never order (the other member of a pair sharing storage does): serve and answer from storage. */
+  readonly order: boolean;
 }
 
 /** Protocols whose STARTTLS the balancer answers itself. */
@@ -179,6 +207,8 @@ export interface Config {
   /** Number of data-plane processes; 'auto' = number of cores. */
   readonly workers: number | 'auto';
   readonly engine: 'auto' | 'js' | 'native';
+  /** Absent = no ACME. */
+  readonly acme?: AcmeConfig;
 }
 
 /** One validation or parse problem, with the 1-based position of the offending key or value. */

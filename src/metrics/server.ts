@@ -12,11 +12,12 @@ import type { ListenAddress } from '../core/config.js';
 import type { Runtime } from '../runtime/store.js';
 import { displayState, type DisplayState } from '../runtime/backend.js';
 import type { Engine } from '../core/dataplane.js';
+import type { AcmeStatus } from '../runtime/acme.js';
 
 const STATES: readonly DisplayState[] = ['UP', 'DOWN', 'UNKNOWN', 'DRAINING', 'DISABLED'];
 
 /** Build the registry for one running instance. */
-export function createMetrics(runtime: Runtime, engine: Engine, opts: { ready?: () => boolean } = {}): { registry: Registry; reloaded(ok: boolean): void } {
+export function createMetrics(runtime: Runtime, engine: Engine, opts: { ready?: () => boolean; acme?: () => AcmeStatus | undefined } = {}): { registry: Registry; reloaded(ok: boolean): void } {
   const registry = new Registry();
   // Which balancer this is (`instance` in the config, or the host name): the
   // label is `name`, since Prometheus sets `instance` to the scrape target.
@@ -115,6 +116,22 @@ export function createMetrics(runtime: Runtime, engine: Engine, opts: { ready?: 
       }
     },
   });
+  const acme = opts.acme;
+  if (acme !== undefined) {
+    // Counted by the ACME client since start; absent (no series) without `acme`.
+    mirror('tcplb_acme_renewal_failures_total', 'Failed ACME orders (issuance or renewal) since start; the certificate in service keeps serving', ['domain'], (set) => {
+      const a = acme();
+      if (a !== undefined) set({ domain: a.domains[0] ?? '' }, a.failuresTotal);
+    });
+    new Gauge({
+      name: 'tcplb_acme_next_attempt_timestamp_seconds', help: 'When the ACME client next orders (renewal or retry), Unix seconds', labelNames: ['domain'], registers: [registry],
+      collect() {
+        this.reset();
+        const a = acme();
+        if (a?.nextAttempt != null) this.set({ domain: a.domains[0] ?? '' }, Math.floor(a.nextAttempt / 1000));
+      },
+    });
+  }
   const latency = new Histogram({
     name: 'tcplb_probe_duration_seconds', help: 'Health probe duration', labelNames: ['backend', 'result'], registers: [registry],
     buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],

@@ -14,6 +14,7 @@ import { dec, inc, Router } from './router.js';
 import { Session, type SessionHost, type UpstreamTls } from './session.js';
 import { HandshakeErrorLog, handshakeFailureKind, TlsFront } from './tls-front.js';
 import type { NegotiationEnd, StarttlsSetup } from './starttls/driver.js';
+import { alpnAnswer, httpAnswer, parseChallengeRequest, parseClientHello, peek, serveAlpnChallenge, serveHttpChallenge } from './acme-answer.js';
 import { clientOf, proxiedClients, ProxyHeaderReader, type ProxyInfo } from './proxy-in.js';
 import type { BoundAddress, Engine, EngineSink, ListenerResult, PreparedListeners, RouteBackend, RoutingTable, SessionInfo, SessionRecord } from '../core/dataplane.js';
 
@@ -167,11 +168,36 @@ class Listener implements SessionHost {
   }
 
   #accept(sock: net.Socket): void {
+    if (this.cfg.acme !== undefined) return this.#acmePeek(sock, this.cfg.acme.storage);
     const app = this.cfg.acceptProxyProtocol;
     if (app === undefined) return this.#start(sock);
     // Behind a front tier: only its addresses may connect, and what they send first is the PROXY header.
     if (!this.admission.trustsFrontTier(sock.remoteAddress ?? '')) return this.#start(sock, 'denied');
     this.#readProxyHeader(sock, app.timeoutMs);
+  }
+
+  /**
+   * An ACME listener (docs/tls.md#acme): peek at the ClientHello (TLS) or the
+   * request head (plain); a challenge for something in storage is answered
+   * here, anything else goes on as usual with its bytes put back.
+   */
+  #acmePeek(sock: net.Socket, storage: string): void {
+    const tlsCfg = this.cfg.tls;
+    if (tlsCfg !== undefined) {
+      return peek(sock, parseClientHello, tlsCfg.handshakeTimeoutMs, (hello) => {
+        const pem = alpnAnswer(storage, hello);
+        if (pem === undefined) return this.#start(sock);
+        this.#engine.log(`listener ${this.cfg.name}: answered ACME tls-alpn-01 for ${hello!.servername} (client ${sock.remoteAddress ?? '?'})`);
+        serveAlpnChallenge(sock, pem, tlsCfg.handshakeTimeoutMs);
+      });
+    }
+    // A client that says nothing for 5 s is relayed (its first bytes, if any, still reach the backend).
+    peek(sock, parseChallengeRequest, 5000, (req) => {
+      const answer = httpAnswer(storage, req);
+      if (answer === undefined) return this.#start(sock);
+      this.#engine.log(`listener ${this.cfg.name}: answered ACME http-01 token ${req!.token.slice(0, 12)}… (client ${sock.remoteAddress ?? '?'})`);
+      serveHttpChallenge(sock, answer);
+    });
   }
 
   /**

@@ -206,9 +206,10 @@ export class NativeEngine implements Engine {
 
   /** Whether the embedded JsEngine must serve a listener: what the addon does not do. */
   #inJs(l: ListenerConfig): boolean {
-    // TLS to the backends, STARTTLS and reading a front tier's PROXY header
+    // TLS to the backends, STARTTLS, reading a front tier's PROXY header and
+    // answering ACME challenges (a peek at each ClientHello or request head)
     // run in the JS path; TLS from the client runs in the addon.
-    return l.upstreamTls !== undefined || l.acceptProxyProtocol !== undefined || l.starttls !== undefined || (l.tls !== undefined && !this.#nativeTls);
+    return l.upstreamTls !== undefined || l.acceptProxyProtocol !== undefined || l.starttls !== undefined || l.acme !== undefined || (l.tls !== undefined && !this.#nativeTls);
   }
 
   /** Where and how a listener runs: it cannot change at the same address in one reload. */

@@ -69,7 +69,8 @@ export class TlsFront {
     this.cfg = cfg;
     const opts = { minVersion: cfg.minVersion, ticketKeys: ticketKeys() } as const;
     this.#certs = cfg.certificates.map((c) => ({ names: c.names, ctx: tls.createSecureContext({ ...opts, cert: c.cert, key: c.key }) }));
-    this.#default = cfg.strictSni ? tls.createSecureContext(opts) : this.#certs[0]!.ctx;
+    // No certificate at all: an `acme` listener before its first certificate arrives; handshakes fail until then.
+    this.#default = cfg.strictSni || this.#certs.length === 0 ? tls.createSecureContext(opts) : this.#certs[0]!.ctx;
     this.#alpn = cfg.alpn.length > 0 ? [...cfg.alpn] : undefined;
   }
 

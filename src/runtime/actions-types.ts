@@ -14,7 +14,7 @@ import type { CertsReport } from './cert-status.js';
  * A control socket client is named by the kernel's record of its process
  * (`ctl (user alice, pid 4242)`, control/peer.ts), or `ctl (peer unknown)`.
  */
-export type Actor = 'console' | 'ctl' | `ctl (${string})` | 'statefile' | 'signal' | 'watcher';
+export type Actor = 'console' | 'ctl' | `ctl (${string})` | 'statefile' | 'signal' | 'watcher' | 'acme';
 
 export interface ActionResult {
   readonly ok: boolean;
@@ -66,6 +66,8 @@ export interface Actions {
    * answered with an error.
    */
   certs?(): CertsReport;
+  /** `ctl acme renew [DOMAIN]`: order the ACME certificate now (docs/tls.md#acme). Absent or resolving not ok without `acme`. */
+  acmeRenew?(domain?: string): Promise<{ ok: boolean; message: string }>;
   /** Everything an operator can see; `connLimit` bounds the connection list. */
   snapshot(connLimit?: number): Snapshot;
   /**

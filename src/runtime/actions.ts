@@ -12,7 +12,8 @@ import { explain } from './explain.js';
 import { InstanceStatus, readiness, type Readiness } from './instance.js';
 import { nearestExpiry, type CertBook } from './cert-status.js';
 import type { EventLog } from './event-log.js';
-import type { BackendView, ConfigView, InstanceView, Snapshot } from './snapshot.js';
+import type { AcmeManager } from './acme.js';
+import type { AcmeView, BackendView, ConfigView, InstanceView, Snapshot } from './snapshot.js';
 import type { Runtime } from './store.js';
 
 export interface ActionDeps {
@@ -28,6 +29,8 @@ export interface ActionDeps {
   reload(by: Actor): Promise<ReloadResult>;
   /** Certificates in service and their reloads (`ctl certs`); without it `certs` is absent. */
   readonly certs?: CertBook;
+  /** The ACME client, when the config has `acme` (it comes and goes with reloads). */
+  acme?(): AcmeManager | undefined;
   /** Standby and leaving (runtime/instance.ts). @default a fresh InstanceStatus */
   readonly instance?: InstanceStatus;
   /**
@@ -160,7 +163,12 @@ export function createActions(d: ActionDeps): Actions {
     readiness: () => readiness(runtime.config, runtime, instance),
     explain: (client, listener) => explain(runtime.config, runtime, client, listener),
     onEvent: (listener) => events.subscribe(listener),
-    ...(d.certs === undefined ? {} : { certs: () => d.certs!.report(runtime.config, Date.now(), engine.listenerEngines?.()) }),
+    ...(d.certs === undefined ? {} : { certs: () => d.certs!.report(runtime.config, Date.now(), engine.listenerEngines?.(), d.acme?.()?.status()) }),
+    acmeRenew(domain) {
+      const m = d.acme?.();
+      if (m === undefined) return Promise.resolve({ ok: false, message: 'no "acme" block in the config: nothing to renew' });
+      return m.renew(domain);
+    },
     snapshot(connLimit = 50): Snapshot {
       const now = Date.now();
       const cfg = runtime.config;
@@ -179,6 +187,7 @@ export function createActions(d: ActionDeps): Actions {
           const certExpiry = nearestExpiry(l);
           return { name: l.name, listen: l.listenText, upstream: l.upstream, ...(certExpiry === undefined ? {} : { certExpiry }) };
         }),
+        ...acmeView(d.acme?.()),
         totals: { active: conns.total, accepted: tally.finished + conns.total, connPerSec, bytesPerSec },
         upstreams: Object.values(cfg.upstreams).map((u) => ({
           name: u.name,
@@ -216,4 +225,11 @@ export function createActions(d: ActionDeps): Actions {
       };
     },
   };
+}
+
+/** The snapshot's `acme` field: present only with an ACME client. */
+function acmeView(m: AcmeManager | undefined): { acme?: AcmeView } {
+  if (m === undefined) return {};
+  const a = m.status();
+  return { acme: { ordering: a.ordering, failures: a.failures, lastError: a.lastError, nextAttempt: a.nextAttempt, hasCertificate: a.certificate !== null } };
 }

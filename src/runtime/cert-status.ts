@@ -14,6 +14,7 @@
  */
 import { loadCertificatePair } from '../config/certificates.js';
 import type { Config, ListenerConfig } from '../core/config.js';
+import type { AcmeStatus } from './acme.js';
 
 const DAY_MS = 86_400_000;
 
@@ -58,6 +59,8 @@ export interface ListenerCertsView {
 export interface CertsReport {
   readonly time: number;
   readonly listeners: readonly ListenerCertsView[];
+  /** The ACME client's state, when the config has `acme`. */
+  readonly acme?: AcmeStatus;
 }
 
 /** The earliest notAfter (epoch ms) of a listener's certificates, or undefined for a plain listener. */
@@ -104,7 +107,7 @@ export class CertBook {
     }
   }
 
-  report(config: Config, now: number = Date.now(), engines?: ReadonlyMap<string, 'native' | 'js'>): CertsReport {
+  report(config: Config, now: number = Date.now(), engines?: ReadonlyMap<string, 'native' | 'js'>, acme?: AcmeStatus): CertsReport {
     const listeners = config.listeners.flatMap((l): ListenerCertsView[] => {
       if (l.tls === undefined) return [];
       const by = engines?.get(l.name);
@@ -120,7 +123,7 @@ export class CertBook {
         lastReload: this.#last.get(l.name) ?? { at: now, ok: true },
       }];
     });
-    return { time: now, listeners };
+    return { time: now, listeners, ...(acme === undefined ? {} : { acme }) };
   }
 }
 
@@ -146,8 +149,8 @@ function daysText(days: number): string {
  *         serial 04A1… · /etc/letsencrypt/live/mail.example.net/fullchain.pem
  */
 export function formatCerts(r: CertsReport): string[] {
-  if (r.listeners.length === 0) return ['no listener has tls'];
-  const out: string[] = [];
+  if (r.listeners.length === 0 && r.acme === undefined) return ['no listener has tls'];
+  const out: string[] = r.acme === undefined ? [] : formatAcme(r.acme);
   for (const l of r.listeners) {
     const last = l.lastReload.ok ? 'ok' : `REFUSED: ${l.lastReload.error ?? ''} (the certificates below keep serving)`;
     out.push(`${l.listener} ${l.listen} · last reload ${when(l.lastReload.at)} ${last}`);
@@ -162,7 +165,26 @@ export function formatCerts(r: CertsReport): string[] {
   return out;
 }
 
-/** Whether a report needs attention (ctl certs exits 1): an expired certificate, or a listener whose last reload was refused. */
+/**
+ * The ACME lines of `ctl certs`:
+ *
+ *     acme www.example.net, example.net · tls-alpn-01 · https://acme-v02.api.letsencrypt.org/directory
+ *       certificate expires 2025-03-01 12:00, renewal due 2025-01-30 12:00 · next attempt 2025-01-30 12:00
+ *       LAST ORDER FAILED 2025-01-30 12:00 (3 in a row, 5 in all): connect ECONNREFUSED … (the certificate keeps serving)
+ */
+export function formatAcme(a: AcmeStatus): string[] {
+  const out = [`acme ${a.domains.join(', ')} · ${a.challenge} · ${a.directory}${a.order ? '' : ' · order: false (the peer orders)'}`];
+  const cert = a.certificate === null ? 'no certificate yet' : `certificate expires ${when(a.certificate.notAfter)}, renewal due ${when(a.certificate.renewAt)}`;
+  const next = a.ordering ? 'ordering now' : a.nextAttempt === null ? 'no attempt planned' : `next attempt ${when(a.nextAttempt)}`;
+  out.push(`  ${cert} · ${next}`);
+  if (a.failures > 0 && a.lastError !== null) {
+    const keeps = a.certificate === null ? 'no certificate to serve yet' : 'the certificate keeps serving';
+    out.push(`  LAST ORDER FAILED ${when(a.lastErrorAt ?? 0)} (${a.failures} in a row, ${a.failuresTotal} in all): ${a.lastError} (${keeps})`);
+  } else if (a.lastIssued !== null) out.push(`  last issued ${when(a.lastIssued)}`);
+  return out;
+}
+
+/** Whether a report needs attention (ctl certs exits 1): an expired certificate, a listener whose last reload was refused, a failing ACME order. */
 export function certsTrouble(r: CertsReport): boolean {
-  return r.listeners.some((l) => !l.lastReload.ok || l.certificates.some((c) => c.notAfter <= r.time));
+  return r.listeners.some((l) => !l.lastReload.ok || l.certificates.some((c) => c.notAfter <= r.time)) || (r.acme?.failures ?? 0) > 0;
 }

@@ -65,6 +65,17 @@ export interface ListenerView {
   readonly certExpiry?: number;
 }
 
+/** What the console header shows of ACME (docs/tls.md#acme-the-balancer-gets-its-own-certificate). */
+export interface AcmeView {
+  readonly ordering: boolean;
+  /** Failed orders since the last success (the certificate in service keeps serving). */
+  readonly failures: number;
+  readonly lastError: string | null;
+  /** Epoch ms of the next order (renewal or retry), or null. */
+  readonly nextAttempt: number | null;
+  readonly hasCertificate: boolean;
+}
+
 /** One line of the event log: probes, state changes, operator actions, reloads. */
 export interface EventView {
   readonly time: number;
@@ -107,6 +118,8 @@ export interface Snapshot {
   /** Absent from a tcplb older than readiness (protocol 1 clients ignore it). */
   readonly instance?: InstanceView;
   readonly listeners: readonly ListenerView[];
+  /** The ACME client's state when the config has `acme` (the console header's mark; `ctl certs` has the detail). */
+  readonly acme?: AcmeView;
   readonly totals: {
     readonly active: number;
     /** Accepted connections over the process's life. */

@@ -25,7 +25,7 @@ export interface HeaderProps {
 /** Header: `tcplb VERSION · engine js · pid N` (attached: `attached to pid N · started … · config …`), the config line (red when a reload was refused), totals. */
 export const Header = memo(function Header({ snapshot, width, version, firstLoadedAt, height, attach, members }: HeaderProps) {
   const first = members !== undefined ? fleetLine(members, width) : attach === undefined ? titleLine(snapshot, width, version) : attachLine(attach, snapshot, width);
-  const lines = [first, configLine(snapshot.config, width, firstLoadedAt), totalsLine(snapshot, width)];
+  const lines = [first, configLine(snapshot.config, width, firstLoadedAt, snapshot.acme), totalsLine(snapshot, width)];
   return (
     <Box flexDirection="column">
       {lines.slice(0, height).map((segs, i) => (

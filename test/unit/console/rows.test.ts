@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { segmentsText, textWidth } from '../../../src/console/format.js';
 import { tableColumns } from '../../../src/console/layout.js';
-import { backendLine, configLine, connLine, fleetLine, sortConnections, totalsLine, upstreamLine } from '../../../src/console/rows.js';
+import { acmeMark, backendLine, configLine, connLine, fleetLine, sortConnections, totalsLine, upstreamLine } from '../../../src/console/rows.js';
 import { confirmText, footerSegments, statusSegments } from '../../../src/console/components/StatusLine.js';
 import { helpLines } from '../../../src/console/components/HelpOverlay.js';
 import { backend, fakeSnapshot, NOW } from '../../fixtures/snapshot.js';
@@ -132,4 +132,15 @@ test('fleet header: every instance with its pid, the unreachable ones in red wit
   assert.equal(line.find((s) => s.text.startsWith('lb2'))!.color, 'red');
   assert.equal(line.find((s) => s.text.startsWith('lb1'))!.color, 'green');
   assert.equal(textWidth(segmentsText(fleetLine([{ name: 'x'.repeat(50), lost: 'y'.repeat(100) }], 80))), 80);
+});
+
+test('header line 2 carries the ACME mark: ordering, FAILING with the error (certificate kept), or the next renewal', () => {
+  const text = (a: Parameters<typeof acmeMark>[0]): string => acmeMark(a).map((s) => s.text).join('');
+  const base = { ordering: false, failures: 0, lastError: null, nextAttempt: Date.UTC(2027, 0, 30), hasCertificate: true };
+  assert.equal(text(undefined), '');
+  assert.equal(text(base), ' · acme next 2027-01-30');
+  assert.equal(text({ ...base, ordering: true }), ' · acme ordering');
+  assert.equal(text({ ...base, failures: 3, lastError: 'cannot reach the ACME directory: ECONNREFUSED' }), ' · acme FAILING ×3: cannot reach the ACME directory: ECONNREFUSED');
+  assert.equal(acmeMark({ ...base, failures: 1, lastError: 'x' })[0]!.color, 'red');
+  assert.match(text({ ...base, failures: 1, lastError: 'x', hasCertificate: false }), /no certificate yet/);
 });

@@ -23,7 +23,7 @@ import { loadConfigText } from '../../../src/config/load.js';
 import { parseJson5 } from '../../../src/config/parse.js';
 import { keyName } from '../../../src/config/readers.js';
 import {
-  ACCEPT_PROXY_SPEC, CERT_PAIR_SPEC, CHECK_SPEC, CONTROL_SPEC, HEALTH_SPEC, LISTENER_SPEC, LISTENER_TLS_SPEC, LOG_SPEC, METRICS_SPEC, ROOT_SPEC, SERVER_SPEC, UPSTREAM_SPEC, UPSTREAM_TLS_SPEC,
+  ACCEPT_PROXY_SPEC, ACME_SPEC, CERT_PAIR_SPEC, CHECK_SPEC, CONTROL_SPEC, HEALTH_SPEC, LISTENER_SPEC, LISTENER_TLS_SPEC, LOG_SPEC, METRICS_SPEC, ROOT_SPEC, SERVER_SPEC, UPSTREAM_SPEC, UPSTREAM_TLS_SPEC,
 } from '../../../src/config/schema.js';
 import { formatIssue } from '../../../src/core/config.js';
 
@@ -78,6 +78,7 @@ function schemaPaths(): Set<string> {
   add('control', CONTROL_SPEC);
   add('metrics', METRICS_SPEC);
   add('health', HEALTH_SPEC);
+  add('acme', ACME_SPEC);
   return out;
 }
 

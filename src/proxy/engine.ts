@@ -12,7 +12,8 @@ import { AcceptErrorLog, Admission, listenError } from './admission.js';
 import { applyListeners, DrainWait, prepareListenerSet } from './listener-set.js';
 import { dec, inc, Router } from './router.js';
 import { Session, type SessionHost, type UpstreamTls } from './session.js';
-import { HandshakeErrorLog, handshakeFailureKind, TlsFront } from './tls-front.js';
+import { ClientFailureLog } from './client-failure-log.js';
+import { handshakeFailureKind, TlsFront } from './tls-front.js';
 import type { NegotiationEnd, StarttlsSetup } from './starttls/driver.js';
 import { alpnAnswer, httpAnswer, parseChallengeRequest, parseClientHello, peek, serveAlpnChallenge, serveHttpChallenge } from './acme-answer.js';
 import { clientOf, proxiedClients, ProxyHeaderReader, type ProxyInfo } from './proxy-in.js';
@@ -257,7 +258,7 @@ class Listener implements SessionHost {
   /**
    * Dial the backend once the client's handshake is done. A handshake that
    * fails, stalls past `handshakeTimeout` or is abandoned ends the session
-   * `tls_failed` and is logged per kind (HandshakeErrorLog), not per client.
+   * `tls_failed` and is logged per kind (ClientFailureLog), not per client.
    */
   #handshake(s: Session, t: TLSSocket, front: TlsFront): void {
     let failure: Error | undefined;
@@ -318,18 +319,18 @@ export class JsEngine implements Engine {
   readonly #onSession: ((s: Session) => void) | undefined;
   readonly #onSessionEnd: ((s: Session) => void) | undefined;
   /** Failed client handshakes of every TLS listener, a line per kind per second. */
-  readonly tlsErrors: HandshakeErrorLog;
+  readonly tlsErrors: ClientFailureLog;
   /** STARTTLS sessions ended by a protocol problem (a line too long), a line per kind per second. */
-  readonly starttlsErrors: HandshakeErrorLog;
+  readonly starttlsErrors: ClientFailureLog;
   /** Refused PROXY headers of listeners behind a front tier, logged per kind per second. */
-  readonly proxyErrors: HandshakeErrorLog;
+  readonly proxyErrors: ClientFailureLog;
 
   constructor(sink: EngineSink, opts: JsEngineOptions = {}) {
     this.sink = sink;
     this.#log = opts.log ?? (() => {});
-    this.tlsErrors = new HandshakeErrorLog((l) => this.#log(l));
-    this.starttlsErrors = new HandshakeErrorLog((l) => this.#log(l), 'STARTTLS');
-    this.proxyErrors = new HandshakeErrorLog((l) => this.#log(l), 'PROXY header refused');
+    this.tlsErrors = new ClientFailureLog((l) => this.#log(l));
+    this.starttlsErrors = new ClientFailureLog((l) => this.#log(l), 'STARTTLS');
+    this.proxyErrors = new ClientFailureLog((l) => this.#log(l), 'PROXY header refused');
     this.#onSession = opts.onSession;
     this.#onSessionEnd = opts.onSessionEnd;
   }

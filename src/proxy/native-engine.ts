@@ -37,7 +37,7 @@ import { describe } from './session.js';
 import { JsEngine } from './engine.js';
 import { listenerTlsKey } from '../config/diff.js';
 import type { TlsSession } from '../core/proxy-header.js';
-import { HandshakeErrorLog } from './tls-front.js';
+import { ClientFailureLog } from './client-failure-log.js';
 import { nativeFailureKind, nativeTlsSettings } from './native-tls.js';
 import type { BoundAddress, Engine, EngineSink, ListenerResult, PreparedListeners, RouteBackend, RoutingTable, SessionInfo, SessionRecord } from '../core/dataplane.js';
 
@@ -164,7 +164,7 @@ export class NativeEngine implements Engine {
   /** The listeners #js serves (upstream tls, STARTTLS, acceptProxyProtocol), as last committed. */
   #jsListeners: readonly ListenerConfig[] = [];
   /** Failed client handshakes of the native TLS listeners, a line per kind per second (as JsEngine's). */
-  readonly #tlsErrors: HandshakeErrorLog;
+  readonly #tlsErrors: ClientFailureLog;
   /** The addon terminates TLS (a build with setTls, and TCPLB_NATIVE_TLS is not 0). */
   readonly #nativeTls: boolean;
 
@@ -173,7 +173,7 @@ export class NativeEngine implements Engine {
     if (!native.ok) throw new Error(`native engine not available: ${native.reason}`);
     this.#sink = sink;
     this.#log = opts.log ?? (() => {});
-    this.#tlsErrors = new HandshakeErrorLog((l) => this.#log(l));
+    this.#tlsErrors = new ClientFailureLog((l) => this.#log(l));
     this.#h = new native.binding.Engine((ev) => this.#onEvents(ev), { threads: nativeThreadsOverride() ?? Math.min(64, Math.max(1, opts.threads ?? 1)) });
     // TCPLB_NATIVE_TLS=0 keeps TLS listeners in the embedded JsEngine (for comparisons).
     this.#nativeTls = typeof this.#h.setTls === 'function' && process.env.TCPLB_NATIVE_TLS !== '0';

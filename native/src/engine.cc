@@ -346,7 +346,11 @@ void Engine::dial(Conn* c, const sockaddr_storage& addr, socklen_t addrLen, std:
   setNoDelay(fd);
   Side& b = c->backend;
   b.fd = fd;
-  b.canRead = b.canWrite = true;
+  // Nothing can be queued to read before the backend answers, and the
+  // registration below raises an edge for whatever arrives after it: without
+  // this, the first relay turn would spend a recv() on EAGAIN.
+  b.canRead = false;
+  b.canWrite = true;
   b.peerFin = false;
   c->state = Conn::CONNECTING;
   if (connect(fd, reinterpret_cast<const sockaddr*>(&addr), addrLen) == 0) {
@@ -737,9 +741,17 @@ bool Engine::pump(Conn* c, Direction& d) {
     counter.store(counter.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
     c->lastActive = now_;
     // A short read drained the queue, so new data will raise a new edge and
-    // the EAGAIN round-trip can be skipped - unless a FIN is already queued
-    // (its edge was consumed with this event): then read on to see the EOF.
-    if (static_cast<size_t>(n) < kScratchSize && !d.src->peerFin) d.src->canRead = false;
+    // the EAGAIN round-trip can be skipped. If the FIN had already arrived
+    // (EPOLLRDHUP seen before this read), every byte before it was queued,
+    // so a short read took them all: the next read would return 0, and the
+    // EOF is taken now instead of spending a recv() on it.
+    if (static_cast<size_t>(n) < kScratchSize) {
+      if (d.src->peerFin) {
+        d.eof = true;
+      } else {
+        d.src->canRead = false;
+      }
+    }
 
     ssize_t w = 0;
     if (d.dst->canWrite) {

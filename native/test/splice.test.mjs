@@ -1,5 +1,6 @@
-// Bulk through splice(2): once a direction has moved 256 KiB in full reads it
-// goes socket -> pipe -> socket. Bytes must stay exact and in order both ways,
+// Bulk through splice(2) (TCPLB_NATIVE_SPLICE=1, read when an Engine is
+// created): once a direction has moved 256 KiB in full reads it goes
+// socket -> pipe -> socket. Bytes must stay exact and in order both ways,
 // half-close and resets must behave as with copying, the pipes must stay
 // bounded, and an idle or short connection must hold none.
 import { test } from 'node:test';
@@ -34,9 +35,11 @@ test('8 parallel 6 MB uploads, each echoed with a 6 MB answer after the client F
       s.end(Buffer.concat([Buffer.from(`${n}\n`), answer]));
     });
   }, { allowHalfOpen: true });
+  process.env.TCPLB_NATIVE_SPLICE = '1';
   const h = new Harness({
     onAccept: (ev) => h.engine.connect(ev.connId, '127.0.0.71', backend.port, 2000, 0, undefined),
   });
+  delete process.env.TCPLB_NATIVE_SPLICE;
   const before = pipes();
   let peak = 0;
   const sampler = setInterval(() => { peak = Math.max(peak, pipes() - before); }, 5);
@@ -90,9 +93,11 @@ test('short sessions never open a pipe; a spliced session reset by the backend r
       more();
     });
   });
+  process.env.TCPLB_NATIVE_SPLICE = '1';
   const h = new Harness({
     onAccept: (ev) => h.engine.connect(ev.connId, '127.0.0.71', backend.port, 2000, 0, undefined),
   });
+  delete process.env.TCPLB_NATIVE_SPLICE;
   const before = pipes();
   let peak = 0;
   const sampler = setInterval(() => { peak = Math.max(peak, pipes() - before); }, 2);
@@ -115,6 +120,32 @@ test('short sessions never open a pipe; a spliced session reset by the backend r
     assert.equal(error?.code, 'ECONNRESET');
     await h.waitFor((e) => e.type === 'CLOSED' && e.how === HOW.RESET && e.side === 1);
     assert.ok(peak > 0, 'the 8 MB session did not splice');
+  } finally {
+    clearInterval(sampler);
+    h.stop();
+    await backend.close();
+  }
+});
+
+test('splice is off unless TCPLB_NATIVE_SPLICE=1: an 8 MB session opens no pipe and arrives whole', { timeout: 30000 }, async () => {
+  delete process.env.TCPLB_NATIVE_SPLICE;
+  const payload = crypto.randomBytes(8 * 1024 * 1024);
+  const backend = await startServer('127.0.0.71', (s) => s.once('data', () => s.end(payload)));
+  const h = new Harness({
+    onAccept: (ev) => h.engine.connect(ev.connId, '127.0.0.71', backend.port, 2000, 0, undefined),
+  });
+  const before = pipes();
+  let peak = 0;
+  const sampler = setInterval(() => { peak = Math.max(peak, pipes() - before); }, 2);
+  try {
+    const port = h.listen(1, '127.0.0.70');
+    const client = await connectClient(port, '127.0.0.70');
+    const got = collect(client);
+    client.write('go');
+    const { data, error } = await withTimeout(got, 10000, 'transfer');
+    assert.equal(error, null);
+    assert.ok(data.equals(payload));
+    assert.equal(peak, 0);
   } finally {
     clearInterval(sampler);
     h.stop();

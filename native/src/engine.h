@@ -191,6 +191,8 @@ struct Direction {
   // pipe (from the engine's pool) is held only while it holds bytes, so an
   // idle or short session never has one.
   bool spliced = false;
+  // Moved 256 KiB in full 64 KiB reads: reads 256 KiB at a time (engine.cc kBulkReadSize).
+  bool bulk = false;
   int pipeR = -1;
   int pipeW = -1;
   uint32_t pipeLen = 0;  // bytes in the pipe, not yet written to dst

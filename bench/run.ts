@@ -1,17 +1,20 @@
 /**
  * `npm run bench`: tcplb (each of its data-plane engines: js, js with 2
- * workers, native) against nginx (stream) and HAProxy (mode tcp), and against
- * no proxy at all, on loopback, in front of the same backends.
+ * workers, native) against nginx (stream) and HAProxy (mode tcp), each at its
+ * defaults and tuned as its documentation recommends (nginx-tuned,
+ * haproxy-tuned), and against no proxy at all, on loopback, in front of the
+ * same backends.
  *
  *   node dist/bench/run.js [--quick] [--features] [--features-column] [--runs N] [--duration S]
- *                          [--peers direct,nginx,haproxy,tcplb-js,tcplb-js2,tcplb-native]
+ *                          [--peers direct,nginx,haproxy,nginx-tuned,haproxy-tuned,tcplb-js,tcplb-js2,tcplb-native]
  *                          [--out FILE | --no-write] [--no-install]
  *
  * Workloads (each run --runs times, median and min-max): connection rate and
  * keep-alive rate (wrk), bulk throughput with 1 and 4 streams (iperf3), idle
  * memory per connection (9,000 held connections), and tcplb's check cost
- * (bench/check-cost.ts). --quick: haproxy vs tcplb-native (tcplb-js2 when the
- * native engine is not built), 1 run, 3 s, no idle memory or check cost. The
+ * (bench/check-cost.ts). --quick: haproxy and haproxy-tuned vs tcplb-native
+ * (tcplb-js2 when the native engine is not built), 1 run, 3 s, no idle memory
+ * or check cost. The
  * full run writes docs/benchmarks.md. Every process started is stopped by its
  * PID; the temp dir is removed; Ctrl-C cleans up too.
  */
@@ -22,7 +25,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { writeDoc } from './lib/doc.js';
 import { freePort } from './lib/net.js';
-import { directPeer, featuresOn, findStreamModule, isTcplb, NativeUnavailable, nativeStatus, nativeUnavailable, PEERS, startBackends, startPeer, TCPLB, TCPLB_ENGINES, type Backends, type Env, type Peer, type PeerName, type TcplbPeer } from './lib/peers.js';
+import { directPeer, featuresOn, findStreamModule, isTcplb, NativeUnavailable, nativeStatus, nativeUnavailable, OTHER_PROXIES, PEERS, toolOf, startBackends, startPeer, TCPLB, TCPLB_ENGINES, type Backends, type Env, type Peer, type PeerName, type TcplbPeer } from './lib/peers.js';
 import { killAllSync, run, sleep, stopAll } from './lib/proc.js';
 import { buildTables, ROWS, Results, textTable, type RowKey } from './lib/report.js';
 import { loadAverage, machine, openFilesLimit, versions, which } from './lib/system.js';
@@ -34,12 +37,12 @@ const NOFILE = 20_000;
 
 // ------------------------------------------------------------------ options
 
-/** Seconds per wrk / iperf3 run of a full run: 6 columns x 3 runs stay under 10 minutes on 2 cores. */
+/** Seconds per wrk / iperf3 run of a full run: 8 columns x 3 runs stay under 14 minutes on 2 cores. */
 const DEFAULT_DURATION = 4;
 
 const USAGE = `Usage: npm run bench -- [options]      (or: node dist/bench/run.js [options])
-  --quick            haproxy vs tcplb-native (tcplb-js2 if the native engine is not built) only,
-                     1 run, 3 s each, no idle memory / check cost (< 2 min)
+  --quick            haproxy and haproxy-tuned vs tcplb-native (tcplb-js2 if the native engine
+                     is not built) only, 1 run, 3 s each, no idle memory / check cost (< 2 min)
   --features         turn the features on in EVERY tcplb column: access log to a file and a
                      tcp check (1 s) on every upstream (default: off, like nginx and haproxy)
   --features-column  add ONE extra column with the features on, for the best engine available:
@@ -47,7 +50,9 @@ const USAGE = `Usage: npm run bench -- [options]      (or: node dist/bench/run.j
   --runs N           runs per workload (default 3; --quick: 1)
   --duration S       seconds per wrk / iperf3 run (default ${DEFAULT_DURATION}; --quick: 3)
   --peers LIST       columns to run, comma-separated, from:
-                     direct,nginx,haproxy,tcplb-js,tcplb-js2,tcplb-native (tcplb = tcplb-js)
+                     direct,nginx,haproxy,nginx-tuned,haproxy-tuned,tcplb-js,tcplb-js2,tcplb-native
+                     (tcplb = tcplb-js); nginx-tuned / haproxy-tuned: the settings each one's
+                     documentation recommends for a TCP relay (bench/tuned-peers.md)
                      tcplb-js: engine "js", workers 1; tcplb-js2: engine "js", workers 2;
                      tcplb-native: engine "native" (n/a with the reason when it is not built);
                      and their features-on twins tcplb-js+f, tcplb-js2+f, tcplb-native+f
@@ -108,7 +113,7 @@ function options(argv: string[]): Options {
     }
     return n;
   };
-  let peers: PeerName[] = quick ? ['haproxy'] : ['direct', 'nginx', 'haproxy', ...TCPLB_ENGINES];
+  let peers: PeerName[] = quick ? ['haproxy', 'haproxy-tuned'] : ['direct', ...OTHER_PROXIES, ...TCPLB_ENGINES];
   if (v.peers !== undefined) {
     const names = v.peers
       .split(',')
@@ -168,7 +173,7 @@ async function install(opts: Options): Promise<void> {
 
 async function main(): Promise<number> {
   const opts = options(process.argv.slice(2));
-  const budgetMs = (opts.quick ? 3 : 12) * 60_000;
+  const budgetMs = (opts.quick ? 3 : 15) * 60_000;
   const deadline = t0 + budgetMs;
   const watchdog = setTimeout(() => {
     log(`hard time limit (${budgetMs / 60_000 + 1} min) reached: stopping everything`);
@@ -270,13 +275,12 @@ async function main(): Promise<number> {
 
   // ---- peers
   const peers = new Map<PeerName, Peer>();
-  const tools: Partial<Record<PeerName, string>> = { nginx: 'nginx', haproxy: 'haproxy' };
   for (const name of columns) {
     if (name === 'direct') {
       peers.set(name, directPeer(env));
       continue;
     }
-    const tool = tools[name];
+    const tool = toolOf(name);
     if (tool && !which(tool)) {
       failAll(name, `${tool} not installed`);
       continue;
@@ -505,7 +509,7 @@ async function main(): Promise<number> {
     process.stdout.write(
       'median [min-max] over the runs; ratios are tcplb column / peer on the medians (js = tcplb-js, js2 = tcplb-js2, ' +
         'native = tcplb-native, +f = features on)' +
-        (tables.ratios?.header.includes('best/best') ? '; best/best: the best tcplb engine of the row over the better of nginx and haproxy in that row' : '') +
+        (tables.ratios?.header.includes('best/best') ? '; best/best: the best tcplb engine of the row over the best of the other proxies\' columns (defaults or tuned) in that row' : '') +
         '. For req/s and Gbit/s higher is better, for latency (ms), KiB/conn and % of a core lower is better ("better" column).\n',
     );
     for (const f of results.failures()) process.stdout.write(`  ${f.col} (${f.rows.join(', ')}): ${f.reason}\n`);

@@ -57,17 +57,19 @@ listening sockets) and **tcplb-native** (\`engine: "native"\`: a C++ addon
 relays on one epoll thread of its own inside the Node process; \`n/a\` with the
 reason when the addon is not built). This page measures what each costs
 against the two proxies an operator would otherwise use for the same job,
-**nginx** (\`stream\` module) and **HAProxy** (\`mode tcp\`), and against
+**nginx** (\`stream\` module) and **HAProxy** (\`mode tcp\`), each at its defaults and
+as its own documentation tunes it for a TCP relay (**nginx-tuned**, **haproxy-tuned**:
+[The tuned peers](#the-tuned-peers)), and against
 **no proxy at all** (\`direct\`: the load tools talk to a backend themselves,
 the ceiling of the machine). Every peer runs on loopback in front of the
 *same* backends, with the same limits and timeouts, logging and health checks
 off, and no tuning for one that is not given to the others; each setting is
 listed under [Settings](#settings-given-to-every-peer).
 
-Run it yourself with \`npm run bench\` (about 9 minutes on 2 cores; as root it first runs
+Run it yourself with \`npm run bench\` (about 12 minutes on 2 cores; as root it first runs
 \`bench/install.sh\`, which apt-installs nginx, libnginx-mod-stream, haproxy,
 wrk and iperf3 without starting any distro service; as another user it says
-what to install). \`npm run bench -- --quick\` compares HAProxy with
+what to install). \`npm run bench -- --quick\` compares HAProxy and haproxy-tuned with
 tcplb-native (tcplb-js2 when the native engine is not built) only, one
 3-second run per workload, in under 2 minutes, and writes nothing;
 \`--features\` turns an access log to a file and a \`tcp\` health check every
@@ -98,7 +100,7 @@ ${
   d.tables.ratios
     ? `
 Ratios: a tcplb column's median divided by the peer's (\`js\` = tcplb-js, \`js2\` = tcplb-js2, \`native\` = tcplb-native${d.columns.some((c) => c.endsWith('+f')) ? ', `+f` = the features column' : ''}).
-${d.tables.ratios.header.includes('best/best') ? '*best/best*: the best tcplb engine column of that row over the better of nginx and HAProxy in that row (the cell names both), the comparison the performance targets are stated against. ' : ''}**Higher is better for req/s and Gbit/s; lower is better for latency (ms), KiB/conn and % of a core** (the *better* column says which).
+${d.tables.ratios.header.includes('best/best') ? '*best/best*: the best tcplb engine column of that row over the best of the other proxies\' columns in that row (nginx, HAProxy, nginx-tuned, haproxy-tuned, whichever ran; the cell names both), the comparison the performance targets are stated against. ' : ''}**Higher is better for req/s and Gbit/s; lower is better for latency (ms), KiB/conn and % of a core** (the *better* column says which).
 
 ${markdownTable(d.tables.ratios)}
 `
@@ -197,7 +199,7 @@ Kernel settings are the machine's own; the benchmark changes none.
   const nb = d.nbthread;
   out.push(`## Settings given to every peer
 
-Everything not listed is the program's default: no splice, no \`reuseport\`, no CPU pinning, no socket-buffer or kernel tuning for anyone.
+Everything not listed is the program's default for the \`nginx\`, \`haproxy\` and tcplb columns: no splice, no \`reuseport\`, no CPU pinning, no socket-buffer or kernel tuning. The \`nginx-tuned\` and \`haproxy-tuned\` columns add what their documentation recommends, listed under [The tuned peers](#the-tuned-peers).
 
 | setting | nginx (stream) | HAProxy | tcplb |
 |---|---|---|---|
@@ -216,13 +218,17 @@ Everything not listed is the program's default: no splice, no \`reuseport\`, no 
 The open-files limit is ${d.nofile.toLocaleString('en-US')} for every process of the run (Node lifts its soft limit to the hard limit at start-up and every process the run starts inherits it; a lower hard limit lowers the connection limit for all peers and makes the idle-memory row n/a); the connection limit, ${d.maxconn.toLocaleString('en-US')}, is half of it less 1,000 spare, so HAProxy's file-descriptor arithmetic fits.
 `);
 
+  // Hand-written: the tuned peers' settings, each with its source.
+  const tuned = path.join(d.root, 'bench', 'tuned-peers.md');
+  if (fs.existsSync(tuned)) out.push(fs.readFileSync(tuned, 'utf8').trim() + '\n');
+
   out.push(`## Configs
 
 The templates are in [bench/configs/](../bench/configs/); \`{{NAME}}\` placeholders are filled at run time
 (the run's temp dir is shown as \`$TMP\`; \`LISTEN_HOST\` 127.0.0.1, \`BACKEND_A\`/\`BACKEND_B\` 127.0.0.2/.3, ports picked free for each run,
 \`NOFILE\` ${d.nofile}, \`MAXCONN\` ${d.maxconn}, \`NBTHREAD\` ${nb}, \`ENGINE\` the column's \`engine\` and \`workers\`). As rendered in this run:
 `);
-  const lang = (name: string): string => (name.startsWith('tcplb') ? 'json5' : name);
+  const lang = (name: string): string => (name.startsWith('tcplb') ? 'json5' : name.replace(/-tuned$/, ''));
   for (const [name, text] of d.configs) {
     out.push(`<details><summary>${name}</summary>\n\n\`\`\`${lang(name)}\n${text.trim()}\n\`\`\`\n\n</details>\n`);
   }

@@ -9,9 +9,28 @@ import path from 'node:path';
 import { httpGet, freePort, waitListening } from './net.js';
 import { processTree, run, sleep, start, stop, type Proc } from './proc.js';
 
-export const PEERS = ['direct', 'nginx', 'haproxy', 'tcplb-js', 'tcplb-js2', 'tcplb-native', 'tcplb-js+f', 'tcplb-js2+f', 'tcplb-native+f'] as const;
+export const PEERS = ['direct', 'nginx', 'haproxy', 'nginx-tuned', 'haproxy-tuned', 'tcplb-js', 'tcplb-js2', 'tcplb-native', 'tcplb-js+f', 'tcplb-js2+f', 'tcplb-native+f'] as const;
 export type PeerName = (typeof PEERS)[number];
 export type TcplbPeer = Extract<PeerName, `tcplb-${string}`>;
+
+/**
+ * The other proxies' columns: each at its defaults (`nginx`, `haproxy`) and
+ * with the settings its own documentation recommends for a TCP relay
+ * (`nginx-tuned`, `haproxy-tuned`; bench/configs/*-tuned.*, bench/tuned-peers.md).
+ */
+export const OTHER_PROXIES = ['nginx', 'haproxy', 'nginx-tuned', 'haproxy-tuned'] as const satisfies readonly PeerName[];
+export type OtherProxy = (typeof OTHER_PROXIES)[number];
+
+export function isOtherProxy(name: PeerName): name is OtherProxy {
+  return (OTHER_PROXIES as readonly PeerName[]).includes(name);
+}
+
+/** The program a peer column runs (`nginx` for nginx-tuned, ...), or undefined (direct, tcplb). */
+export function toolOf(name: PeerName): 'nginx' | 'haproxy' | undefined {
+  if (name === 'nginx' || name === 'nginx-tuned') return 'nginx';
+  if (name === 'haproxy' || name === 'haproxy-tuned') return 'haproxy';
+  return undefined;
+}
 
 /** One tcplb column: which engine it runs and whether the features (access log + checks) are forced on. */
 export interface TcplbSpec {
@@ -108,6 +127,8 @@ export interface Peer {
 export const PEER_TEMPLATES: Record<Exclude<PeerName, 'direct'>, string> = {
   nginx: 'nginx-stream.conf',
   haproxy: 'haproxy.cfg',
+  'nginx-tuned': 'nginx-tuned.conf',
+  'haproxy-tuned': 'haproxy-tuned.cfg',
   'tcplb-js': 'tcplb.json5',
   'tcplb-js2': 'tcplb.json5',
   'tcplb-native': 'tcplb.json5',
@@ -139,7 +160,18 @@ function baseVars(env: Env): Record<string, string | number> {
     NOFILE: env.nofile,
     MAXCONN: env.maxconn,
     NBTHREAD: env.nbthread,
+    MAXPIPES: maxPipes(env.nofile, env.maxconn),
   };
+}
+
+/**
+ * haproxy-tuned's `maxpipes`: the descriptors left over by 2 per client
+ * connection (and 200 spare), 2 per pipe. HAProxy's default, maxconn/4,
+ * would not fit the run's open-files limit beside the connections; too few
+ * pipes only means copying instead of splicing (HAProxy's manual, maxpipes).
+ */
+export function maxPipes(nofile: number, maxconn: number): number {
+  return Math.max(16, Math.floor((nofile - 2 * maxconn - 200) / 2));
 }
 
 /** Why a process ended early, in one short line for the table. */
@@ -318,7 +350,8 @@ function launch(env: Env, name: Exclude<PeerName, 'direct'>, ports: { http: numb
     PREFIX: dir,
   };
   const template = readTemplate(env, PEER_TEMPLATES[name]);
-  if (name === 'nginx') {
+  const tool = toolOf(name);
+  if (tool === 'nginx') {
     if (env.loadStream === undefined) throw new Error('nginx stream module not installed (libnginx-mod-stream)');
     const config = render(template, { ...vars, LOAD_STREAM_MODULE: env.loadStream });
     const file = path.join(dir, 'nginx.conf');
@@ -326,12 +359,13 @@ function launch(env: Env, name: Exclude<PeerName, 'direct'>, ports: { http: numb
     const args = ['-p', dir + '/', '-c', file, '-e', path.join(dir, 'error.log')];
     return { cmd: 'nginx', args, config, check: { cmd: 'nginx', args: ['-t', ...args] } };
   }
-  if (name === 'haproxy') {
+  if (tool === 'haproxy') {
     const config = render(template, vars);
     const file = path.join(dir, 'haproxy.cfg');
     fs.writeFileSync(file, config);
     return { cmd: 'haproxy', args: ['-db', '-f', file], config, check: { cmd: 'haproxy', args: ['-c', '-f', file] } };
   }
+  if (!isTcplb(name)) throw new Error(`no launcher for peer ${name}`);
   const features = featuresOn(env, name);
   const config = render(template, {
     ...vars,

@@ -2,7 +2,7 @@
  * Results, statistics (median, min-max) and the table: plain text for the
  * terminal, Markdown for docs/benchmarks.md.
  */
-import { isTcplb, TCPLB, type PeerName, type TcplbPeer } from './peers.js';
+import { isTcplb, OTHER_PROXIES, TCPLB, type PeerName, type TcplbPeer } from './peers.js';
 
 export type RowKey =
   | 'conn_rps'
@@ -149,14 +149,14 @@ export interface Tables {
   ratios: Table | undefined;
 }
 
-const REFS = ['nginx', 'haproxy'] as const;
-
 /**
- * Rows = workloads. `main`: one column per peer run. `ratios`: for each of
- * nginx and HAProxy present, one column per tcplb column that measured
- * anything (`js/haproxy`, `js2/haproxy`, `native/haproxy`, ...), then, when
- * both nginx and HAProxy ran, `best/best`: the best tcplb engine column of the
- * row over the better of nginx and HAProxy in that row, the cell naming both.
+ * Rows = workloads. `main`: one column per peer run. `ratios`: for each other
+ * proxy's column present (nginx, HAProxy, and their tuned twins nginx-tuned,
+ * haproxy-tuned), one column per tcplb column that measured anything
+ * (`js/haproxy`, `native/haproxy-tuned`, ...), then, when two or more of those
+ * proxy columns ran, `best/best`: the best tcplb engine column of the row over
+ * the best of all the other proxies' columns in that row (defaults or tuned,
+ * whichever measured better there), the cell naming both.
  */
 export function buildTables(results: Results, columns: readonly PeerName[], rows: readonly RowDef[]): Tables {
   const med = (row: RowKey, col: PeerName): number | undefined => {
@@ -168,14 +168,14 @@ export function buildTables(results: Results, columns: readonly PeerName[], rows
     header: ['workload', 'unit', 'better', ...columns],
     rows: rows.map((r) => [r.label, r.unit, r.better, ...columns.map((c) => formatCell(results.has(r.key, c) ? results.cell(r.key, c) : undefined))]),
   };
-  const refs = REFS.filter((p) => columns.includes(p));
+  const refs = OTHER_PROXIES.filter((p) => columns.includes(p));
   const ran = columns.filter((c): c is TcplbPeer => isTcplb(c) && rows.some((r) => med(r.key, c) !== undefined));
   if (refs.length === 0 || ran.length === 0) return { main, ratios: undefined };
   const pairs = refs.flatMap((ref) => ran.map((t) => [t, ref] as const));
   // best/best: among the engine columns (the extra `+f` column only if it is all there is)
   const plain = ran.filter((t) => !t.endsWith('+f'));
   const engines = plain.length > 0 ? plain : ran;
-  const withBest = refs.length === REFS.length;
+  const withBest = refs.length >= 2;
   const pick = (r: RowDef, cols: readonly PeerName[]): [PeerName, number] | undefined => {
     let best: [PeerName, number] | undefined;
     for (const c of cols) {

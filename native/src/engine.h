@@ -201,6 +201,16 @@ struct Direction {
   uint32_t pendingLen = 0;
   bool eof = false;  // src sent FIN (read() returned 0)
   bool shut = false; // FIN forwarded: shutdown(dst, SHUT_WR) done
+  // Bulk without copies: once this direction has moved kSpliceAfter bytes
+  // in full reads it is `spliced`: src -> pipe -> dst with splice(2). The
+  // pipe (from the engine's pool) is held only while it holds bytes, so an
+  // idle or short session never has one.
+  bool spliced = false;
+  // Moved 256 KiB in full 64 KiB reads: reads 256 KiB at a time (engine.cc kBulkReadSize).
+  bool bulk = false;
+  int pipeR = -1;
+  int pipeW = -1;
+  uint32_t pipeLen = 0;  // bytes in the pipe, not yet written to dst
 };
 
 struct Conn {
@@ -299,6 +309,11 @@ class Engine {
   void relay(Conn* c);
   bool pump(Conn* c, Direction& d);
   bool writePending(Conn* c, Direction& d);
+  // splice (see Direction::spliced)
+  bool takePipe(Direction& d);
+  void givePipe(Direction& d);
+  int spliceIn(Conn* c, Direction& d);
+  bool flushPipe(Conn* c, Direction& d);
   bool forwardEof(Conn* c, Direction& d);
   void fail(Conn* c, Side* s, int err);
   void finish(Conn* c, CloseHow how, int err, SideCode side);
@@ -351,6 +366,12 @@ class Engine {
   // engine -> JS
   std::mutex evMu_;
   std::vector<Event> events_;
+
+  // Empty pipes ([read fd, write fd]) kept for the next spliced direction,
+  // and how many pipes exist (pooled + held); both bounded (engine.cc).
+  const bool splice_;  // TCPLB_NATIVE_SPLICE=1, read once at construction
+  std::vector<std::pair<int, int>> pipePool_;
+  int pipesOpen_ = 0;
 
   // Guards insert/erase of conns_ so stats() can iterate from the JS thread.
   std::mutex connsMu_;

@@ -152,3 +152,48 @@ test('preamble reaches the backend before any client byte', { timeout: 10000 }, 
     await backend.close();
   }
 });
+
+// A backend that answers and closes at once puts its data and its FIN in one
+// epoll edge: the relay takes a short read after EPOLLRDHUP as the end of the
+// stream (no recv() spent on the 0). Every size around the 64 KiB read must
+// still arrive whole, in order, then the EOF; a reset after data must still
+// reach the client as a reset.
+test('answer-and-close backends: every size arrives whole then EOF; data then RST still resets the client', { timeout: 20000 }, async () => {
+  const sizes = [1, 100, 1448, 65535, 65536, 65537, 200_000];
+  let mode = 'end';
+  let payload = Buffer.alloc(0);
+  const backend = await startServer('127.0.0.71', (s) => {
+    s.once('data', () => {
+      if (mode === 'end') return s.end(payload);
+      s.write(payload, () => setTimeout(() => s.resetAndDestroy(), 20));
+    });
+  });
+  const h = new Harness({
+    onAccept: (ev) => h.engine.connect(ev.connId, '127.0.0.71', backend.port, 2000, 0, undefined),
+  });
+  try {
+    const port = h.listen(1, '127.0.0.70');
+    for (const size of sizes) {
+      payload = crypto.randomBytes(size);
+      const client = await connectClient(port, '127.0.0.70');
+      const got = collect(client);
+      client.write('go');
+      const { data, error } = await withTimeout(got, 5000, `size ${size}`);
+      assert.equal(error, null, `size ${size}`);
+      assert.equal(data.length, size);
+      assert.ok(data.equals(payload), `size ${size}: bytes differ`);
+    }
+    for (const n of [0, 1]) await h.waitFor((e) => e.type === 'CLOSED' && e.how === HOW.NORMAL && e.bytesOut === sizes.at(-1 - n));
+    mode = 'reset';
+    payload = crypto.randomBytes(1000);
+    const client = await connectClient(port, '127.0.0.70');
+    const got = collect(client);
+    client.write('go');
+    const { error } = await withTimeout(got, 5000, 'reset');
+    assert.equal(error?.code, 'ECONNRESET');
+    await h.waitFor((e) => e.type === 'CLOSED' && e.how === HOW.RESET && e.side === 1);
+  } finally {
+    h.stop();
+    await backend.close();
+  }
+});

@@ -107,7 +107,12 @@ interface Conn {
   readonly localPort: number;
   readonly start: number;
   backend: RouteBackend | undefined;
-  readonly tried: Set<BackendId>;
+  /**
+   * Backends dialled so far; created on the first dial from JS (a retry or a
+   * slow-path client), not per routed connection: an idle routed connection
+   * then costs no Set (bench/optimisations.md, idle memory).
+   */
+  tried: Set<BackendId> | undefined;
   reason: EndReason | undefined;
   detail: string;
   connected: boolean;
@@ -574,7 +579,7 @@ export class NativeEngine implements Engine {
       this.#h.reject(id);
       return;
     }
-    const c: Conn = { id, l, acceptedOn: l.cfg.name, clientIp, clientPort, localIp, localPort, start: Date.now(), backend: undefined, tried: new Set(), reason: undefined, detail: '', connected: false, awaitTls: false, tls: undefined };
+    const c: Conn = { id, l, acceptedOn: l.cfg.name, clientIp, clientPort, localIp, localPort, start: Date.now(), backend: undefined, tried: undefined, reason: undefined, detail: '', connected: false, awaitTls: false, tls: undefined };
     this.#conns.set(id, c);
     inc(this.#perListener, c.acceptedOn);
     const refused = l.admission.admit(clientIp);
@@ -619,7 +624,7 @@ export class NativeEngine implements Engine {
       this.#h.kill(id);
       return;
     }
-    const c: Conn = { id, l, acceptedOn: l.cfg.name, clientIp, clientPort, localIp, localPort, start: Date.now(), backend: b, tried: new Set([b.id]), reason: undefined, detail: '', connected: false, awaitTls: false, tls: undefined };
+    const c: Conn = { id, l, acceptedOn: l.cfg.name, clientIp, clientPort, localIp, localPort, start: Date.now(), backend: b, tried: undefined, reason: undefined, detail: '', connected: false, awaitTls: false, tls: undefined };
     this.#conns.set(id, c);
     inc(this.#perListener, c.acceptedOn);
     // Counts the client in; with a fast table there is no ACL or per-client
@@ -634,13 +639,15 @@ export class NativeEngine implements Engine {
   }
 
   #dial(c: Conn): void {
-    const b = this.#router.pick(c.l.cfg.upstream, c.clientIp, c.tried, this.#active);
+    // a routed connection's first backend (dialled by the relay thread) counts as tried
+    const tried = (c.tried ??= new Set(c.backend !== undefined ? [c.backend.id] : []));
+    const b = this.#router.pick(c.l.cfg.upstream, c.clientIp, tried, this.#active);
     if (b === undefined) {
-      c.reason = c.tried.size > 0 ? 'connect_failed' : 'no_backend';
+      c.reason = tried.size > 0 ? 'connect_failed' : 'no_backend';
       this.#h.reject(c.id);
       return;
     }
-    c.tried.add(b.id);
+    tried.add(b.id);
     c.backend = b;
     if (net.isIP(b.host) !== 0) return this.#connect(c, b, b.host);
     const hit = this.#dns.get(b.host);

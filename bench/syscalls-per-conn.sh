@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# System calls a proxy makes per proxied connection (or per request with
+# KEEPALIVE=1): a figure a busy host does not disturb, for tuning the native
+# relay (bench/optimisations.md). wrk (1 thread, C connections,
+# `Connection: close`, 100-byte answers from a private nginx) runs for SECS
+# against the proxy while `strace -c -f` counts the proxy's system calls (all
+# its threads); each call's count is divided by the requests wrk completed.
+# strace slows the proxy a lot: the rate is meaningless, the counts are not.
+#   bash bench/syscalls-per-conn.sh [tcplb-native|tcplb-js|haproxy|haproxy-tuned|nginx|nginx-tuned]...
+# Env: SECS (default 3), C (default 20), KEEPALIVE=1, THREADS (tcplb-native
+# relay threads, default 1). Loopback only; stops what it started, by PID.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ -f dist/src/cli/main.js ] || npx tsc -p .
+secs=${SECS:-3} conns=${C:-20} threads=${THREADS:-1}
+dir=$(mktemp -d /tmp/tcplb-syscalls-XXXXXX)
+be=18931 lb=18932
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$dir"; }
+trap cleanup EXIT
+stream_mod=$(ls /usr/lib/nginx/modules/ngx_stream_module.so 2>/dev/null || true)
+
+cat >"$dir/backend.conf" <<NGX
+daemon off; worker_processes 1; pid $dir/backend.pid; error_log $dir/backend.log;
+events { worker_connections 4096; }
+http { access_log off; server { listen 127.0.0.2:$be; location / { return 200 "$(printf '%0100d' 0)"; } } }
+NGX
+nginx -c "$dir/backend.conf" -p "$dir" & pids+=($!)
+
+haproxy_cfg() { # extra defaults lines
+  cat >"$dir/haproxy$1.cfg" <<CFG
+global
+  nbthread 1
+  maxconn 4000
+defaults
+  mode tcp
+  timeout connect 5s
+  timeout client 10m
+  timeout server 10m
+  $2
+listen l
+  bind 127.0.0.1:$lb
+  server s 127.0.0.2:$be
+CFG
+  echo "$dir/haproxy$1.cfg"
+}
+nginx_cfg() { # listen suffix, extra stream lines
+  cat >"$dir/nginx$1.conf" <<NGX
+${stream_mod:+load_module $stream_mod;}
+daemon off; worker_processes 1; pid $dir/stream$1.pid; error_log $dir/stream$1.log;
+events { worker_connections 8000; }
+stream { $3 server { listen 127.0.0.1:$lb $2; proxy_pass 127.0.0.2:$be; } }
+NGX
+  echo "$dir/nginx$1.conf"
+}
+tcplb_cfg() { # engine
+  cat >"$dir/tcplb-$1.json5" <<CFG
+{ engine: "$1", workers: $threads, listeners: [{ listen: "127.0.0.1:$lb", upstream: "b", idleTimeout: "10m", connectTimeout: "5s" }],
+  upstreams: { b: { servers: ["127.0.0.2:$be"] } }, log: { access: null, level: "warn" } }
+CFG
+  echo "$dir/tcplb-$1.json5"
+}
+close_hdr=(-H 'Connection: close') unit=connection
+if [ "${KEEPALIVE:-0}" = 1 ]; then close_hdr=() unit=request; fi
+
+measure() { # name, command...
+  local name=$1; shift
+  "$@" >"$dir/$name.out" 2>&1 & local pid=$!
+  sleep 2
+  wrk -t1 -c"$conns" -d1s "${close_hdr[@]}" "http://127.0.0.1:$lb/" >/dev/null 2>&1 || true # warm-up
+  strace -c -f -q -o "$dir/$name.strace" -p "$pid" & local st=$!
+  sleep 0.5
+  local out; out=$(wrk -t1 -c"$conns" -d"${secs}s" "${close_hdr[@]}" "http://127.0.0.1:$lb/" 2>/dev/null)
+  kill -INT "$st"; wait "$st" 2>/dev/null || true
+  kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
+  local reqs; reqs=$(awk '/requests in/ {print $1}' <<<"$out")
+  printf '%s: %s requests\n' "$name" "$reqs"
+  # strace -c table: calls in column 4 (5 with an errors column before the name)
+  awk -v r="$reqs" '
+    /^-/ || /^%/ || /total/ || NF < 5 { next }
+    { name = $NF; calls = $4; errs = (NF == 6) ? $5 : 0; tot += calls; note = ""
+      if (errs > 0) note = sprintf(" (%.2f failed)", errs / r)
+      printf "  %-16s %6.2f per '"$unit"'%s\n", name, calls / r, note }
+    END { printf "  %-16s %6.2f per '"$unit"'\n", "TOTAL", tot / r }' "$dir/$name.strace" | sort -k2 -rn
+  sleep 0.5
+}
+
+sleep 1
+for peer in "${@:-tcplb-native}"; do
+  case $peer in
+    tcplb-native) TCPLB_ENGINE= measure "$peer" node dist/src/cli/main.js --headless -c "$(tcplb_cfg native)" ;;
+    tcplb-js) TCPLB_ENGINE= measure "$peer" node dist/src/cli/main.js --headless -c "$(tcplb_cfg js)" ;;
+    haproxy) measure "$peer" haproxy -db -f "$(haproxy_cfg '' '')" ;;
+    haproxy-tuned) measure "$peer" haproxy -db -f "$(haproxy_cfg -tuned 'option splice-auto
+  option tcp-smart-connect
+  option tcp-smart-accept')" ;;
+    nginx) measure "$peer" nginx -c "$(nginx_cfg '' '' '')" -p "$dir" ;;
+    nginx-tuned) measure "$peer" nginx -c "$(nginx_cfg -tuned reuseport 'proxy_buffer_size 64k;')" -p "$dir" ;;
+    *) echo "unknown peer $peer" >&2; exit 2 ;;
+  esac
+done

@@ -27,7 +27,7 @@ namespace {
 using tcplb::Command;
 using tcplb::Event;
 
-constexpr const char* kVersion = "tcplb-native 3";  // setTls (TLS listeners): detected by its presence
+constexpr const char* kVersion = "tcplb-native 4";  // 4: TLS_READY names a fast-path backend; setTls: detected by its presence
 
 // ---- small N-API helpers ---------------------------------------------------
 
@@ -369,7 +369,7 @@ napi_value JsEngine::buildEventArray() {
       case tcplb::EV_CONNECT_FAILED: len += 3; break;
       case tcplb::EV_CLOSED: len += 7; break;
       case tcplb::EV_ACCEPT_ERROR: len += 3; break;
-      case tcplb::EV_TLS_READY: len += 7; break;
+      case tcplb::EV_TLS_READY: len += 8; break;
       case tcplb::EV_TLS_FAILED: len += 5; break;
     }
   }
@@ -441,6 +441,7 @@ napi_value JsEngine::buildEventArray() {
           napi_set_element(env, arr, i++, x);
           at = end < e.text.size() ? end + 1 : end;
         }
+        putInt(e.backendKey);
         break;
       }
       case tcplb::EV_TLS_FAILED:

@@ -51,6 +51,13 @@ void inheritBalancerState(RouteTable& next, const RouteTable& prev);
 // are read through RouteBackend::active. Advances the rotation state.
 int pickBackend(RouteTable& t, const char* clientIp);
 
+// The fast path's whole decision for one client: -1 (JS decides) when the
+// listener is over maxConnections (`listenerOpen` counts this client), no
+// backend is usable, or another thread filled the picked backend since the
+// pick (the slot is taken atomically, so maxConns is never overshot);
+// otherwise the index of the backend, its open count already taken.
+int takeBackend(RouteTable& t, const char* clientIp, int64_t listenerOpen);
+
 // ---- the ip_hash primitives, bit-exact ports of src/balancers/ip-hash.ts ----
 
 uint32_t hashString32(const char* s, size_t n, uint32_t seed);

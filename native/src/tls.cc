@@ -225,9 +225,10 @@ SSL_CTX* TlsContext::match(const char* name) const {
 
 // A client accepted on a TLS listener (after its ACCEPT event): the
 // handshake starts at once, under the listener's current context.
-void Engine::tlsStart(Conn* c, Listener* l) {
+void Engine::tlsStart(Conn* c, Listener* l, const char* clientIp) {
   auto* t = new TlsConn();
   t->ctx = l->tls;
+  strncpy(t->clientIp, clientIp, sizeof t->clientIp - 1);
   ERR_clear_error();
   t->ssl = SSL_new(t->ctx->initial());
   if (t->ssl == nullptr || SSL_set_fd(t->ssl, c->client.fd) != 1) {
@@ -256,9 +257,16 @@ void Engine::tlsHandshake(Conn* c) {
     t->established = true;
     // Application data may already be queued behind the Finished message.
     c->client.canRead = true;
+    // The routing fast path, as adoptClient's for a plain listener: with the
+    // listener's table the backend is picked and dialled here, and TLS_READY
+    // names it (JS then only records it); else (-1) JS dials after TLS_READY.
+    Listener* l = c->listener;
+    RouteTable* rt = l != nullptr ? l->route.get() : nullptr;
+    int pick = rt != nullptr ? takeBackend(*rt, t->clientIp, l->shared->open.load(std::memory_order_relaxed)) : -1;
     Event& e = emit(EV_TLS_READY);
     e.connId = c->id;
     e.how = SSL_session_reused(t->ssl) ? 1 : 0;
+    e.backendKey = pick >= 0 ? rt->backends[pick].key : -1;
     const char* sni = SSL_get_servername(t->ssl, TLSEXT_NAMETYPE_host_name);
     const unsigned char* alpn = nullptr;
     unsigned int alpnLen = 0;
@@ -271,6 +279,11 @@ void Engine::tlsHandshake(Conn* c) {
     if (sni != nullptr) s += sni;
     s += '\0';
     if (alpn != nullptr) s.append(reinterpret_cast<const char*>(alpn), alpnLen);
+    if (pick < 0) return;
+    const RouteBackend& b = rt->backends[pick];
+    c->idleMs = rt->idleMs;
+    c->connectTimeoutMs = rt->connectTimeoutMs;
+    dial(c, b.addr, b.addrLen, b.active);  // may emit: `e` is not used after this
     return;
   }
   switch (SSL_get_error(t->ssl, r)) {

@@ -21,6 +21,8 @@
 #include <string>
 #include <vector>
 
+#include "net_util.h"
+
 namespace tcplb {
 
 struct TlsCertInput {
@@ -87,6 +89,7 @@ struct TlsConn {
   bool readWantsWrite = false; // SSL_read needs the socket writable (a KeyUpdate reply)
   bool sentShutdown = false;   // close_notify sent
   int readErr = 0;             // an error met after bytes were gathered: the next read's result
+  char clientIp[kIpStrLen] = {};      // as the ACCEPT event printed it, for the fast path's ip_hash
 };
 
 }  // namespace tcplb

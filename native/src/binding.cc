@@ -691,6 +691,16 @@ std::unique_ptr<tcplb::RouteTable> parseRouteTable(napi_env env, napi_value t) {
       !propUint32(env, t, "maxConnections", "table", &r->maxConnections)) {
     return nullptr;
   }
+  bool hasPp = false;
+  if (napi_has_named_property(env, t, "proxyProtocol", &hasPp) == napi_ok && hasPp) {
+    uint32_t pp = 0;
+    if (!propUint32(env, t, "proxyProtocol", "table", &pp)) return nullptr;
+    if (pp > 2) {
+      throwRouteError(env, "table.proxyProtocol must be 0 (none), 1 (v1) or 2 (v2)");
+      return nullptr;
+    }
+    r->proxyProtocol = static_cast<uint8_t>(pp);
+  }
   napi_value list;
   bool isArray = false;
   if (napi_get_named_property(env, t, "backends", &list) != napi_ok ||

@@ -509,9 +509,9 @@ void Engine::adoptClient(Listener* l, int fd, const sockaddr_storage& peer) {
   // a plain ACCEPT, which refuses it with the right reason.
   // A TLS listener's client handshakes first; tls.cc takes the same path
   // (takeBackend) when the handshake is done.
-  if (l->tls != nullptr) return tlsStart(c, l, e.clientIp);
+  if (l->tls != nullptr) return tlsStart(c, l, e);
   RouteTable* r = l->route.get();
-  if (r == nullptr) return;
+  if (r == nullptr || r->proxyProtocol != 0) return;  // a PROXY header: only after a TLS handshake
   int pick = takeBackend(*r, e.clientIp, listenerOpen);
   if (pick < 0) return;
   const RouteBackend& b = r->backends[pick];

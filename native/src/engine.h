@@ -306,7 +306,7 @@ class Engine {
   void runReadyList();
 
   // TLS termination (tls.cc)
-  void tlsStart(Conn* c, Listener* l, const char* clientIp);
+  void tlsStart(Conn* c, Listener* l, const Event& accepted);
   void tlsHandshake(Conn* c);
   void tlsFail(Conn* c, int what, int err, const char* code);
   ssize_t tlsRead(Side* s, char* buf, size_t len);

@@ -37,6 +37,10 @@ struct RouteTable {
   uint32_t connectTimeoutMs = 0;
   uint32_t idleMs = 0;
   uint32_t maxConnections = 0;  // 0 = none
+  // The PROXY header to send first: 0 none, 1 v1, 2 v2 (with the TLS fields).
+  // Only a TLS listener's table may ask for one (tls.cc builds it after the
+  // handshake); plain listeners that send a header keep the JS round trip.
+  uint8_t proxyProtocol = 0;
   std::vector<RouteBackend> backends;
   uint64_t tick = 0;  // smooth WRR picks so far
 };

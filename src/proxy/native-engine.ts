@@ -470,8 +470,9 @@ export class NativeEngine implements Engine {
     const cfg = l.cfg;
     // Policy the addon does not implement: such listeners keep the JS round trip.
     // A TLS listener's table is used when the handshake is done (TLS_READY
-    // then names the backend); the PROXY header is built here, so not with one.
-    if (cfg.allow.length > 0 || cfg.deny.length > 0 || cfg.maxConnectionsPerClient > 0 || cfg.proxyProtocol !== false) return null;
+    // then names the backend), and the addon builds its PROXY header (with
+    // the TLS fields, as buildProxyHeader); a plain one's header is built here.
+    if (cfg.allow.length > 0 || cfg.deny.length > 0 || cfg.maxConnectionsPerClient > 0 || (cfg.proxyProtocol !== false && !l.tls)) return null;
     const up = this.#router.table.upstreams.get(cfg.upstream);
     if (up === undefined || up.backends.some((b) => net.isIP(b.host) === 0)) return null;
     return {
@@ -479,6 +480,7 @@ export class NativeEngine implements Engine {
       connectTimeoutMs: cfg.connectTimeoutMs,
       idleMs: cfg.idleTimeoutMs,
       maxConnections: cfg.maxConnections,
+      proxyProtocol: cfg.proxyProtocol === 'v1' ? 1 : cfg.proxyProtocol === 'v2' ? 2 : 0,
       backends: up.backends.map((b) => {
         const k = this.#keys.get(b.id)!;
         return { key: k.key, ip: b.host, port: b.port, weight: b.weight, maxConns: b.maxConns, backup: b.backup, usable: b.usable, idHash: k.idHash };

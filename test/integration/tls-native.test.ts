@@ -147,27 +147,34 @@ test('resumption: openssl s_client -sess_out then -sess_in is "Reused" (TLS 1.3 
   }
 });
 
-test('PROXY v2 to the backend carries the TLS fields exactly as the JS path builds them; an ALPN Dovecot would reject is not forwarded', async (t) => {
+test('PROXY v2 to the backend carries the TLS fields exactly as the JS path builds them (native: built by the relay thread on the fast path, by JS with an allow list); an ALPN Dovecot would reject is not forwarded; v1 likewise', async (t) => {
   const a = pki().leaf('pp2', ['mail.a.test']);
-  const seen: Buffer[] = [];
-  const { port } = await start(t, `{ certificates: [{ cert: "${a.cert}", key: "${a.key}" }], alpn: ["imap", "h2"] }`, (s) => {
-    s.once('data', (d: Buffer) => {
-      seen.push(d);
-      s.end('backend\n');
-    });
-  }, ', proxyProtocol: "v2"');
-  for (const alpn of ['imap', 'h2']) {
-    const g = await session(port, { ALPNProtocols: [alpn] });
-    const expected = buildProxyHeader('v2', { srcAddr: '127.0.0.1', srcPort: g.sock.localPort!, dstAddr: '127.0.0.1', dstPort: port }, {
-      version: g.sock.getProtocol()!,
-      cipher: g.sock.getCipher().name,
-      servername: 'mail.a.test',
-      alpn: g.sock.alpnProtocol || '',
-    });
-    g.sock.destroy();
-    const got = seen.shift()!;
-    assert.ok(got.subarray(0, expected.length).equals(expected), `header for ALPN ${alpn}:\n got ${got.toString('hex')}\nwant ${expected.toString('hex')}`);
-    assert.equal(got.includes(Buffer.from('h2')), false, 'h2 is never forwarded as PP2_TYPE_ALPN');
+  // An `allow` list keeps a listener off the native fast path: JS builds its header.
+  for (const extra of ['', ', allow: ["127.0.0.0/8"]']) {
+    for (const version of ['v2', 'v1'] as const) {
+      const seen: Buffer[] = [];
+      const { port } = await start(t, `{ certificates: [{ cert: "${a.cert}", key: "${a.key}" }], alpn: ["imap", "h2"] }`, (s) => {
+        s.once('data', (d: Buffer) => {
+          seen.push(d);
+          s.end('backend\n');
+        });
+      }, `, proxyProtocol: "${version}"${extra}`);
+      await new Promise((r) => setTimeout(r, 50)); // past a new listener's first loop turn (it starts on the slow path)
+      for (const alpn of version === 'v2' ? ['imap', 'h2'] : ['imap']) {
+        const g = await session(port, { ALPNProtocols: [alpn] });
+        const expected = buildProxyHeader(version, { srcAddr: '127.0.0.1', srcPort: g.sock.localPort!, dstAddr: '127.0.0.1', dstPort: port }, {
+          version: g.sock.getProtocol()!,
+          cipher: g.sock.getCipher().name,
+          servername: 'mail.a.test',
+          alpn: g.sock.alpnProtocol || '',
+        });
+        g.sock.destroy();
+        const got = seen.shift()!;
+        const what = `${version} header for ALPN ${alpn}${extra}`;
+        assert.ok(got.subarray(0, expected.length).equals(expected), `${what}:\n got ${got.toString('hex')}\nwant ${expected.toString('hex')}`);
+        assert.equal(got.includes(Buffer.from('h2')), false, 'h2 is never forwarded as PP2_TYPE_ALPN');
+      }
+    }
   }
 });
 

@@ -27,7 +27,7 @@ namespace {
 using tcplb::Command;
 using tcplb::Event;
 
-constexpr const char* kVersion = "tcplb-native 3";  // setTls (TLS listeners): detected by its presence
+constexpr const char* kVersion = "tcplb-native 4";  // 4: TLS_READY names a fast-path backend; setTls: detected by its presence
 
 // ---- small N-API helpers ---------------------------------------------------
 
@@ -369,7 +369,7 @@ napi_value JsEngine::buildEventArray() {
       case tcplb::EV_CONNECT_FAILED: len += 3; break;
       case tcplb::EV_CLOSED: len += 7; break;
       case tcplb::EV_ACCEPT_ERROR: len += 3; break;
-      case tcplb::EV_TLS_READY: len += 7; break;
+      case tcplb::EV_TLS_READY: len += 8; break;
       case tcplb::EV_TLS_FAILED: len += 5; break;
     }
   }
@@ -441,6 +441,7 @@ napi_value JsEngine::buildEventArray() {
           napi_set_element(env, arr, i++, x);
           at = end < e.text.size() ? end + 1 : end;
         }
+        putInt(e.backendKey);
         break;
       }
       case tcplb::EV_TLS_FAILED:
@@ -689,6 +690,16 @@ std::unique_ptr<tcplb::RouteTable> parseRouteTable(napi_env env, napi_value t) {
       !propUint32(env, t, "idleMs", "table", &r->idleMs) ||
       !propUint32(env, t, "maxConnections", "table", &r->maxConnections)) {
     return nullptr;
+  }
+  bool hasPp = false;
+  if (napi_has_named_property(env, t, "proxyProtocol", &hasPp) == napi_ok && hasPp) {
+    uint32_t pp = 0;
+    if (!propUint32(env, t, "proxyProtocol", "table", &pp)) return nullptr;
+    if (pp > 2) {
+      throwRouteError(env, "table.proxyProtocol must be 0 (none), 1 (v1) or 2 (v2)");
+      return nullptr;
+    }
+    r->proxyProtocol = static_cast<uint8_t>(pp);
   }
   napi_value list;
   bool isArray = false;

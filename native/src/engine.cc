@@ -547,22 +547,14 @@ void Engine::adoptClient(Listener* l, int fd, const sockaddr_storage& peer) {
   // The routing fast path: pick and dial here instead of waiting for JS.
   // Over maxConnections, or with no usable backend, the client goes to JS as
   // a plain ACCEPT, which refuses it with the right reason.
-  // A TLS listener's client handshakes first (tls.cc); JS dials after TLS_READY.
-  if (l->tls != nullptr) return tlsStart(c, l);
+  // A TLS listener's client handshakes first; tls.cc takes the same path
+  // (takeBackend) when the handshake is done.
+  if (l->tls != nullptr) return tlsStart(c, l, e);
   RouteTable* r = l->route.get();
-  if (r == nullptr) return;
-  if (r->maxConnections > 0 && listenerOpen > static_cast<int64_t>(r->maxConnections)) return;
-  int pick = pickBackend(*r, e.clientIp);
+  if (r == nullptr || r->proxyProtocol != 0) return;  // a PROXY header: only after a TLS handshake
+  int pick = takeBackend(*r, e.clientIp, listenerOpen);
   if (pick < 0) return;
   const RouteBackend& b = r->backends[pick];
-  // The counts are shared with the other threads: take the slot atomically,
-  // and if another thread filled the backend since the pick, let JS decide
-  // (maxConns is never overshot; with one thread this cannot happen).
-  int32_t before = b.active->fetch_add(1, std::memory_order_relaxed);
-  if (b.maxConns > 0 && before >= static_cast<int32_t>(b.maxConns)) {
-    b.active->fetch_sub(1, std::memory_order_relaxed);
-    return;
-  }
   e.type = EV_ACCEPT_ROUTED;
   e.backendKey = b.key;
   c->idleMs = r->idleMs;

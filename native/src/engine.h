@@ -73,7 +73,7 @@ struct Event {
   double bytesOut;
   int clientPort;
   int localPort;
-  int32_t backendKey;  // ACCEPT_ROUTED
+  int32_t backendKey;  // ACCEPT_ROUTED; TLS_READY (-1 = JS dials)
   char clientIp[kIpStrLen];
   char localIp[kIpStrLen];
   // TLS_READY: version, cipher, servername, alpn ('\0'-separated);
@@ -321,7 +321,7 @@ class Engine {
   void runReadyList();
 
   // TLS termination (tls.cc)
-  void tlsStart(Conn* c, Listener* l);
+  void tlsStart(Conn* c, Listener* l, const Event& accepted);
   void tlsHandshake(Conn* c);
   void tlsFail(Conn* c, int what, int err, const char* code);
   ssize_t tlsRead(Side* s, char* buf, size_t len);

@@ -196,6 +196,19 @@ int pickBackend(RouteTable& t, const char* clientIp) {
   return -1;
 }
 
+int takeBackend(RouteTable& t, const char* clientIp, int64_t listenerOpen) {
+  if (t.maxConnections > 0 && listenerOpen > static_cast<int64_t>(t.maxConnections)) return -1;
+  int pick = pickBackend(t, clientIp);
+  if (pick < 0) return -1;
+  const RouteBackend& b = t.backends[pick];
+  int32_t before = b.active->fetch_add(1, std::memory_order_relaxed);
+  if (b.maxConns > 0 && before >= static_cast<int32_t>(b.maxConns)) {
+    b.active->fetch_sub(1, std::memory_order_relaxed);
+    return -1;
+  }
+  return pick;
+}
+
 // ---- fdlibm __ieee754_log (FreeBSD e_log.c), as V8's base::ieee754::log ----
 // Kept operation for operation: any reordering changes the last bit. Build
 // flags must not contract a*b+c into an FMA (-ffp-contract=off in binding.gyp).

@@ -37,6 +37,10 @@ struct RouteTable {
   uint32_t connectTimeoutMs = 0;
   uint32_t idleMs = 0;
   uint32_t maxConnections = 0;  // 0 = none
+  // The PROXY header to send first: 0 none, 1 v1, 2 v2 (with the TLS fields).
+  // Only a TLS listener's table may ask for one (tls.cc builds it after the
+  // handshake); plain listeners that send a header keep the JS round trip.
+  uint8_t proxyProtocol = 0;
   std::vector<RouteBackend> backends;
   uint64_t tick = 0;  // smooth WRR picks so far
 };
@@ -50,6 +54,13 @@ void inheritBalancerState(RouteTable& next, const RouteTable& prev);
 // address as the ACCEPT event prints it), or -1 when none is usable. Counts
 // are read through RouteBackend::active. Advances the rotation state.
 int pickBackend(RouteTable& t, const char* clientIp);
+
+// The fast path's whole decision for one client: -1 (JS decides) when the
+// listener is over maxConnections (`listenerOpen` counts this client), no
+// backend is usable, or another thread filled the picked backend since the
+// pick (the slot is taken atomically, so maxConns is never overshot);
+// otherwise the index of the backend, its open count already taken.
+int takeBackend(RouteTable& t, const char* clientIp, int64_t listenerOpen);
 
 // ---- the ip_hash primitives, bit-exact ports of src/balancers/ip-hash.ts ----
 

@@ -11,6 +11,7 @@
 // with the same bytes after WANT_WRITE.
 #include "tls.h"
 
+#include <arpa/inet.h>
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
@@ -162,6 +163,86 @@ SSL_CTX* newContext(const TlsSettings& s, const TlsCertInput& c, TlsContext* own
   return ctx;
 }
 
+bool isAscii(const char* p) {
+  for (; *p != '\0'; p++) {
+    if (static_cast<unsigned char>(*p) >= 0x80) return false;
+  }
+  return true;
+}
+
+// ---- the PROXY header, byte for byte as src/core/proxy-header.ts builds it ----
+
+const unsigned char kV2Signature[12] = {0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a};
+
+// `::ffff:1.2.3.4` -> `1.2.3.4` (plain()), and the family with the address
+// bytes: 4, 6, or 0 for anything else.
+int ipFamily(const char* ip, const char** plain, unsigned char* bytes) {
+  *plain = ip;
+  if (strncmp(ip, "::ffff:", 7) == 0 && inet_pton(AF_INET, ip + 7, bytes) == 1) {
+    *plain = ip + 7;
+    return 4;
+  }
+  if (inet_pton(AF_INET, ip, bytes) == 1) return 4;
+  if (inet_pton(AF_INET6, ip, bytes) == 1) return 6;
+  return 0;
+}
+
+void putTlv(std::string& out, unsigned char type, const std::string& value) {
+  out += static_cast<char>(type);
+  out += static_cast<char>((value.size() >> 8) & 0xff);
+  out += static_cast<char>(value.size() & 0xff);
+  out += value;
+}
+
+// tlsTlvs(): ALPN (mail protocols only: FORWARDED_ALPN), AUTHORITY (the SNI
+// name, 255 bytes at most), SSL (PP2_CLIENT_SSL, verify 0, VERSION, CIPHER).
+std::string tlsTlvs(const std::string& version, const std::string& cipher, const std::string& sni, const std::string& alpn) {
+  std::string out;
+  if (alpn == "imap" || alpn == "pop3" || alpn == "submission") putTlv(out, 0x01, alpn);
+  if (!sni.empty()) putTlv(out, 0x02, sni.substr(0, 255));
+  std::string ssl("\x01\0\0\0\0", 5);
+  if (!version.empty()) putTlv(ssl, 0x21, version);
+  if (!cipher.empty()) putTlv(ssl, 0x23, cipher);
+  putTlv(out, 0x20, ssl);
+  return out;
+}
+
+}  // namespace
+
+std::string proxyHeader(int version, const TlsConn& t, const std::string& tlsVersion, const std::string& cipher,
+                        const std::string& sni, const std::string& alpn) {
+  unsigned char src[16], dst[16];
+  const char* srcIp;
+  const char* dstIp;
+  int fs = ipFamily(t.clientIp, &srcIp, src);
+  int fd = ipFamily(t.localIp, &dstIp, dst);
+  int fam = fs == fd ? fs : 0;
+  if (version == 1) {
+    if (fam == 0) return "PROXY UNKNOWN\r\n";
+    return std::string("PROXY TCP") + (fam == 4 ? "4 " : "6 ") + srcIp + " " + dstIp + " " + std::to_string(t.clientPort) +
+           " " + std::to_string(t.localPort) + "\r\n";
+  }
+  std::string out(reinterpret_cast<const char*>(kV2Signature), sizeof kV2Signature);
+  if (fam == 0) return out + std::string("\x20\0\0\0", 4);
+  size_t addrLen = fam == 4 ? 12 : 36;
+  std::string tlvs = tlsTlvs(tlsVersion, cipher, sni, alpn);
+  size_t len = addrLen + tlvs.size();
+  out += '\x21';
+  out += fam == 4 ? '\x11' : '\x21';
+  out += static_cast<char>((len >> 8) & 0xff);
+  out += static_cast<char>(len & 0xff);
+  size_t n = fam == 4 ? 4 : 16;
+  out.append(reinterpret_cast<const char*>(src), n);
+  out.append(reinterpret_cast<const char*>(dst), n);
+  out += static_cast<char>((t.clientPort >> 8) & 0xff);
+  out += static_cast<char>(t.clientPort & 0xff);
+  out += static_cast<char>((t.localPort >> 8) & 0xff);
+  out += static_cast<char>(t.localPort & 0xff);
+  return out + tlvs;
+}
+
+namespace {
+
 uint32_t tickFor(uint32_t timeoutMs) {
   return std::clamp<uint32_t>(timeoutMs / 4, 10, 250);  // as engine.cc's granularity()
 }
@@ -225,9 +306,13 @@ SSL_CTX* TlsContext::match(const char* name) const {
 
 // A client accepted on a TLS listener (after its ACCEPT event): the
 // handshake starts at once, under the listener's current context.
-void Engine::tlsStart(Conn* c, Listener* l) {
+void Engine::tlsStart(Conn* c, Listener* l, const Event& accepted) {
   auto* t = new TlsConn();
   t->ctx = l->tls;
+  memcpy(t->clientIp, accepted.clientIp, sizeof t->clientIp);
+  memcpy(t->localIp, accepted.localIp, sizeof t->localIp);
+  t->clientPort = accepted.clientPort;
+  t->localPort = accepted.localPort;
   ERR_clear_error();
   t->ssl = SSL_new(t->ctx->initial());
   if (t->ssl == nullptr || SSL_set_fd(t->ssl, c->client.fd) != 1) {
@@ -256,13 +341,23 @@ void Engine::tlsHandshake(Conn* c) {
     t->established = true;
     // Application data may already be queued behind the Finished message.
     c->client.canRead = true;
-    Event& e = emit(EV_TLS_READY);
-    e.connId = c->id;
-    e.how = SSL_session_reused(t->ssl) ? 1 : 0;
+    // The routing fast path, as adoptClient's for a plain listener: with the
+    // listener's table the backend is picked and dialled here, and TLS_READY
+    // names it (JS then only records it); else (-1) JS dials after TLS_READY.
     const char* sni = SSL_get_servername(t->ssl, TLSEXT_NAMETYPE_host_name);
     const unsigned char* alpn = nullptr;
     unsigned int alpnLen = 0;
     SSL_get0_alpn_selected(t->ssl, &alpn, &alpnLen);
+    Listener* l = c->listener;
+    RouteTable* rt = l != nullptr ? l->route.get() : nullptr;
+    // A name that is not ASCII would not reach the backend byte for byte as
+    // JS writes it (it gets the name as a JS string): JS builds that header.
+    if (rt != nullptr && rt->proxyProtocol != 0 && sni != nullptr && !isAscii(sni)) rt = nullptr;
+    int pick = rt != nullptr ? takeBackend(*rt, t->clientIp, l->shared->open.load(std::memory_order_relaxed)) : -1;
+    Event& e = emit(EV_TLS_READY);
+    e.connId = c->id;
+    e.how = SSL_session_reused(t->ssl) ? 1 : 0;
+    e.backendKey = pick >= 0 ? rt->backends[pick].key : -1;
     std::string& s = e.text;
     s = SSL_get_version(t->ssl);
     s += '\0';
@@ -271,14 +366,31 @@ void Engine::tlsHandshake(Conn* c) {
     if (sni != nullptr) s += sni;
     s += '\0';
     if (alpn != nullptr) s.append(reinterpret_cast<const char*>(alpn), alpnLen);
+    if (pick < 0) return;
+    if (rt->proxyProtocol != 0) {
+      // The first pending chunk of the upstream direction, as cmdConnect's preamble.
+      std::string h = proxyHeader(rt->proxyProtocol, *t, SSL_get_version(t->ssl),
+                                  SSL_CIPHER_get_name(SSL_get_current_cipher(t->ssl)), sni != nullptr ? sni : "",
+                                  std::string(reinterpret_cast<const char*>(alpn != nullptr ? alpn : reinterpret_cast<const unsigned char*>("")), alpnLen));
+      c->up.pending.reset(new char[h.size()]);
+      memcpy(c->up.pending.get(), h.data(), h.size());
+      c->up.pendingOff = 0;
+      c->up.pendingLen = static_cast<uint32_t>(h.size());
+    }
+    const RouteBackend& b = rt->backends[pick];
+    c->idleMs = rt->idleMs;
+    c->connectTimeoutMs = rt->connectTimeoutMs;
+    dial(c, b.addr, b.addrLen, b.active);  // may emit: `e` is not used after this
     return;
   }
   switch (SSL_get_error(t->ssl, r)) {
     case SSL_ERROR_WANT_READ:
       c->client.canRead = false;
+      t->hsWantsWrite = false;
       return;
     case SSL_ERROR_WANT_WRITE:
       c->client.canWrite = false;
+      t->hsWantsWrite = true;
       return;
     case SSL_ERROR_ZERO_RETURN:
       return tlsFail(c, TLS_FAIL_CLOSED, 0, "");
@@ -310,6 +422,10 @@ void Engine::tlsFail(Conn* c, int what, int err, const char* code) {
 bool Engine::tlsOnEvent(Conn* c, Side* s, uint32_t ev) {
   TlsConn* t = s->tls;
   if (!t->established) {
+    // "Writable" alone cannot move a handshake that waits to read (the
+    // socket's first edge after accept, or the ACK of our flight): skip the
+    // state machine and its EAGAIN read. Readable bytes would be in `ev` too.
+    if ((ev & ~static_cast<uint32_t>(EPOLLOUT)) == 0 && !t->hsWantsWrite) return true;
     tlsHandshake(c);
     return true;
   }

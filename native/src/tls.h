@@ -21,6 +21,8 @@
 #include <string>
 #include <vector>
 
+#include "net_util.h"
+
 namespace tcplb {
 
 struct TlsCertInput {
@@ -84,9 +86,21 @@ struct TlsConn {
   int64_t deadline = 0;             // handshake deadline (engine clock)
   bool established = false;
   bool sniRefused = false;     // set by the SNI callback (strictSni)
+  bool hsWantsWrite = false;   // the handshake waits for room to write (else to read)
   bool readWantsWrite = false; // SSL_read needs the socket writable (a KeyUpdate reply)
   bool sentShutdown = false;   // close_notify sent
   int readErr = 0;             // an error met after bytes were gathered: the next read's result
+  // The ACCEPT event's addresses, for the fast path (ip_hash, the PROXY header).
+  char clientIp[kIpStrLen] = {};
+  char localIp[kIpStrLen] = {};
+  int clientPort = 0;
+  int localPort = 0;
 };
+
+// The PROXY header (version 1 or 2, v2 with the TLS fields) a TLS
+// listener's fast path sends first, byte for byte as
+// src/core/proxy-header.ts's buildProxyHeader(version, endpoints, session).
+std::string proxyHeader(int version, const TlsConn& t, const std::string& tlsVersion, const std::string& cipher,
+                        const std::string& sni, const std::string& alpn);
 
 }  // namespace tcplb

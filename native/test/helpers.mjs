@@ -51,8 +51,8 @@ export function parseEvents(a) {
         break;
       case 7:
         out.push({ type: 'TLS_READY', connId: a[i + 1], resumed: a[i + 2] === 1, version: a[i + 3], cipher: a[i + 4],
-          servername: a[i + 5], alpn: a[i + 6] });
-        i += 7;
+          servername: a[i + 5], alpn: a[i + 6], backendKey: a[i + 7] });
+        i += 8;
         break;
       case 8:
         out.push({ type: 'TLS_FAILED', connId: a[i + 1], what: a[i + 2], errno: a[i + 3], code: a[i + 4] });

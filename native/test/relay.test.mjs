@@ -7,7 +7,7 @@ import {
 } from './helpers.mjs';
 
 test('module shape', () => {
-  assert.equal(addon.version, 'tcplb-native 3');
+  assert.equal(addon.version, 'tcplb-native 4');
   assert.equal(typeof addon.Engine, 'function');
   assert.throws(() => new addon.Engine(42), TypeError);
 });

@@ -75,10 +75,26 @@ test('setRoute validates its table', () => {
     assert.throws(() => h.engine.setRoute(1, table([backend(0, '127.0.0.1', 0)])), TypeError);
     assert.throws(() => h.engine.setRoute(1, table([backend(-1, '127.0.0.1', 80)])), TypeError);
     assert.throws(() => h.engine.setRoute(1, 'x'), TypeError);
+    assert.throws(() => h.engine.setRoute(1, { ...table([]), proxyProtocol: 3 }), /proxyProtocol/);
     h.engine.setRoute(1, null);
     h.engine.setRoute(42, table([]));  // unknown listener: ignored
   } finally {
     h.stop();
+  }
+});
+
+test('a table that asks for a PROXY header leaves a plain listener\'s clients to JS (only a TLS listener\'s fast path builds one)', { timeout: 15000 }, async () => {
+  const a = await namedServer('127.0.0.71', 'A');
+  const h = new Harness();
+  try {
+    const port = h.listen(1, '127.0.0.70');
+    h.engine.setRoute(1, table([backend(1, '127.0.0.71', a.port)], { proxyProtocol: 2 }));
+    const c = await open(h, port);
+    assert.equal(c.ev.type, 'ACCEPT');
+    await closeAndWait(h, c);
+  } finally {
+    h.stop();
+    a.close();
   }
 });
 

@@ -1,7 +1,8 @@
 // TLS termination in the relay threads (API.md "TLS listeners"): setTls
 // argument checks, a handshake reported by TLS_READY with its facts, SNI
 // picking the certificate, JS dialling after TLS_READY and plaintext relayed
-// both ways, failures reported by TLS_FAILED + CLOSED how=7 (garbage, a
+// both ways, the routing fast path (the relay thread dials after the
+// handshake; no usable backend hands the client to JS), failures reported by TLS_FAILED + CLOSED how=7 (garbage, a
 // stalled handshake), a context swap reaching new handshakes only, and every
 // fd closed afterwards.
 import assert from 'node:assert/strict';
@@ -67,6 +68,7 @@ test('handshake in the relay thread: TLS_READY with the facts, SNI picks the cer
     assert.equal(ready.servername, 'b.test');
     assert.equal(ready.alpn, 'h2');
     assert.equal(ready.resumed, false);
+    assert.equal(ready.backendKey, -1, 'no route table: JS dials');
     const payload = Buffer.alloc(200_000, 9);
     const got = [];
     let n = 0;
@@ -140,6 +142,46 @@ test('a new context reaches new handshakes; a session made under the old one car
     assert.equal(await back, 'still\n');
     old.s.destroy();
     fresh.s.destroy();
+  } finally {
+    h.stop();
+    echo.close();
+  }
+});
+
+test('routing fast path: with a table the relay thread dials after the handshake (TLS_READY names the backend); no usable backend leaves it to JS', { timeout: 15000 }, async () => {
+  const echo = await startEchoServer('127.0.0.71');
+  const h = new Harness();
+  const route = (usable) => ({ algo: 'round_robin', connectTimeoutMs: 2000, idleMs: 0, maxConnections: 0,
+    backends: [{ key: 7, ip: '127.0.0.71', port: echo.port, weight: 1, maxConns: 0, backup: false, usable, idHash: 1 }] });
+  try {
+    const r = h.engine.listen(1, '127.0.0.70', 0, 128);
+    h.engine.setTls(1, settings([A]));
+    h.engine.setRoute(1, route(true));
+    h.engine.activate(1);
+    const { s } = await tlsClient(r.port, 'a.test');
+    const ready = await h.waitFor((e) => e.type === 'TLS_READY');
+    assert.equal(ready.backendKey, 7);
+    const back = new Promise((resolve) => s.once('data', (d) => resolve(d.toString())));
+    s.write('through the fast path\n');
+    assert.equal(await back, 'through the fast path\n', 'relayed with no connect() from JS');
+    s.end();
+    const closed = await h.closedFor(ready.connId);
+    assert.equal(closed.how, HOW.NORMAL);
+    assert.deepEqual(h.events.filter((e) => e.connId === ready.connId).map((e) => e.type), ['ACCEPT', 'TLS_READY', 'CONNECTED', 'CLOSED']);
+
+    h.engine.setRoute(1, route(false));
+    await sleep(50);
+    const two = await tlsClient(r.port, 'a.test');
+    const ready2 = await h.waitFor((e) => e.type === 'TLS_READY' && e.connId !== ready.connId);
+    assert.equal(ready2.backendKey, -1, 'no usable backend: JS decides');
+    await sleep(100);
+    assert.equal(h.events.some((e) => e.connId === ready2.connId && e.type === 'CONNECTED'), false, 'nothing dialled');
+    h.engine.connect(ready2.connId, '127.0.0.71', echo.port, 2000, 0, undefined);
+    const back2 = new Promise((resolve) => two.s.once('data', (d) => resolve(d.toString())));
+    two.s.write('by JS\n');
+    assert.equal(await back2, 'by JS\n');
+    two.s.destroy();
+    await h.waitFor(() => h.engine.counts().connections === 0 ? {} : undefined, 5000, 'all closed');
   } finally {
     h.stop();
     echo.close();

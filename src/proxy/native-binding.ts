@@ -37,6 +37,8 @@ export interface NativeRouteTable {
   idleMs: number;
   /** 0 = none */
   maxConnections: number;
+  /** The PROXY header a TLS listener's fast path sends (native/src/tls.cc): 0 none, 1 v1, 2 v2 with the TLS fields. Absent = 0. */
+  proxyProtocol?: 0 | 1 | 2;
   backends: NativeRouteBackend[];
 }
 

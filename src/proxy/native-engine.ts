@@ -16,8 +16,9 @@
  * TLS listeners (`listeners[].tls`) are terminated by the addon itself
  * (native/src/tls.cc): it handshakes right after accept and reports
  * TLS_READY with the session's facts (for the PROXY v2 TLS fields) or
- * TLS_FAILED (logged per kind per second, as on the JS path); JS dials only
- * after TLS_READY. What the addon does not do (TLS to the backends,
+ * TLS_FAILED (logged per kind per second, as on the JS path); with a fast
+ * table the relay thread dials right after the handshake and TLS_READY names
+ * the backend, else JS dials after TLS_READY. What the addon does not do (TLS to the backends,
  * STARTTLS, reading a front tier's PROXY header) is handed, whole, to an
  * embedded JsEngine that shares this engine's sink, routes and counts, so
  * one Engine still answers for every listener (docs/engines.md, docs/tls.md).
@@ -473,8 +474,10 @@ export class NativeEngine implements Engine {
   #fastTable(l: NListener): NativeRouteTable | null {
     const cfg = l.cfg;
     // Policy the addon does not implement: such listeners keep the JS round trip.
-    // A TLS listener's clients are dialled by JS after TLS_READY.
-    if (cfg.allow.length > 0 || cfg.deny.length > 0 || cfg.maxConnectionsPerClient > 0 || cfg.proxyProtocol !== false || l.tls) return null;
+    // A TLS listener's table is used when the handshake is done (TLS_READY
+    // then names the backend), and the addon builds its PROXY header (with
+    // the TLS fields, as buildProxyHeader); a plain one's header is built here.
+    if (cfg.allow.length > 0 || cfg.deny.length > 0 || cfg.maxConnectionsPerClient > 0 || (cfg.proxyProtocol !== false && !l.tls)) return null;
     const up = this.#router.table.upstreams.get(cfg.upstream);
     if (up === undefined || up.backends.some((b) => net.isIP(b.host) === 0)) return null;
     return {
@@ -482,6 +485,7 @@ export class NativeEngine implements Engine {
       connectTimeoutMs: cfg.connectTimeoutMs,
       idleMs: cfg.idleTimeoutMs,
       maxConnections: cfg.maxConnections,
+      proxyProtocol: cfg.proxyProtocol === 'v1' ? 1 : cfg.proxyProtocol === 'v2' ? 2 : 0,
       backends: up.backends.map((b) => {
         const k = this.#keys.get(b.id)!;
         return { key: k.key, ip: b.host, port: b.port, weight: b.weight, maxConns: b.maxConns, backup: b.backup, usable: b.usable, idHash: k.idHash };
@@ -551,8 +555,8 @@ export class NativeEngine implements Engine {
           i += 8;
           break;
         case EV_TLS_READY:
-          this.#onTlsReady(ev[i + 1] as number, { version: ev[i + 3] as string, cipher: ev[i + 4] as string, servername: ev[i + 5] as string, alpn: ev[i + 6] as string });
-          i += 7;
+          this.#onTlsReady(ev[i + 1] as number, { version: ev[i + 3] as string, cipher: ev[i + 4] as string, servername: ev[i + 5] as string, alpn: ev[i + 6] as string }, ev[i + 7] as number);
+          i += 8;
           break;
         case EV_TLS_FAILED:
           this.#onTlsFailed(ev[i + 1] as number, ev[i + 2] as number, ev[i + 3] as number, ev[i + 4] as string);
@@ -596,13 +600,21 @@ export class NativeEngine implements Engine {
     this.#dial(c);
   }
 
-  #onTlsReady(id: number, facts: TlsSession): void {
+  /** The handshake is done; `backendKey` >= 0: the relay thread picked that backend by our table and is dialling it already (as ACCEPT_ROUTED). */
+  #onTlsReady(id: number, facts: TlsSession, backendKey: number): void {
     const c = this.#conns.get(id);
     if (c === undefined) return;
     c.tls = facts;
     if (!c.awaitTls || c.reason !== undefined) return;
     c.awaitTls = false;
-    this.#dial(c);
+    if (backendKey < 0) return this.#dial(c);
+    const b = this.#byKey[backendKey];
+    if (b === undefined) {
+      this.#h.kill(id); // cannot happen (keys are registered before they are pushed); never leave a client hanging
+      return;
+    }
+    c.backend = b;
+    c.tried.add(b.id);
   }
 
   /** The handshake failed (CLOSED how=7 follows): logged per kind per second, the session ends `tls_failed`, as on the JS path. */

@@ -7,8 +7,10 @@
  * handshake when nothing is in common, resumption (openssl s_client
  * -sess_out/-sess_in reports "Reused"), the PROXY v2 header with the TLS
  * fields byte for byte as the JS path builds it (and no ALPN a mail backend
- * would reject), a bulk transfer with half-close, and failed handshakes
- * logged with the same words on both engines.
+ * would reject), a bulk transfer with half-close, failed handshakes
+ * logged with the same words on both engines, and a listener the native
+ * routing fast path serves (the relay thread dials after the handshake)
+ * reporting exactly as one JS routes (an `allow` list keeps it on the slow path).
  *
  * Addresses: 127.0.0.1 only (ports from reservePort).
  */
@@ -145,28 +147,88 @@ test('resumption: openssl s_client -sess_out then -sess_in is "Reused" (TLS 1.3 
   }
 });
 
-test('PROXY v2 to the backend carries the TLS fields exactly as the JS path builds them; an ALPN Dovecot would reject is not forwarded', async (t) => {
+test('PROXY v2 to the backend carries the TLS fields exactly as the JS path builds them (native: built by the relay thread on the fast path, by JS with an allow list); an ALPN Dovecot would reject is not forwarded; v1 likewise', async (t) => {
   const a = pki().leaf('pp2', ['mail.a.test']);
-  const seen: Buffer[] = [];
-  const { port } = await start(t, `{ certificates: [{ cert: "${a.cert}", key: "${a.key}" }], alpn: ["imap", "h2"] }`, (s) => {
-    s.once('data', (d: Buffer) => {
-      seen.push(d);
-      s.end('backend\n');
-    });
-  }, ', proxyProtocol: "v2"');
-  for (const alpn of ['imap', 'h2']) {
-    const g = await session(port, { ALPNProtocols: [alpn] });
-    const expected = buildProxyHeader('v2', { srcAddr: '127.0.0.1', srcPort: g.sock.localPort!, dstAddr: '127.0.0.1', dstPort: port }, {
-      version: g.sock.getProtocol()!,
-      cipher: g.sock.getCipher().name,
-      servername: 'mail.a.test',
-      alpn: g.sock.alpnProtocol || '',
-    });
-    g.sock.destroy();
-    const got = seen.shift()!;
-    assert.ok(got.subarray(0, expected.length).equals(expected), `header for ALPN ${alpn}:\n got ${got.toString('hex')}\nwant ${expected.toString('hex')}`);
-    assert.equal(got.includes(Buffer.from('h2')), false, 'h2 is never forwarded as PP2_TYPE_ALPN');
+  // An `allow` list keeps a listener off the native fast path: JS builds its header.
+  for (const extra of ['', ', allow: ["127.0.0.0/8"]']) {
+    for (const version of ['v2', 'v1'] as const) {
+      const seen: Buffer[] = [];
+      const { port } = await start(t, `{ certificates: [{ cert: "${a.cert}", key: "${a.key}" }], alpn: ["imap", "h2"] }`, (s) => {
+        s.once('data', (d: Buffer) => {
+          seen.push(d);
+          s.end('backend\n');
+        });
+      }, `, proxyProtocol: "${version}"${extra}`);
+      await new Promise((r) => setTimeout(r, 50)); // past a new listener's first loop turn (it starts on the slow path)
+      for (const alpn of version === 'v2' ? ['imap', 'h2'] : ['imap']) {
+        const g = await session(port, { ALPNProtocols: [alpn] });
+        const expected = buildProxyHeader(version, { srcAddr: '127.0.0.1', srcPort: g.sock.localPort!, dstAddr: '127.0.0.1', dstPort: port }, {
+          version: g.sock.getProtocol()!,
+          cipher: g.sock.getCipher().name,
+          servername: 'mail.a.test',
+          alpn: g.sock.alpnProtocol || '',
+        });
+        g.sock.destroy();
+        const got = seen.shift()!;
+        const what = `${version} header for ALPN ${alpn}${extra}`;
+        assert.ok(got.subarray(0, expected.length).equals(expected), `${what}:\n got ${got.toString('hex')}\nwant ${expected.toString('hex')}`);
+        assert.equal(got.includes(Buffer.from('h2')), false, 'h2 is never forwarded as PP2_TYPE_ALPN');
+      }
+    }
   }
+});
+
+test('routing fast path after the handshake: same backends in the same order, same session records and live sessions as a listener JS routes', async (t) => {
+  const a = pki().leaf('fastpath', ['mail.a.test']);
+  const named = async (name: string): Promise<number> => {
+    const b = await listen((s) => {
+      s.on('error', () => {});
+      s.write(`${name}\n`); // and stays open until the client goes
+    });
+    t.after(() => b.close());
+    return b.port;
+  };
+  const [pa, pb] = [await named('A'), await named('B')];
+  const [fast, slow] = [await reservePort(), await reservePort()];
+  const certs = `tls: { certificates: [{ cert: "${a.cert}", key: "${a.key}" }] }`;
+  // "slow" differs only by an `allow` list, which the addon does not implement: JS routes its clients.
+  const app = await startTestApp(`{
+  listeners: [
+    { name: "fast", listen: "127.0.0.1:${fast}", upstream: "mail", ${certs} },
+    { name: "slow", listen: "127.0.0.1:${slow}", upstream: "mail2", allow: ["127.0.0.0/8"], ${certs} },
+  ],
+  upstreams: {
+    mail: { servers: ["127.0.0.1:${pa}", "127.0.0.1:${pb}"] },
+    mail2: { servers: ["127.0.0.1:${pa}", "127.0.0.1:${pb}"] },
+  },
+  log: { access: null },
+}`);
+  t.after(() => app.stopNow());
+  await new Promise((r) => setTimeout(r, 50)); // past a new listener's first loop turn (it starts on the slow path)
+  const lines = async (port: number): Promise<string[]> => {
+    const out: string[] = [];
+    for (let i = 0; i < 4; i++) {
+      const g = await session(port);
+      out.push(g.line);
+      g.sock.destroy();
+    }
+    return out;
+  };
+  const viaFast = await lines(fast);
+  const viaSlow = await lines(slow);
+  assert.deepEqual(viaFast, ['A', 'B', 'A', 'B'], 'round_robin, as the TS balancer picks');
+  assert.deepEqual(viaFast, viaSlow);
+  await waitFor(() => (app.records.length >= 8 ? true : undefined), { what: '8 session records' });
+  const shape = (listener: string): unknown[] =>
+    app.records.filter((r) => r.listener === listener).map((r) => ({ backend: r.backend.replace(/^[^/]+\//, ''), reason: r.reason, tls: r.tls, bytesIn: r.bytesIn, bytesOut: r.bytesOut }));
+  assert.deepEqual(shape('fast'), shape('slow'));
+  assert.equal(app.records.filter((r) => r.listener === 'fast').length, 4);
+  // A live session: listed with its backend and `tls: client`, on either path.
+  const held = await session(fast);
+  t.after(() => held.sock.destroy());
+  const live = await waitFor(() => app.engine.sessions(10).list.find((x) => x.listener === 'fast' && x.backend !== '') ?? undefined, { what: 'the live session' });
+  assert.equal(live!.tls, 'client');
+  assert.match(live!.backend, /^mail\/127\.0\.0\.1:\d+$/);
 });
 
 test('1 MiB each way through a TLS listener, with the client half-closing: every byte arrives, the backend FIN reaches the client', async (t) => {

@@ -614,7 +614,7 @@ export class NativeEngine implements Engine {
       return;
     }
     c.backend = b;
-    c.tried.add(b.id);
+    c.tried?.add(b.id); // created on the first JS dial, from c.backend, when one is needed
   }
 
   /** The handshake failed (CLOSED how=7 follows): logged per kind per second, the session ends `tls_failed`, as on the JS path. */

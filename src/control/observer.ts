@@ -10,10 +10,10 @@ import os from 'node:os';
 
 /**
  * The niceness an attached console (and the ssh bridge that feeds it) takes.
- * A settled console uses ~3% of a core (one frame a second), so while the
+ * A settled console uses ~2% of a core (one frame a second), so while the
  * host has time to spare nothing changes; when the cores are short, the
  * scheduler weighs it at 110 against 1024 for each busy task at niceness 0,
- * which still covers its ~3% but lets the balancer run first. A console
+ * which still covers its ~2% but lets the balancer run first. A console
  * started with a higher niceness keeps it.
  */
 export const ATTACHED_NICE = 10;

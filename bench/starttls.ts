@@ -22,6 +22,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { startDovecot } from '../test/fixtures/real/dovecot.js';
 import { makePki } from '../test/fixtures/pki.js';
+import { median } from './lib/report.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const DOVECOT_HOST = '127.0.0.191';
@@ -91,8 +92,6 @@ async function load(host: string, port: number, ca: string, servername: string):
   );
   return { rate: done / SECS, failed };
 }
-
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 async function main(): Promise<void> {
   const pki = makePki();

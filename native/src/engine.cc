@@ -3,7 +3,6 @@
 
 #include <fcntl.h>
 #include <signal.h>
-#include <netinet/tcp.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -49,26 +48,6 @@ constexpr size_t kPipePoolMax = 16; // empty pipes kept for reuse
 constexpr int kPipeSize = 256 * 1024;     // fewer, larger splices (measured: 64 KiB cost 40% more CPU/GB)
 constexpr size_t kSpliceChunk = 1 << 20;  // ask for all; the pipe bounds it
 
-// Delayed ACKs from the first byte on both sockets of a connection, as
-// HAProxy's tcp-smart-accept / tcp-smart-connect do with the same option: a
-// new Linux connection otherwise ACKs its first segments at once ("quick ACK"
-// mode), so a request's ACK leaves alone and the answer follows a moment
-// later. With it off, the answer carries the ACK (bench/packets-per-conn.sh:
-// 20 -> 17 packets per proxied `Connection: close` request, HAProxy tuned 18,
-// nginx 20). Set on the backend socket only once connected: before connect()
-// it would also hold back the handshake's last ACK, up to 200 ms for a server
-// that speaks first (SMTP, IMAP, POP3, MySQL). TCPLB_NATIVE_QUICKACK=1 keeps
-// the kernel's default (a diagnostic switch, docs/engines.md).
-bool delayedAckEnabled() {
-  const char* v = getenv("TCPLB_NATIVE_QUICKACK");
-  return v == nullptr || strcmp(v, "1") != 0;
-}
-
-void delayAcks(int fd) {
-  int zero = 0;
-  setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &zero, sizeof zero);
-}
-
 bool spliceEnabled() {
   const char* v = getenv("TCPLB_NATIVE_SPLICE");
   return v != nullptr && strcmp(v, "1") == 0;
@@ -99,8 +78,7 @@ bool isAcceptTransient(int err) {
 
 Engine::Engine(NotifyFn notify, void* notifyArg, int index, int stride, BackendCounters* counters)
     : notify_(notify), notifyArg_(notifyArg), index_(index), stride_(stride), counters_(counters),
-      splice_(spliceEnabled()),
-      delayedAck_(delayedAckEnabled()) {}
+      splice_(spliceEnabled()) {}
 
 Engine::~Engine() {
   stop();
@@ -495,7 +473,6 @@ void Engine::onListenerReady(Listener* l) {
     socklen_t len = sizeof peer;
     int fd = accept4(l->fd, reinterpret_cast<sockaddr*>(&peer), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd >= 0) {
-      if (delayedAck_) delayAcks(fd);
       adoptClient(l, fd, peer);
       continue;
     }
@@ -729,7 +706,6 @@ void Engine::connectFailed(Conn* c, int err) {
 
 void Engine::startRelay(Conn* c) {
   c->state = Conn::RELAYING;
-  if (delayedAck_) delayAcks(c->backend.fd);
   c->connectDeadline = 0;
   c->lastActive = now_;
   if (c->idleMs > 0) noteTimeout(c->idleMs);

@@ -370,7 +370,6 @@ class Engine {
   // Empty pipes ([read fd, write fd]) kept for the next spliced direction,
   // and how many pipes exist (pooled + held); both bounded (engine.cc).
   const bool splice_;  // TCPLB_NATIVE_SPLICE=1, read once at construction
-  const bool delayedAck_;  // unless TCPLB_NATIVE_QUICKACK=1 (engine.cc delayAcks)
   std::vector<std::pair<int, int>> pipePool_;
   int pipesOpen_ = 0;
 

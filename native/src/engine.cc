@@ -59,6 +59,15 @@ bool spliceEnabled() {
 // be masked) can never make the loop spin.
 constexpr uint32_t kConnEvents = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
 
+// One listening socket shared by every relay thread (a dup per thread),
+// level-triggered and EPOLLEXCLUSIVE: a new client wakes one thread that is
+// waiting in epoll_wait, not every thread, and not a thread that is busy (the
+// kernel passes the wake-up on to the next waiter), so clients go to whichever
+// thread is free. SO_REUSEPORT sockets per thread instead hashed clients to a
+// thread whatever its load: one descheduled thread held its share of new
+// clients until it ran again (bench/optimisations.md: p99 under churn).
+constexpr uint32_t kListenEvents = EPOLLIN | EPOLLEXCLUSIVE;
+
 uint32_t granularity(uint32_t timeoutMs) {
   return std::clamp<uint32_t>(timeoutMs / 4, kMinTickMs, kMaxTickMs);
 }
@@ -122,32 +131,38 @@ void Engine::stop() {
     cmd.type = Command::STOP;
     post(std::move(cmd));
     pthread_join(thread_, nullptr);
+    {
+      // Another relay thread may still hand a client over (ADOPT) until its
+      // own STOP: from here on post() closes it instead of queueing it.
+      std::lock_guard<std::mutex> lock(cmdMu_);
+      closing_ = true;
+      for (Command& c : cmds_) {
+        if (c.fd >= 0) close(c.fd);
+      }
+      cmds_.clear();
+    }
     close(wakefd_);
     close(epfd_);
     epfd_ = wakefd_ = -1;
   }
   stopped_ = true;
-  // Nothing can be queued after STOP (post() refuses), but be exact about fds.
-  std::lock_guard<std::mutex> lock(cmdMu_);
-  for (Command& c : cmds_) {
-    if (c.fd >= 0) close(c.fd);
-  }
-  cmds_.clear();
 }
 
 void Engine::post(Command&& cmd) {
-  if (stopped_ || !started_) {
+  if (!started_) {
     if (cmd.fd >= 0) close(cmd.fd);
     return;
   }
-  bool wasEmpty;
-  {
-    std::lock_guard<std::mutex> lock(cmdMu_);
-    wasEmpty = cmds_.empty();
-    cmds_.push_back(std::move(cmd));
+  std::lock_guard<std::mutex> lock(cmdMu_);
+  if (closing_) {
+    if (cmd.fd >= 0) close(cmd.fd);
+    return;
   }
+  const bool wasEmpty = cmds_.empty();
+  cmds_.push_back(std::move(cmd));
   // The thread reads the eventfd *before* swapping the queue, so a wake is
-  // needed only when this command made the queue non-empty.
+  // needed only when this command made the queue non-empty. Written under the
+  // lock, so stop() cannot close the eventfd in between.
   if (wasEmpty) {
     uint64_t one = 1;
     ssize_t r = write(wakefd_, &one, sizeof one);
@@ -201,7 +216,9 @@ void Engine::run() {
   epoll_event evs[kMaxEvents];
   now_ = monotonicMs();
   while (running_) {
+    waiting_.store(true, std::memory_order_relaxed);
     int n = epoll_wait(epfd_, evs, kMaxEvents, epollTimeout());
+    waiting_.store(false, std::memory_order_relaxed);
     if (n < 0) {
       if (errno == EINTR) continue;
       fprintf(stderr, "tcplb-native: epoll_wait failed: %s; engine stopping\n", strerror(errno));
@@ -308,7 +325,25 @@ void Engine::execute(Command& cmd) {
       if (it != listeners_.end()) it->second->tls = std::move(cmd.tls);
       break;
     }
+    case Command::ADOPT:
+      cmdAdopt(cmd);
+      cmd.fd = -1;  // owned by the connection now, or closed
+      break;
   }
+}
+
+// A client another thread accepted for us (handoffTarget): it becomes ours as
+// if we had accepted it, on our own copy of the listener.
+void Engine::cmdAdopt(Command& cmd) {
+  auto it = listeners_.find(cmd.id);
+  if (it == listeners_.end() || it->second->dead) {
+    // The listener closed while the client was on its way: refused, as a
+    // client still in the backlog of a closed listener is.
+    close(cmd.fd);
+    nConns_.fetch_sub(1, std::memory_order_relaxed);
+    return;
+  }
+  adoptClient(it->second, cmd.fd, cmd.addr, true);
 }
 
 void Engine::cmdAddListener(int64_t id, int fd, std::shared_ptr<ListenerShared> shared) {
@@ -340,7 +375,7 @@ void Engine::cmdActivate(int64_t id) {
   if (l->active) return;
   // Level-triggered: the accept loop is bounded, and the kernel reminds us
   // of what is left in the backlog.
-  if (!watch(l->fd, l, EPOLLIN)) {
+  if (!watch(l->fd, l, kListenEvents)) {
     Event& e = emit(EV_ACCEPT_ERROR);
     e.listenerId = id;
     e.err = errno;
@@ -473,6 +508,16 @@ void Engine::onListenerReady(Listener* l) {
     socklen_t len = sizeof peer;
     int fd = accept4(l->fd, reinterpret_cast<sockaddr*>(&peer), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd >= 0) {
+      if (Engine* to = handoffTarget()) {
+        Command cmd;
+        cmd.type = Command::ADOPT;
+        cmd.id = l->id;
+        cmd.fd = fd;
+        cmd.addr = peer;
+        cmd.addrLen = len;
+        to->post(std::move(cmd));
+        continue;
+      }
       adoptClient(l, fd, peer);
       continue;
     }
@@ -494,7 +539,37 @@ void Engine::onListenerReady(Listener* l) {
   }
 }
 
-void Engine::adoptClient(Listener* l, int fd, const sockaddr_storage& peer) {
+// The threads share one listening socket and the kernel wakes a thread that
+// is waiting (kListenEvents), so short connections go to free threads. But a
+// thread that accepts a burst takes it all in one batch: 50 keep-alive
+// clients connecting at once all landed on one of two threads, for their
+// whole life. So while accepting, a thread hands each client to a sibling
+// that is idle in epoll_wait right now and holds fewer connections (a
+// command, one wake-up of a thread that had nothing else to do); two busy
+// threads keep what they accept, so churn causes no hand-over traffic. A
+// sibling that holds less than half of ours (and 8 fewer) gets the client
+// even when it is not idle: it may simply not have been scheduled while the
+// burst came in. The target's count is raised here, so one batch is split
+// instead of all going to a sibling that has not counted them yet.
+Engine* Engine::handoffTarget() {
+  if (siblings_.empty()) return nullptr;
+  const int64_t mine = nConns_.load(std::memory_order_relaxed);
+  Engine* best = nullptr;
+  int64_t fewest = mine;
+  for (Engine* e : siblings_) {
+    const int64_t n = e->nConns_.load(std::memory_order_relaxed);
+    const bool idle = e->waiting_.load(std::memory_order_relaxed);
+    if (n < fewest && (idle || mine >= 2 * n + 8)) {
+      fewest = n;
+      best = e;
+    }
+  }
+  if (best == nullptr) return nullptr;
+  best->nConns_.fetch_add(1, std::memory_order_relaxed);
+  return best;
+}
+
+void Engine::adoptClient(Listener* l, int fd, const sockaddr_storage& peer, bool counted) {
   nFds_.fetch_add(1, std::memory_order_relaxed);  // TCP_NODELAY: inherited from the listener
 
   auto* c = new Conn();
@@ -514,6 +589,7 @@ void Engine::adoptClient(Listener* l, int fd, const sockaddr_storage& peer) {
     int err = errno;
     close(fd);
     nFds_.fetch_sub(1, std::memory_order_relaxed);
+    if (counted) nConns_.fetch_sub(1, std::memory_order_relaxed);
     delete c;
     Event& e = emit(EV_ACCEPT_ERROR);
     e.listenerId = l->id;
@@ -524,7 +600,7 @@ void Engine::adoptClient(Listener* l, int fd, const sockaddr_storage& peer) {
     std::lock_guard<std::mutex> lock(connsMu_);
     conns_.emplace(c->id, c);
   }
-  nConns_.fetch_add(1, std::memory_order_relaxed);
+  if (!counted) nConns_.fetch_add(1, std::memory_order_relaxed);
   c->listener = l;
   l->openConns++;
   int64_t listenerOpen = l->shared->open.fetch_add(1, std::memory_order_relaxed) + 1;
@@ -573,10 +649,8 @@ void Engine::releaseListener(Conn* c) {
 }
 
 void Engine::pauseListener(Listener* l, int err) {
-  epoll_event ev{};
-  ev.events = 0;
-  ev.data.ptr = l;
-  epoll_ctl(epfd_, EPOLL_CTL_MOD, l->fd, &ev);
+  // EPOLLEXCLUSIVE registrations cannot be modified: removed, then added again.
+  epoll_ctl(epfd_, EPOLL_CTL_DEL, l->fd, nullptr);
   l->paused = true;
   l->resumeAt = now_ + kAcceptPauseMs;
   if (pausedListeners_++ == 0 || l->resumeAt < nextResume_) nextResume_ = l->resumeAt;
@@ -597,10 +671,7 @@ void Engine::resumeListeners() {
       nextResume_ = std::min(nextResume_, l->resumeAt);
       continue;
     }
-    epoll_event ev{};
-    ev.events = EPOLLIN;
-    ev.data.ptr = l;
-    epoll_ctl(epfd_, EPOLL_CTL_MOD, l->fd, &ev);
+    watch(l->fd, l, kListenEvents);
     l->paused = false;
     pausedListeners_--;
   }
@@ -1159,9 +1230,18 @@ void BackendCounters::prune() {
 
 int EngineGroup::start(int threads) {
   if (threads < 1) threads = 1;
-  for (int i = 0; i < threads; i++) {
-    engines_.emplace_back(new Engine(notify_, notifyArg_, i, threads, &counters_));
-    int err = engines_.back()->start();
+  for (int i = 0; i < threads; i++) engines_.emplace_back(new Engine(notify_, notifyArg_, i, threads, &counters_));
+  if (threads > 1) {
+    for (auto& e : engines_) {
+      std::vector<Engine*> others;
+      for (auto& o : engines_) {
+        if (o.get() != e.get()) others.push_back(o.get());
+      }
+      e->setSiblings(std::move(others));
+    }
+  }
+  for (auto& eng : engines_) {
+    int err = eng->start();
     if (err != 0) {
       stop();
       engines_.clear();

@@ -1,8 +1,8 @@
 // The I/O engine: N epoll threads (EngineGroup, default 1). Each thread
 // (Engine) owns its own epoll set, eventfd, connection table, scratch buffer
-// and one SO_REUSEPORT socket of every listener; the kernel spreads accepted
-// clients over the threads and a connection lives on the thread that accepted
-// it. It knows nothing about N-API; the binding (binding.cc) turns Commands
+// and a descriptor of every listener's one socket; a new client wakes one
+// waiting thread (engine.cc kListenEvents, handoffTarget) and a connection
+// lives on the thread that adopted it. It knows nothing about N-API; the binding (binding.cc) turns Commands
 // into calls and Events into JS arrays.
 //
 // Threading contract:
@@ -130,6 +130,7 @@ struct Command {
     CLOSE_ALL,
     STOP,
     SET_TLS,         // id = listenerId, tls (nullptr = plain)
+    ADOPT,           // id = listenerId, fd = accepted client, addr = its address (engine.cc handoffTarget)
   };
   Type type;
   int64_t id = 0;
@@ -261,6 +262,9 @@ class Engine {
   bool stopped() const { return stopped_; }
 
   void post(Command&& cmd);
+  // The other threads of the group, for handing accepted clients over; set
+  // once before any thread starts (EngineGroup::start).
+  void setSiblings(std::vector<Engine*> siblings) { siblings_ = std::move(siblings); }
   // Hands a listening fd created on the JS thread to the engine.
   void addListener(int64_t listenerId, int fd, std::shared_ptr<ListenerShared> shared);
 
@@ -290,7 +294,10 @@ class Engine {
 
   // listeners
   void onListenerReady(Listener* l);
-  void adoptClient(Listener* l, int fd, const sockaddr_storage& peer);
+  // `counted`: the accepting thread already added it to nConns_ (a hand-over).
+  void adoptClient(Listener* l, int fd, const sockaddr_storage& peer, bool counted = false);
+  Engine* handoffTarget();
+  void cmdAdopt(Command& cmd);
   void releaseListener(Conn* c);
   void pauseListener(Listener* l, int err);
   void resumeListeners();
@@ -362,6 +369,7 @@ class Engine {
   // JS -> engine
   std::mutex cmdMu_;
   std::vector<Command> cmds_;
+  bool closing_ = false;  // under cmdMu_: the thread is gone, post() refuses
 
   // engine -> JS
   std::mutex evMu_;
@@ -378,6 +386,8 @@ class Engine {
   std::unordered_map<uint64_t, Conn*> conns_;
 
   std::atomic<int64_t> nConns_{0};
+  std::vector<Engine*> siblings_;
+  std::atomic<bool> waiting_{false};  // in epoll_wait (handoffTarget)
   std::atomic<int64_t> nListeners_{0};
   std::atomic<int64_t> nFds_{0};
 

@@ -1,3 +1,5 @@
+#include <cstdlib>
+#include <fcntl.h>
 #include "net_util.h"
 
 #include <arpa/inet.h>
@@ -62,19 +64,12 @@ int formatIp(const sockaddr* sa, char* ip) {
 }
 
 // Binds and listens one socket of the family of `addr`; -errno on failure.
-// `reusePort`: SO_REUSEPORT (one socket per engine thread); `backlog` < 0:
-// bind only (the address-in-use probe).
-static int bindAndListen(const sockaddr_storage& addr, socklen_t len, int backlog, bool dualStack,
-                         bool reusePort = false) {
+// `backlog` < 0: bind only (the address-in-use probe).
+static int bindAndListen(const sockaddr_storage& addr, socklen_t len, int backlog, bool dualStack) {
   int fd = socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return -errno;
   int one = 1, zero = 0;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (reusePort && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) {
-    int err = errno;
-    close(fd);
-    return -err;
-  }
   // Accepted sockets inherit TCP_NODELAY from the listener (Linux clones the
   // listener's tcp_sock): one setsockopt here instead of one per client.
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -124,47 +119,22 @@ int createListenerGroup(const char* host, int port, int backlog, int n, int* fds
   bool v6 = true;
   int err = listenAddress(host, port, v6, &addr, &len, &dual);
   if (err != 0) return err;
-  // One socket: a plain bind, exactly as before threads existed.
-  // Several: SO_REUSEPORT on every one. A socket that someone else holds
-  // WITHOUT SO_REUSEPORT already makes that bind fail, but another process
-  // of this user with SO_REUSEPORT (a second tcplb!) would silently share
-  // the port. So first a probe: a plain bind (SO_REUSEADDR only, no listen)
-  // of the address, closed at once; EADDRINUSE there is the caller's answer.
-  // With port 0 the probe also picks the port the group then binds. (A
-  // third party binding between the probe and the group is a race we accept.)
-  const bool group = n > 1;
-  int first;
-  if (group) {
-    first = bindAndListen(addr, len, -1, dual);
-    if (first == -EAFNOSUPPORT && host[0] == '\0') {  // kernel without IPv6
-      v6 = false;
-      listenAddress(host, port, v6, &addr, &len, &dual);
-      first = bindAndListen(addr, len, -1, dual);
-    }
-    if (first < 0) return -first;
-    int probedPort = boundPortOf(first);
-    close(first);
-    if (addr.ss_family == AF_INET6) {
-      reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port = htons(static_cast<uint16_t>(probedPort));
-    } else {
-      reinterpret_cast<sockaddr_in*>(&addr)->sin_port = htons(static_cast<uint16_t>(probedPort));
-    }
-    first = bindAndListen(addr, len, backlog, dual, true);
-  } else {
+  int first = bindAndListen(addr, len, backlog, dual);
+  if (first == -EAFNOSUPPORT && host[0] == '\0') {  // kernel without IPv6
+    listenAddress(host, port, false, &addr, &len, &dual);
     first = bindAndListen(addr, len, backlog, dual);
-    if (first == -EAFNOSUPPORT && host[0] == '\0') {
-      listenAddress(host, port, false, &addr, &len, &dual);
-      first = bindAndListen(addr, len, backlog, dual);
-    }
   }
   if (first < 0) return -first;
   fds[0] = first;
   *boundPort = boundPortOf(first);
+  // Every other thread gets a descriptor of the SAME socket (engine.cc
+  // kListenEvents says why one socket rather than SO_REUSEPORT per thread).
   for (int i = 1; i < n; i++) {
-    int fd = bindAndListen(addr, len, backlog, dual, true);
+    int fd = fcntl(first, F_DUPFD_CLOEXEC, 0);
     if (fd < 0) {
+      int e = errno;
       for (int j = 0; j < i; j++) close(fds[j]);
-      return -fd;
+      return e;
     }
     fds[i] = fd;
   }

@@ -27,12 +27,10 @@ int formatIp(const sockaddr* sa, char* ip);
 // port goes to *boundPort.
 int createListener(const char* host, int port, int backlog, int* boundPort);
 
-// `n` listening sockets on one address for `n` engine threads: n == 1 is
-// createListener; n > 1 sets SO_REUSEPORT on all of them (the kernel spreads
-// new connections over them), after a plain probe bind so that an address
-// already in use - even by a SO_REUSEPORT socket of this user - is still
-// EADDRINUSE. Fills fds[0..n) and *boundPort; returns 0 or errno (nothing
-// left open).
+// One listening socket on the address for `n` engine threads, as `n`
+// descriptors of it (n == 1 is createListener): each thread polls its own
+// descriptor, EPOLLEXCLUSIVE, so a new client wakes one waiting thread.
+// Fills fds[0..n) and *boundPort; returns 0 or errno (nothing left open).
 int createListenerGroup(const char* host, int port, int backlog, int n, int* fds, int* boundPort);
 
 void setNoDelay(int fd);

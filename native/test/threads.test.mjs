@@ -1,6 +1,7 @@
-// Several relay threads (new Engine(onEvents, { threads })): one SO_REUSEPORT
-// socket per thread and listener, connIds that name their thread, commands
-// routed by connId, shared limits, aggregated counts.
+// Several relay threads (new Engine(onEvents, { threads })): one listening
+// socket shared by the threads (a descriptor each), clients split between
+// them, connIds that name their thread, commands routed by connId, shared
+// limits, aggregated counts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
@@ -48,7 +49,7 @@ test('threads option: validated; default 1', () => {
   e.stop();
 });
 
-test('two threads: clients land on both, relay works, counts and fds back to baseline', { timeout: 20000 }, async () => {
+test('two threads: a burst of clients is split between them, relay works, counts and fds back to baseline', { timeout: 20000 }, async () => {
   const echo = await startEchoServer('127.0.0.71');
   const h = new Harness({
     threads: T,
@@ -58,8 +59,10 @@ test('two threads: clients land on both, relay works, counts and fds back to bas
     const port = h.listen(1, '127.0.0.70');
     assert.deepEqual(h.engine.counts(), { connections: 0, listeners: 1, fds: T });
     const conns = await openMany(h, port, 40);
-    const owners = new Set(conns.map((c) => c.ev.connId % T));
-    assert.deepEqual([...owners].sort(), [0, 1], 'connections on both threads');
+    // 40 clients connecting at once are long-lived here: they must not all
+    // stay on the thread that happened to be idle when the burst arrived.
+    const perThread = [0, 1].map((t) => conns.filter((c) => c.ev.connId % T === t).length);
+    assert.ok(Math.min(...perThread) >= 10, `connections per thread ${perThread.join('/')}, want at least 10 of 40 each`);
     assert.equal(new Set(conns.map((c) => c.ev.connId)).size, 40, 'connIds unique');
     await Promise.all(conns.map(async (c, i) => {
       const got = collect(c.sock);
@@ -174,7 +177,7 @@ test('two threads: closeListener stops every socket; EADDRINUSE still detected',
   const plain = await startServer('127.0.0.70', () => {});
   try {
     const port = h.listen(1, '127.0.0.70');
-    // Another SO_REUSEPORT group of this user must not share the port.
+    // Another 2-thread engine of this user must not share the port.
     const r = other.engine.listen(1, '127.0.0.70', port, 16);
     assert.equal(r.ok, false);
     assert.equal(r.errno, E.EADDRINUSE);

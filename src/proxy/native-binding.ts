@@ -71,7 +71,7 @@ export interface NativeTlsSettings {
 
 export interface NativeBinding {
   readonly version: string;
-  /** `threads`: relay threads (default 1), each with its own SO_REUSEPORT socket per listener. */
+  /** `threads`: relay threads (default 1), sharing each listening socket (native/API.md). */
   readonly Engine: new (onEvents: (ev: unknown[]) => void, opts?: { threads?: number }) => NativeEngineHandle;
   /** SO_PEERCRED of a Unix socket fd (native/API.md); absent in a build older than this source. */
   readonly peerCredentials?: (fd: number) => { pid: number; uid: number; gid: number } | null;

@@ -70,6 +70,10 @@ static void bpf_setup(void) {
   map_active = map_create(BPF_MAP_TYPE_SOCKHASH, 8, 4, 65536);
   struct bpf_insn prog[] = {
       INSN(BPF_ALU64 | BPF_MOV | BPF_X, 6, 1, 0, 0),                 // r6 = ctx (skb)
+      INSN(BPF_LDX | BPF_MEM | BPF_W, 2, 1, 0, 0),                   // r2 = skb->len
+      INSN(BPF_JMP | BPF_JNE | BPF_K, 2, 0, 2, 0),                   // if r2 != 0 goto +2
+      INSN(BPF_ALU64 | BPF_MOV | BPF_K, 0, 0, 0, SK_DROP),           // empty skb (the FIN): drop, see README
+      INSN(BPF_JMP | BPF_EXIT, 0, 0, 0, 0),
       INSN(BPF_JMP | BPF_CALL, 0, 0, 0, BPF_FUNC_get_socket_cookie), // r0 = cookie(skb->sk)
       INSN(BPF_STX | BPF_MEM | BPF_DW, 10, 0, -8, 0),                // *(u64 *)(fp-8) = r0
       INSN(BPF_LD | BPF_DW | BPF_IMM, 2, BPF_PSEUDO_MAP_FD, 0, 0),   // r2 = TARGET map
@@ -81,7 +85,7 @@ static void bpf_setup(void) {
       INSN(BPF_JMP | BPF_CALL, 0, 0, 0, BPF_FUNC_sk_redirect_hash),  // SK_PASS(redirect) or SK_DROP
       INSN(BPF_JMP | BPF_EXIT, 0, 0, 0, 0),
   };
-  prog[3].imm = map_target;
+  prog[7].imm = map_target;
   static char log[65536];
   union bpf_attr a;
   memset(&a, 0, sizeof(a));
@@ -246,6 +250,7 @@ static int drained(struct conn *c, int i) {
 static void spliced_check(struct conn *c) {
   for (int i = 0; i < 2; i++)
     if (c->waiting[i] && drained(c, i)) {
+      if (verbose > 1) fprintf(stderr, "shutdown(SHUT_WR) side %d\n", 1 - i);
       shutdown(c->fd[1 - i], SHUT_WR);
       c->wr_shut[1 - i] = 1;
       c->waiting[i] = 0;
@@ -261,6 +266,11 @@ static void spliced_check(struct conn *c) {
 }
 
 static void spliced_event(struct conn *c, int side, uint32_t ev) {
+  if (verbose > 1) {
+    int err = 0; socklen_t l = sizeof(err);
+    if (ev & EPOLLERR) getsockopt(c->fd[side], SOL_SOCKET, SO_ERROR, &err, &l);
+    fprintf(stderr, "event side %d: %#x %s\n", side, ev, err ? strerror(err) : "");
+  }
   if (ev & EPOLLERR) { conn_free(c); return; }
   if ((ev & (EPOLLRDHUP | EPOLLHUP)) && !c->rd_eof[side]) {
     c->rd_eof[side] = 1;

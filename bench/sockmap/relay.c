@@ -48,6 +48,7 @@ static int mode_sockmap;
 static int map_target = -1, map_active = -1, prog_fd = -1;
 static struct sockaddr_in backend_addr;
 static long n_spliced, n_fallback, n_conns;
+static int opt_sndbuf; // --sndbuf: SO_SNDBUFFORCE on both sockets (experiment on the 1-jiffy retry, README)
 
 static long sys_bpf(int cmd, union bpf_attr *a) { return syscall(__NR_bpf, cmd, a, sizeof(*a)); }
 
@@ -150,7 +151,11 @@ static struct conn *deadlist;
 static int epfd;
 static struct conn *wlist; // sockmap conns with a direction waiting to forward its FIN
 
-static void setnodelay(int fd) { int one = 1; setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)); }
+static void setnodelay(int fd) {
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  if (opt_sndbuf) setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &opt_sndbuf, sizeof(opt_sndbuf));
+}
 
 static void ep_set(struct conn *c, int side, uint32_t ev) {
   if (c->ev[side] == ev) return;
@@ -358,6 +363,7 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[i], "--listen") && i + 1 < argc) listen_s = argv[++i];
     else if (!strcmp(argv[i], "--backend") && i + 1 < argc) backend_s = argv[++i];
     else if (!strcmp(argv[i], "--mode") && i + 1 < argc) mode = argv[++i];
+    else if (!strcmp(argv[i], "--sndbuf") && i + 1 < argc) opt_sndbuf = atoi(argv[++i]);
     else if (!strcmp(argv[i], "-v")) verbose++;
     else { fprintf(stderr, "relay: unknown argument '%s'\n", argv[i]); return 2; }
   }

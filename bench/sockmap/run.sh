@@ -5,19 +5,21 @@
 #   haproxy  HAProxy mode tcp, nbthread 2
 #   copy     relay.c --mode copy    (1 thread, read/write through 64 KiB)
 #   sockmap  relay.c --mode sockmap (1 thread, BPF sockhash + sk_skb verdict redirect)
+#   smbig    the same with --sndbuf 32 MiB
 # Workloads: wrk -t2 -c50 keep-alive (100-byte answers), the same with
 # `Connection: close`, iperf3 -P1 and -P4. ROUNDS alternating rounds of SECS each;
 # prints medians of the rate and of CPU per request / per GB:
 #   proc = utime+stime of the proxy's own processes (/proc/PID/stat),
-#   kthr = utime+stime of all kworker/ksoftirqd threads (sockmap's egress redirect
-#          runs in a kworker, so proc alone under-counts it),
+#   wq, cs = workqueue items run / context switches machine-wide (perf stat -a), since
+#          sockmap's egress redirect runs in kworkers that proc cannot see,
 #   sys  = whole-machine busy time (/proc/stat; includes wrk, backend and other users).
+# results.tsv also keeps kthr_us (kworker+ksoftirqd CPU), unreliable: kworkers exit.
 #   bash bench/sockmap/run.sh            (env: ROUNDS=3 SECS=4 ONLY="ka close bulk1 bulk4")
 # Addresses 127.0.0.2-6, ports 19000-19014. Stops what it started, by PID.
 set -euo pipefail
 cd "$(dirname "$0")"
 rounds=${ROUNDS:-3} secs=${SECS:-4} only=${ONLY:-"ka close bulk1 bulk4"}
-targets=${TARGETS:-"direct nginx haproxy copy sockmap"}
+targets=${TARGETS:-"direct nginx haproxy copy sockmap smbig"}
 dir=$(mktemp -d /tmp/tcplb-sockmap-XXXXXX)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; sleep 0.3; rm -rf "$dir"; }
@@ -68,6 +70,10 @@ haproxy -f "$dir/haproxy.cfg" & pid_haproxy=$!; pids+=($pid_haproxy)
 "$dir/relay" --listen 127.0.0.3:19011 --backend 127.0.0.2:19010 --mode copy 2>"$dir/copy-bulk.log" & pid_copy_bulk=$!; pids+=($!)
 "$dir/relay" --listen 127.0.0.5:19003 --backend 127.0.0.2:19000 --mode sockmap 2>"$dir/sm-http.log" & pid_sm_http=$!; pids+=($!)
 "$dir/relay" --listen 127.0.0.5:19013 --backend 127.0.0.2:19010 --mode sockmap 2>"$dir/sm-bulk.log" & pid_sm_bulk=$!; pids+=($!)
+# smbig: sockmap with 32 MiB send buffers (SO_SNDBUFFORCE): the egress worker retries a full
+# send buffer only one jiffy later, which caps a single stream (README)
+"$dir/relay" --listen 127.0.0.7:19005 --backend 127.0.0.2:19000 --mode sockmap --sndbuf 33554432 2>"$dir/smbig-http.log" & pid_smbig_http=$!; pids+=($!)
+"$dir/relay" --listen 127.0.0.7:19015 --backend 127.0.0.2:19010 --mode sockmap --sndbuf 33554432 2>"$dir/smbig-bulk.log" & pid_smbig_bulk=$!; pids+=($!)
 sleep 1.5
 
 addr() { # target kind(http|bulk) -> host:port
@@ -77,6 +83,7 @@ addr() { # target kind(http|bulk) -> host:port
     haproxy/http) echo 127.0.0.6:19004 ;; haproxy/bulk) echo 127.0.0.6:19014 ;;
     copy/http) echo 127.0.0.3:19001 ;; copy/bulk) echo 127.0.0.3:19011 ;;
     sockmap/http) echo 127.0.0.5:19003 ;; sockmap/bulk) echo 127.0.0.5:19013 ;;
+    smbig/http) echo 127.0.0.7:19005 ;; smbig/bulk) echo 127.0.0.7:19015 ;;
   esac
 }
 procs() { # target kind -> pids whose CPU is the proxy's
@@ -86,12 +93,14 @@ procs() { # target kind -> pids whose CPU is the proxy's
     haproxy/*) echo "$pid_haproxy $(pgrep -P "$pid_haproxy" | tr '\n' ' ' || true)" ;;
     copy/http) echo $pid_copy_http ;; copy/bulk) echo $pid_copy_bulk ;;
     sockmap/http) echo $pid_sm_http ;; sockmap/bulk) echo $pid_sm_bulk ;;
+    smbig/http) echo $pid_smbig_http ;; smbig/bulk) echo $pid_smbig_bulk ;;
   esac
 }
 pcpu() { local s=0 p; for p in "$@"; do s=$((s + $(awk '{print $14+$15}' "/proc/$p/stat" 2>/dev/null || echo 0))); done; echo $s; }
 kcpu() { { cat /proc/[0-9]*/stat 2>/dev/null || true; } | awk '$2 ~ /^\((kworker|ksoftirqd)/ {s += $14 + $15} END {print s + 0}'; }
 scpu() { awk '/^cpu / {print $2+$3+$4+$7+$8}' /proc/stat; }
 hz=$(getconf CLK_TCK)
+have_perf=0; if perf stat -a -e workqueue:workqueue_execute_start -o /dev/null true 2>/dev/null; then have_perf=1; fi
 
 results="$dir/results.tsv"
 run_one() { # workload target round
@@ -101,6 +110,10 @@ run_one() { # workload target round
   local pl; pl=$(procs "$t" "$kind")
   local p0 k0 s0 p1 k1 s1
   p0=$(pcpu $pl); k0=$(kcpu); s0=$(scpu)
+  local perfpid=
+  if [ "$have_perf" = 1 ]; then
+    perf stat -a -x, -e workqueue:workqueue_execute_start,context-switches -o "$dir/perf.txt" & perfpid=$!
+  fi
   case $w in
     ka) out=$(timeout $((secs + 10)) wrk -t2 -c50 -d"${secs}s" "http://$a/100b" 2>&1) ;;
     close) out=$(timeout $((secs + 10)) wrk -t2 -c50 -d"${secs}s" -H 'Connection: close' "http://$a/100b" 2>&1) ;;
@@ -108,6 +121,12 @@ run_one() { # workload target round
     bulk4) out=$(timeout $((secs + 10)) iperf3 -c "${a%:*}" -p "${a#*:}" -t "$secs" -P4 -J 2>&1) ;;
   esac
   p1=$(pcpu $pl); k1=$(kcpu); s1=$(scpu)
+  local wq=0 cs=0
+  if [ -n "$perfpid" ]; then
+    kill -INT "$perfpid" 2>/dev/null || true; wait "$perfpid" 2>/dev/null || true
+    wq=$(awk -F, '/workqueue_execute_start/ {print $1+0}' "$dir/perf.txt")
+    cs=$(awk -F, '/context-switches/ {print $1+0}' "$dir/perf.txt")
+  fi
   if [ "$kind" = http ]; then
     units=$(awk '/requests in/ {print $1}' <<<"$out")
     val=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
@@ -117,13 +136,13 @@ run_one() { # workload target round
     read -r units val < <(python3 -c 'import json,sys; d=json.load(sys.stdin)["end"]["sum_received"]; print(d["bytes"], d["bits_per_second"]/1e9)' <<<"$out" 2>/dev/null || echo "0 0")
   fi
   local load; load=$(cut -d' ' -f1 /proc/loadavg)
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$w" "$t" "$r" "${val:-0}" "${units:-0}" \
-    $(((p1 - p0) * 1000000 / hz)) $(((k1 - k0) * 1000000 / hz)) $(((s1 - s0) * 1000000 / hz)) "$load" | tee -a "$results"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$w" "$t" "$r" "${val:-0}" "${units:-0}" \
+    $(((p1 - p0) * 1000000 / hz)) $(((k1 - k0) * 1000000 / hz)) $(((s1 - s0) * 1000000 / hz)) "$load" "${wq:-0}" "${cs:-0}" | tee -a "$results"
   sleep 0.5
 }
 
 echo "uptime at start: $(uptime)"
-printf 'workload\ttarget\tround\trate\tunits\tproc_us\tkthr_us\tsys_us\tload1\n'
+printf 'workload\ttarget\tround\trate\tunits\tproc_us\tkthr_us\tsys_us\tload1\twq_execs\tctx_switches\n'
 for r in $(seq 1 "$rounds"); do
   for w in $only; do
     # alternate the order each round so drift in background load spreads evenly
@@ -132,34 +151,35 @@ for r in $(seq 1 "$rounds"); do
   done
 done
 echo "uptime at end: $(uptime)"
-kill -INT $pid_copy_http $pid_copy_bulk $pid_sm_http $pid_sm_bulk 2>/dev/null || true; sleep 0.5
+kill -INT $pid_copy_http $pid_copy_bulk $pid_sm_http $pid_sm_bulk $pid_smbig_http $pid_smbig_bulk 2>/dev/null || true; sleep 0.5
 python3 - "$results" <<'PY'
+# proc: the proxy's own processes. wq/cs: workqueue items run and context switches,
+# machine-wide (perf stat -a), per request or per MB: sockmap's egress runs in kworkers,
+# which proc cannot see (and kworkers that exit take their CPU time with them).
+# sys: whole-machine busy time per unit; meaningless when other users saturate the CPUs.
 import sys, statistics as st, collections
 rows = collections.defaultdict(list)
 for line in open(sys.argv[1]):
-    w, t, r, rate, units, pu, ku, su, load = line.split('\t')
-    rows[(w, t)].append((float(rate), float(units), int(pu), int(ku), int(su), float(load)))
-order = ['direct', 'nginx', 'haproxy', 'copy', 'sockmap']
+    w, t, r, rate, units, pu, ku, su, load, wq, cs = line.rstrip('\n').split('\t')
+    rows[(w, t)].append((float(rate), float(units), int(pu), int(su), float(load), float(wq), float(cs)))
+order = ['direct', 'nginx', 'haproxy', 'copy', 'sockmap', 'smbig']
 for w in ['ka', 'close', 'bulk1', 'bulk4']:
     ts = [t for t in order if (w, t) in rows]
     if not ts: continue
     bulk = w.startswith('bulk')
     unit = 'Gbit/s' if bulk else 'req/s'
-    per = 'CPU ms/GB' if bulk else 'CPU us/req'
-    print(f'\n{w}: median {unit}; {per} as proc / proc+kthreads / whole machine; load1 range')
+    per = 'per MB' if bulk else 'per req'
+    print(f'\n{w}: median {unit} | {per}: proc CPU us, workqueue items, ctx switches, machine CPU us | load1')
     best_peer = max((st.median([x[0] for x in rows[(w, t)]]) for t in ts if t in ('nginx', 'haproxy')), default=0)
     for t in ts:
         xs = rows[(w, t)]
         rate = st.median([x[0] for x in xs])
         def cost(i):
-            vals = []
-            for x in xs:
-                n = x[1] / 1e9 if bulk else x[1]
-                if n: vals.append(x[i] / n / (1000 if bulk else 1))
+            vals = [x[i] / (x[1] / 1e6 if bulk else x[1]) for x in xs if x[1]]
             return st.median(vals) if vals else 0
-        pc, kc, sc = cost(2), cost(3), cost(4)
-        loads = [x[5] for x in xs]
-        ratio = f'{rate / best_peer:.2f}x best peer' if best_peer and t not in ('direct',) else ''
-        print(f'  {t:8s} {rate:10.2f} {unit:7s} {pc:8.2f} / {pc + kc:8.2f} / {sc:8.2f}  load {min(loads):.2f}-{max(loads):.2f}  {ratio}')
+        loads = [x[4] for x in xs]
+        ratio = f'{rate / best_peer:.2f}x best peer' if best_peer and t != 'direct' else ''
+        print(f'  {t:8s} {rate:9.2f} | {cost(2):7.2f} {cost(5):6.2f} {cost(6):6.2f} {cost(3):8.2f} | '
+              f'{min(loads):.2f}-{max(loads):.2f}  {ratio}')
 PY
-for f in "$dir"/copy-*.log "$dir"/sm-*.log; do echo "$(basename "$f"): $(tail -1 "$f")"; done
+for f in "$dir"/copy-*.log "$dir"/sm-*.log "$dir"/smbig-*.log; do echo "$(basename "$f"): $(tail -1 "$f")"; done

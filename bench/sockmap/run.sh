@@ -62,8 +62,8 @@ listen bulk
   server s 127.0.0.2:19010
 CFG
 
-nginx -c "$dir/backend.conf" -p "$dir" & pids+=($!)
-iperf3 -s -B 127.0.0.2 -p 19010 >/dev/null 2>&1 & pids+=($!)
+nginx -c "$dir/backend.conf" -p "$dir" & pid_backend=$!; pids+=($!)
+iperf3 -s -B 127.0.0.2 -p 19010 >/dev/null 2>&1 & pid_iperf=$!; pids+=($!)
 nginx -c "$dir/stream.conf" -p "$dir" & pid_nginx=$!; pids+=($pid_nginx)
 haproxy -f "$dir/haproxy.cfg" & pid_haproxy=$!; pids+=($pid_haproxy)
 "$dir/relay" --listen 127.0.0.3:19001 --backend 127.0.0.2:19000 --mode copy 2>"$dir/copy-http.log" & pid_copy_http=$!; pids+=($!)
@@ -100,6 +100,30 @@ pcpu() { local s=0 p; for p in "$@"; do s=$((s + $(awk '{print $14+$15}' "/proc/
 kcpu() { { cat /proc/[0-9]*/stat 2>/dev/null || true; } | awk '$2 ~ /^\((kworker|ksoftirqd)/ {s += $14 + $15} END {print s + 0}'; }
 scpu() { awk '/^cpu / {print $2+$3+$4+$7+$8}' /proc/stat; }
 hz=$(getconf CLK_TCK)
+backend_pids="$pid_backend $(pgrep -P "$pid_backend" | tr '\n' ' ' || true) $pid_iperf"
+# perf stat -a --per-thread output -> task-clock us of: the proxy's threads, kworker/ksoftirqd
+# threads, everything of this bench (proxy + kthreads + backend + wrk/iperf3); workqueue items; ctx switches
+perf_split() { python3 - "$@" <<'PY'
+import sys
+proxy = set(sys.argv[2].split()); backend = set(sys.argv[3].split())
+xp = xk = xo = wq = cs = 0.0
+for line in open(sys.argv[1]):
+    f = line.split(',')
+    if len(f) < 4 or '-' not in f[0]: continue
+    comm, tid = f[0].rsplit('-', 1)
+    try: v = float(f[1])
+    except ValueError: continue
+    kthr = comm.startswith(('kworker', 'ksoftirqd'))
+    if f[3] == 'task-clock':
+        us = v * 1000
+        if tid in proxy: xp += us
+        if kthr: xk += us
+        if tid in proxy or kthr or tid in backend or comm in ('wrk', 'iperf3'): xo += us
+    elif f[3] == 'context-switches': cs += v
+    elif f[3].startswith('workqueue'): wq += v
+print(int(xp), int(xk), int(xo), int(wq), int(cs))
+PY
+}
 have_perf=0; if perf stat -a -e workqueue:workqueue_execute_start -o /dev/null true 2>/dev/null; then have_perf=1; fi
 
 results="$dir/results.tsv"
@@ -112,7 +136,7 @@ run_one() { # workload target round
   p0=$(pcpu $pl); k0=$(kcpu); s0=$(scpu)
   local perfpid=
   if [ "$have_perf" = 1 ]; then
-    perf stat -a -x, -e workqueue:workqueue_execute_start,context-switches -o "$dir/perf.txt" & perfpid=$!
+    perf stat -a --per-thread -x, -e task-clock,context-switches,workqueue:workqueue_execute_start -o "$dir/perf.txt" & perfpid=$!
   fi
   case $w in
     ka) out=$(timeout $((secs + 10)) wrk -t2 -c50 -d"${secs}s" "http://$a/100b" 2>&1) ;;
@@ -121,11 +145,12 @@ run_one() { # workload target round
     bulk4) out=$(timeout $((secs + 10)) iperf3 -c "${a%:*}" -p "${a#*:}" -t "$secs" -P4 -J 2>&1) ;;
   esac
   p1=$(pcpu $pl); k1=$(kcpu); s1=$(scpu)
-  local wq=0 cs=0
+  local wq=0 cs=0 xp=0 xk=0 xo=0
   if [ -n "$perfpid" ]; then
     kill -INT "$perfpid" 2>/dev/null || true; wait "$perfpid" 2>/dev/null || true
-    wq=$(awk -F, '/workqueue_execute_start/ {print $1+0}' "$dir/perf.txt")
-    cs=$(awk -F, '/context-switches/ {print $1+0}' "$dir/perf.txt")
+    local tids="" p
+    for p in $pl; do tids+=" $(ls "/proc/$p/task" 2>/dev/null | tr '\n' ' ')"; done
+    read -r xp xk xo wq cs < <(perf_split "$dir/perf.txt" "$tids" "$backend_pids")
   fi
   if [ "$kind" = http ]; then
     units=$(awk '/requests in/ {print $1}' <<<"$out")
@@ -136,13 +161,13 @@ run_one() { # workload target round
     read -r units val < <(python3 -c 'import json,sys; d=json.load(sys.stdin)["end"]["sum_received"]; print(d["bytes"], d["bits_per_second"]/1e9)' <<<"$out" 2>/dev/null || echo "0 0")
   fi
   local load; load=$(cut -d' ' -f1 /proc/loadavg)
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$w" "$t" "$r" "${val:-0}" "${units:-0}" \
-    $(((p1 - p0) * 1000000 / hz)) $(((k1 - k0) * 1000000 / hz)) $(((s1 - s0) * 1000000 / hz)) "$load" "${wq:-0}" "${cs:-0}" | tee -a "$results"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$w" "$t" "$r" "${val:-0}" "${units:-0}" \
+    $(((p1 - p0) * 1000000 / hz)) $(((k1 - k0) * 1000000 / hz)) $(((s1 - s0) * 1000000 / hz)) "$load" "${wq:-0}" "${cs:-0}" "$xp" "$xk" "$xo" | tee -a "$results"
   sleep 0.5
 }
 
 echo "uptime at start: $(uptime)"
-printf 'workload\ttarget\tround\trate\tunits\tproc_us\tkthr_us\tsys_us\tload1\twq_execs\tctx_switches\n'
+printf 'workload\ttarget\tround\trate\tunits\tproc_us\tkthr_us\tsys_us\tload1\twq_execs\tctx_switches\tperf_proxy_us\tperf_kthr_us\tperf_bench_us\n'
 for r in $(seq 1 "$rounds"); do
   for w in $only; do
     # alternate the order each round so drift in background load spreads evenly
@@ -160,8 +185,8 @@ python3 - "$results" <<'PY'
 import sys, statistics as st, collections
 rows = collections.defaultdict(list)
 for line in open(sys.argv[1]):
-    w, t, r, rate, units, pu, ku, su, load, wq, cs = line.rstrip('\n').split('\t')
-    rows[(w, t)].append((float(rate), float(units), int(pu), int(su), float(load), float(wq), float(cs)))
+    w, t, r, rate, units, pu, ku, su, load, wq, cs, xp, xk, xo = line.rstrip('\n').split('\t')
+    rows[(w, t)].append((float(rate), float(units), float(xp), float(xp) + float(xk), float(load), float(wq), float(cs), float(xo)))
 order = ['direct', 'nginx', 'haproxy', 'copy', 'sockmap', 'smbig']
 for w in ['ka', 'close', 'bulk1', 'bulk4']:
     ts = [t for t in order if (w, t) in rows]
@@ -169,7 +194,7 @@ for w in ['ka', 'close', 'bulk1', 'bulk4']:
     bulk = w.startswith('bulk')
     unit = 'Gbit/s' if bulk else 'req/s'
     per = 'per MB' if bulk else 'per req'
-    print(f'\n{w}: median {unit} | {per}: proc CPU us, workqueue items, ctx switches, machine CPU us | load1')
+    print(f'\n{w}: median {unit} | {per}: CPU us of proxy, proxy+kworkers, whole bench; workqueue items, ctx switches | load1')
     best_peer = max((st.median([x[0] for x in rows[(w, t)]]) for t in ts if t in ('nginx', 'haproxy')), default=0)
     for t in ts:
         xs = rows[(w, t)]
@@ -179,7 +204,7 @@ for w in ['ka', 'close', 'bulk1', 'bulk4']:
             return st.median(vals) if vals else 0
         loads = [x[4] for x in xs]
         ratio = f'{rate / best_peer:.2f}x best peer' if best_peer and t != 'direct' else ''
-        print(f'  {t:8s} {rate:9.2f} | {cost(2):7.2f} {cost(5):6.2f} {cost(6):6.2f} {cost(3):8.2f} | '
+        print(f'  {t:8s} {rate:9.2f} | {cost(2):7.2f} {cost(3):7.2f} {cost(7):7.2f}; {cost(5):5.2f} {cost(6):6.2f} | '
               f'{min(loads):.2f}-{max(loads):.2f}  {ratio}')
 PY
 for f in "$dir"/copy-*.log "$dir"/sm-*.log "$dir"/smbig-*.log; do echo "$(basename "$f"): $(tail -1 "$f")"; done

@@ -48,6 +48,7 @@ static int mode_sockmap;
 static int map_target = -1, map_active = -1, prog_fd = -1;
 static struct sockaddr_in backend_addr;
 static long n_spliced, n_fallback, n_conns;
+static int opt_nokick; // --no-kick: skip the SO_RCVLOWAT kick (to show it is needed)
 static int opt_sndbuf; // --sndbuf: SO_SNDBUFFORCE on both sockets (experiment on the 1-jiffy retry, README)
 
 static long sys_bpf(int cmd, union bpf_attr *a) { return syscall(__NR_bpf, cmd, a, sizeof(*a)); }
@@ -306,7 +307,7 @@ static void to_spliced(struct conn *c) {
   for (int i = 0; i < 2; i++) {
     // Bytes queued before insertion: make TCP call sk_data_ready -> verdict program.
     int one = 1;
-    setsockopt(c->fd[i], SOL_SOCKET, SO_RCVLOWAT, &one, sizeof(one));
+    if (!opt_nokick) setsockopt(c->fd[i], SOL_SOCKET, SO_RCVLOWAT, &one, sizeof(one));
     c->ev[i] = ~0u;
     ep_set(c, i, EPOLLRDHUP | EPOLLET); // no EPOLLIN: data never reaches our receive queue
   }
@@ -364,6 +365,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--backend") && i + 1 < argc) backend_s = argv[++i];
     else if (!strcmp(argv[i], "--mode") && i + 1 < argc) mode = argv[++i];
     else if (!strcmp(argv[i], "--sndbuf") && i + 1 < argc) opt_sndbuf = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--no-kick")) opt_nokick = 1;
     else if (!strcmp(argv[i], "-v")) verbose++;
     else { fprintf(stderr, "relay: unknown argument '%s'\n", argv[i]); return 2; }
   }

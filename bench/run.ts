@@ -26,7 +26,7 @@ import { parseArgs } from 'node:util';
 import { writeDoc } from './lib/doc.js';
 import { freePort } from './lib/net.js';
 import { directPeer, featuresOn, findStreamModule, isTcplb, NativeUnavailable, nativeStatus, nativeUnavailable, OTHER_PROXIES, PEERS, toolOf, startBackends, startPeer, TCPLB, TCPLB_ENGINES, type Backends, type Env, type Peer, type PeerName, type TcplbPeer } from './lib/peers.js';
-import { killAllSync, run, sleep, stopAll } from './lib/proc.js';
+import { cpuTicks, killAllSync, run, sleep, stopAll, USER_HZ } from './lib/proc.js';
 import { buildTables, ROWS, Results, textTable, type RowKey } from './lib/report.js';
 import { loadAverage, machine, openFilesLimit, versions, which } from './lib/system.js';
 import { checkCost, IDLE_CONNECTIONS, idleMemory, iperf, wrk, type WrkResult } from './lib/workloads.js';
@@ -246,7 +246,7 @@ async function main(): Promise<number> {
   env.iperfPort = await freePort([env.backendA, env.backendB], 5201);
   if (env.httpPort !== 8001) notes.push(`127.0.0.2/.3:8001 was taken; the HTTP backend used port ${env.httpPort}.`);
 
-  const throughputRows: RowKey[] = ['conn_rps', 'conn_p50', 'conn_p99', 'ka_rps', 'ka_p50', 'ka_p99', 'bulk1', 'bulk4'];
+  const throughputRows: RowKey[] = ['conn_rps', 'conn_p50', 'conn_p99', 'conn_cpu', 'ka_rps', 'ka_p50', 'ka_p99', 'ka_cpu', 'bulk1', 'bulk4', 'bulk4_cpu'];
   const rows = ROWS.filter((r) => !opts.quick || throughputRows.includes(r.key));
   const failAll = (col: PeerName, reason: string): void =>
     results.fail(
@@ -341,29 +341,47 @@ async function main(): Promise<number> {
   const wrkNote = (name: string, what: string, r: WrkResult): void => {
     if (r.socketErrors + r.non2xx > 0) notes.push(`${name}, ${what}: ${r.socketErrors} socket errors and ${r.non2xx} non-2xx answers in ${r.requests} requests (under the 1% that fails a run).`);
   };
+  // The proxy's own CPU (utime+stime of all its processes and threads) over a
+  // measurement: the capacity per core, which a shared machine disturbs far
+  // less than the rates. NaN for `direct` (no proxy): not recorded.
+  const cpuSeconds = async <T>(p: Peer, work: () => Promise<T>): Promise<[T, number]> => {
+    const pids = p.pids();
+    const t0 = cpuTicks(pids);
+    const res = await work();
+    return [res, pids.length > 0 ? (cpuTicks(pids) - t0) / USER_HZ : NaN];
+  };
   const steps: Step[] = [
     {
-      rows: ['conn_rps', 'conn_p50', 'conn_p99'],
+      rows: ['conn_rps', 'conn_p50', 'conn_p99', 'conn_cpu'],
       what: 'connection rate',
       tool: 'wrk',
       go: async (p) => {
-        const r = await wrk(p.http, opts.duration, true);
+        const [r, cpu] = await cpuSeconds(p, () => wrk(p.http, opts.duration, true));
         wrkNote(p.name, 'connection rate', r);
-        return [r.rps, r.p50ms, r.p99ms];
+        return [r.rps, r.p50ms, r.p99ms, (cpu / r.requests) * 1e6];
       },
     },
     {
-      rows: ['ka_rps', 'ka_p50', 'ka_p99'],
+      rows: ['ka_rps', 'ka_p50', 'ka_p99', 'ka_cpu'],
       what: 'keep-alive rate',
       tool: 'wrk',
       go: async (p) => {
-        const r = await wrk(p.http, opts.duration, false);
+        const [r, cpu] = await cpuSeconds(p, () => wrk(p.http, opts.duration, false));
         wrkNote(p.name, 'keep-alive rate', r);
-        return [r.rps, r.p50ms, r.p99ms];
+        return [r.rps, r.p50ms, r.p99ms, (cpu / r.requests) * 1e6];
       },
     },
     { rows: ['bulk1'], what: 'bulk 1 stream', tool: 'iperf3', go: async (p) => [await iperf(p.bulk, opts.duration, 1)] },
-    { rows: ['bulk4'], what: 'bulk 4 streams', tool: 'iperf3', go: async (p) => [await iperf(p.bulk, opts.duration, 4)] },
+    {
+      rows: ['bulk4', 'bulk4_cpu'],
+      what: 'bulk 4 streams',
+      tool: 'iperf3',
+      go: async (p) => {
+        const [gbps, cpu] = await cpuSeconds(p, () => iperf(p.bulk, opts.duration, 4));
+        const gigabytes = (gbps * opts.duration) / 8;
+        return [gbps, (cpu / gigabytes) * 1e3];
+      },
+    },
   ];
   for (let r = 0; r < opts.runs; r++) {
     const order = columns.map((_, i) => columns[(i + r) % columns.length]!);
@@ -389,7 +407,10 @@ async function main(): Promise<number> {
         }
         try {
           const vals = await step.go(p);
-          step.rows.forEach((k, i) => results.add(k, name, vals[i]!));
+          step.rows.forEach((k, i) => {
+            if (Number.isFinite(vals[i])) results.add(k, name, vals[i]!);
+            else results.notApplicable(k, name); // a CPU row of `direct`
+          });
           log(`run ${r + 1}/${opts.runs} ${step.what.padEnd(15)} ${name.padEnd(14)} ${vals.map((v) => v.toFixed(v >= 100 ? 0 : 3)).join(' / ')}`);
         } catch (err) {
           let msg = (err as Error).message;

@@ -32,7 +32,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { freePort, waitListening } from './lib/net.js';
 import { findStreamModule, nativeUnavailable, render } from './lib/peers.js';
-import { cpuTicks, killAllSync, processTree, run, sleep, start, stop, stopAll, type Proc } from './lib/proc.js';
+import { cpuTicks, USER_HZ, killAllSync, processTree, run, sleep, start, stop, stopAll, type Proc } from './lib/proc.js';
 import { markdownTable, textTable } from './lib/report.js';
 import { loadAverage, machine, openFilesLimit, versions, which } from './lib/system.js';
 import {
@@ -63,7 +63,6 @@ const BACKEND_A = '127.0.0.2';
 const BACKEND_B = '127.0.0.3';
 const SERVERNAME = 'bench.test';
 const FINDINGS = path.join(ROOT, 'bench/tls-findings.md');
-const CLK_TCK = 100; // USER_HZ of /proc/PID/stat on Linux
 const t0 = Date.now();
 const log = (s: string): void => void process.stderr.write(`[tls-bench ${((Date.now() - t0) / 1000).toFixed(0).padStart(4)}s] ${s}\n`);
 
@@ -252,7 +251,7 @@ async function fullHandshakes(col: Column, port: number): Promise<Measured> {
   const n = runs.reduce((a, r) => a + r.n, 0);
   if (n === 0) throw new Error('no handshake completed');
   const wall = Math.max(...runs.map((r) => r.wall));
-  return { rate: runs.reduce((a, r) => a + r.n / r.wall, 0), cpu: (ticks * 1e6) / CLK_TCK / n, gen: runs.reduce((a, r) => a + r.cpu, 0) / wall };
+  return { rate: runs.reduce((a, r) => a + r.n / r.wall, 0), cpu: (ticks * 1e6) / USER_HZ / n, gen: runs.reduce((a, r) => a + r.cpu, 0) / wall };
 }
 
 async function wrkRun(col: Column, o: { threads: number; connections: number; path: string; close: boolean }): Promise<{ t: ReturnType<typeof parseWrkTotals>; ticks: number; gen: number }> {
@@ -273,12 +272,12 @@ async function wrkRun(col: Column, o: { threads: number; connections: number; pa
 
 async function resumed(col: Column): Promise<Measured> {
   const { t, ticks, gen } = await wrkRun(col, { threads: 2, connections: 8, path: '/100b', close: true });
-  return { rate: t.requests / (t.durationUs / 1e6), cpu: (ticks * 1e6) / CLK_TCK / t.requests, gen };
+  return { rate: t.requests / (t.durationUs / 1e6), cpu: (ticks * 1e6) / USER_HZ / t.requests, gen };
 }
 
 async function bulk(col: Column, streams: number): Promise<Measured> {
   const { t, ticks, gen } = await wrkRun(col, { threads: Math.min(streams, 2), connections: streams, path: '/1m', close: false });
-  return { rate: gbitPerSecond(t), cpu: (ticks * 1000) / CLK_TCK / (t.bytes / 1e9), gen };
+  return { rate: gbitPerSecond(t), cpu: (ticks * 1000) / USER_HZ / (t.bytes / 1e9), gen };
 }
 
 /** Did the column resume a session? `tries` s_client pairs (-sess_out, then -sess_in); also the protocol and cipher. */

@@ -167,6 +167,11 @@ Kernel settings are the machine's own; the benchmark changes none.
   a new TCP connection through the proxy (and from the proxy to the backend) for every request. Requests/s, p50 and p99 from wrk's latency distribution.
 - **${label('ka_rps')}**: the same without the \`Connection: close\` header: ${WRK_CONNECTIONS} long connections, the proxy only relays.
   A run with socket errors or non-2xx answers above 1% of its requests counts as failed.
+- **Proxy CPU per request / per GB** (under the connection-rate, keep-alive and 4-stream bulk rows): the
+  proxy's own CPU time (utime + stime of all its processes and threads, from \`/proc/PID/stat\`) over that
+  measurement, divided by the requests wrk completed or the GB iperf3 moved. It is the capacity per core
+  a proxy would have on cores of its own, and a figure the shared machine disturbs far less than the
+  rates: here the load tools and the backend take the cores a cheaper proxy leaves free. \`—\` for direct.
 - **Bulk**: \`iperf3 -c PEER -p PORT -t ${D} -J\` with 1 stream, then with \`-P 4\`; Gbit/s from \`end.sum_received\` of the JSON.
   A failed run restarts both iperf3 servers before the next one.
 - **${label('idle_mem')}**, every proxy column (each tcplb engine too): the proxy is restarted (a fresh process,

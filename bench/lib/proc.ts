@@ -201,6 +201,9 @@ export function rssKiB(pids: readonly number[]): number {
   return sum;
 }
 
+/** USER_HZ: the unit of utime/stime in /proc/PID/stat (100 on every Linux build that matters). */
+export const USER_HZ = 100;
+
 /** CPU ticks (utime+stime, USER_HZ) of the given PIDs, summed. */
 export function cpuTicks(pids: readonly number[]): number {
   let sum = 0;

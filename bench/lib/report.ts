@@ -8,11 +8,14 @@ export type RowKey =
   | 'conn_rps'
   | 'conn_p50'
   | 'conn_p99'
+  | 'conn_cpu'
   | 'ka_rps'
   | 'ka_p50'
   | 'ka_p99'
+  | 'ka_cpu'
   | 'bulk1'
   | 'bulk4'
+  | 'bulk4_cpu'
   | 'idle_mem'
   | 'check_cost'
   | 'scale_first'
@@ -29,11 +32,14 @@ export const ROWS: readonly RowDef[] = [
   { key: 'conn_rps', label: 'connection rate (Connection: close)', unit: 'req/s', better: 'higher' },
   { key: 'conn_p50', label: '  latency p50', unit: 'ms', better: 'lower' },
   { key: 'conn_p99', label: '  latency p99', unit: 'ms', better: 'lower' },
+  { key: 'conn_cpu', label: '  proxy CPU per request', unit: 'µs', better: 'lower' },
   { key: 'ka_rps', label: 'keep-alive rate', unit: 'req/s', better: 'higher' },
   { key: 'ka_p50', label: '  latency p50', unit: 'ms', better: 'lower' },
   { key: 'ka_p99', label: '  latency p99', unit: 'ms', better: 'lower' },
+  { key: 'ka_cpu', label: '  proxy CPU per request', unit: 'µs', better: 'lower' },
   { key: 'bulk1', label: 'bulk, 1 stream', unit: 'Gbit/s', better: 'higher' },
   { key: 'bulk4', label: 'bulk, 4 streams', unit: 'Gbit/s', better: 'higher' },
+  { key: 'bulk4_cpu', label: '  proxy CPU per GB', unit: 'ms', better: 'lower' },
   { key: 'idle_mem', label: 'idle memory, 9,000 connections', unit: 'KiB/conn', better: 'lower' },
   { key: 'check_cost', label: 'check cost, 1,000 tcp checks at 1 s', unit: '% of a core', better: 'lower' },
   { key: 'scale_first', label: '10,000 checked upstreams: start to first client', unit: 'ms', better: 'lower' },

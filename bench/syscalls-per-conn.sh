@@ -14,57 +14,12 @@
 # (tcplb-native relay threads, default 1). Loopback only; stops what it
 # started, by PID.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-[ -f dist/src/cli/main.js ] || npx tsc -p .
+source "$(dirname "$0")/lib/setup.sh"
+bench_setup syscalls
 if [ "${PACKETS:-0}" = 1 ] && ! command -v tcpdump >/dev/null; then echo "PACKETS=1 needs tcpdump (apt-get install tcpdump)" >&2; exit 2; fi
 secs=${SECS:-3} conns=${C:-20} threads=${THREADS:-1}
-dir=$(mktemp -d /tmp/tcplb-syscalls-XXXXXX)
 be=18931 lb=18932
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$dir"; }
-trap cleanup EXIT
-stream_mod=$(ls /usr/lib/nginx/modules/ngx_stream_module.so 2>/dev/null || true)
-
-cat >"$dir/backend.conf" <<NGX
-daemon off; worker_processes 1; pid $dir/backend.pid; error_log $dir/backend.log;
-events { worker_connections 4096; }
-http { access_log off; server { listen 127.0.0.2:$be; location / { return 200 "$(printf '%0100d' 0)"; } } }
-NGX
-nginx -c "$dir/backend.conf" -p "$dir" & pids+=($!)
-
-haproxy_cfg() { # extra defaults lines
-  cat >"$dir/haproxy$1.cfg" <<CFG
-global
-  nbthread 1
-  maxconn 4000
-defaults
-  mode tcp
-  timeout connect 5s
-  timeout client 10m
-  timeout server 10m
-  $2
-listen l
-  bind 127.0.0.1:$lb
-  server s 127.0.0.2:$be
-CFG
-  echo "$dir/haproxy$1.cfg"
-}
-nginx_cfg() { # listen suffix, extra stream lines
-  cat >"$dir/nginx$1.conf" <<NGX
-${stream_mod:+load_module $stream_mod;}
-daemon off; worker_processes 1; pid $dir/stream$1.pid; error_log $dir/stream$1.log;
-events { worker_connections 8000; }
-stream { $3 server { listen 127.0.0.1:$lb $2; proxy_pass 127.0.0.2:$be; } }
-NGX
-  echo "$dir/nginx$1.conf"
-}
-tcplb_cfg() { # engine
-  cat >"$dir/tcplb-$1.json5" <<CFG
-{ engine: "$1", workers: $threads, listeners: [{ listen: "127.0.0.1:$lb", upstream: "b", idleTimeout: "10m", connectTimeout: "5s" }],
-  upstreams: { b: { servers: ["127.0.0.2:$be"] } }, log: { access: null, level: "warn" } }
-CFG
-  echo "$dir/tcplb-$1.json5"
-}
+start_http_backend
 close_hdr=(-H 'Connection: close') unit=connection
 if [ "${KEEPALIVE:-0}" = 1 ]; then close_hdr=() unit=request; fi
 
@@ -89,7 +44,7 @@ measure() { # name, command...
   sleep 2
   wrk -t1 -c"$conns" -d1s "${close_hdr[@]}" "http://127.0.0.1:$lb/" >/dev/null 2>&1 || true # warm-up
   if [ "${PACKETS:-0}" = 1 ]; then count_packets "$name"; kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; sleep 0.5; return; fi
-  strace -c -f -q -o "$dir/$name.strace" -p "$pid" & local st=$!
+  strace -c -f -q -o "$dir/$name.strace" $(strace_targets "$pid") & local st=$!
   sleep 0.5
   local out; out=$(wrk -t1 -c"$conns" -d"${secs}s" "${close_hdr[@]}" "http://127.0.0.1:$lb/" 2>/dev/null)
   kill -INT "$st"; wait "$st" 2>/dev/null || true
@@ -109,14 +64,14 @@ measure() { # name, command...
 sleep 1
 for peer in "${@:-tcplb-native}"; do
   case $peer in
-    tcplb-native) TCPLB_ENGINE= measure "$peer" node dist/src/cli/main.js --headless -c "$(tcplb_cfg native)" ;;
-    tcplb-js) TCPLB_ENGINE= measure "$peer" node dist/src/cli/main.js --headless -c "$(tcplb_cfg js)" ;;
-    haproxy) measure "$peer" haproxy -db -f "$(haproxy_cfg '' '')" ;;
-    haproxy-tuned) measure "$peer" haproxy -db -f "$(haproxy_cfg -tuned 'option splice-auto
+    tcplb-native) TCPLB_ENGINE= measure "$peer" node dist/src/cli/main.js --headless -c "$(tcplb_cfg native "$threads")" ;;
+    tcplb-js) TCPLB_ENGINE= measure "$peer" node dist/src/cli/main.js --headless -c "$(tcplb_cfg js "$threads")" ;;
+    haproxy) measure "$peer" haproxy -db -f "$(haproxy_cfg plain 1)" ;;
+    haproxy-tuned) measure "$peer" haproxy -db -f "$(haproxy_cfg tuned 1 'option splice-auto
   option tcp-smart-connect
   option tcp-smart-accept')" ;;
-    nginx) measure "$peer" nginx -c "$(nginx_cfg '' '' '')" -p "$dir" ;;
-    nginx-tuned) measure "$peer" nginx -c "$(nginx_cfg -tuned reuseport 'proxy_buffer_size 64k;')" -p "$dir" ;;
+    nginx) measure "$peer" nginx -c "$(nginx_stream_cfg plain 1)" -p "$dir" ;;
+    nginx-tuned) measure "$peer" nginx -c "$(nginx_stream_cfg tuned 1 reuseport 'proxy_buffer_size 64k;')" -p "$dir" ;;
     *) echo "unknown peer $peer" >&2; exit 2 ;;
   esac
 done

@@ -41,8 +41,6 @@ cleanup() {
 trap cleanup EXIT
 sleep 1
 
-# CPU ticks (utime+stime) of the given pids, summed.
-cpu_ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0))); done; echo "$t"; }
 console_pids() { tmux -L "$tsock" list-panes -a -F '#{pane_pid}' 2>/dev/null || true; }
 # One wrk run: prints "req/s tcplb-cpu-us-per-request consoles-cpu-%-of-one-core".
 measure() {

@@ -4,12 +4,9 @@
 # an http check every second on (features on, as operators run it).
 # `overhead_setup [control]` writes both (with `control`, a control socket
 # tcplb.sock next to the config) and starts nginx; its pid is in $ngx.
+# shellcheck source=bench/lib/setup.sh
+. "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 overhead_setup() {
-  cat >"$dir/nginx.conf" <<NGX
-daemon off; worker_processes 1; pid $dir/nginx.pid; error_log $dir/error.log;
-events { worker_connections 4096; }
-http { access_log off; server { listen 127.0.0.2:$port_be; location / { return 200 "$(printf '%0100d' 0)"; } } }
-NGX
   local control=''
   [ "${1:-}" = control ] && control='control: { socket: "tcplb.sock" },'
   cat >"$dir/config.json5" <<CFG
@@ -18,5 +15,6 @@ NGX
   $control
   log: { access: "$dir/access.log" } }
 CFG
-  nginx -c "$dir/nginx.conf" -p "$dir" & ngx=$!
+  be=$port_be start_http_backend
+  ngx=${pids[-1]}
 }

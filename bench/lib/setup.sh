@@ -64,11 +64,13 @@ CFG
   echo "$dir/tcplb-$1-$2.json5"
 }
 
-# cpu_ticks PID: utime+stime (USER_HZ ticks) of the process and its children.
+# cpu_ticks PID...: utime+stime (USER_HZ ticks) of the processes and their children, summed.
 cpu_ticks() {
-  local t=0 p
-  for p in "$1" $(cat /proc/"$1"/task/*/children 2>/dev/null); do
-    t=$((t + $(awk '{print $14+$15}' /proc/"$p"/stat 2>/dev/null || echo 0)))
+  local t=0 q p
+  for q in "$@"; do
+    for p in "$q" $(cat /proc/"$q"/task/*/children 2>/dev/null); do
+      t=$((t + $(awk '{print $14+$15}' /proc/"$p"/stat 2>/dev/null || echo 0)))
+    done
   done
   echo "$t"
 }

@@ -878,8 +878,9 @@ bool Engine::pump(Conn* c, Direction& d) {
       // The last bytes before a FIN already seen: MSG_MORE holds them in the
       // send queue for the shutdown()/close() that forwardEof() makes in this
       // same turn, and the kernel puts the FIN on their segment instead of
-      // sending a segment of its own (bench/packets-per-conn.sh: one packet
-      // fewer per close on that side). Nothing waits: the FIN pushes it.
+      // sending a segment of its own (`PACKETS=1 bench/syscalls-per-conn.sh`:
+      // one packet fewer per close on that side). Nothing waits: the FIN
+      // pushes it.
       const int more = d.eof ? MSG_MORE : 0;
       w = d.dst->tls != nullptr ? tlsWrite(d.dst, buf, n) : send(d.dst->fd, buf, n, MSG_NOSIGNAL | more);
       if (w < 0) {

@@ -2,8 +2,8 @@
 // (Engine) owns its own epoll set, eventfd, connection table, scratch buffer
 // and a descriptor of every listener's one socket; a new client wakes one
 // waiting thread (engine.cc kListenEvents, handoffTarget) and a connection
-// lives on the thread that adopted it. It knows nothing about N-API; the binding (binding.cc) turns Commands
-// into calls and Events into JS arrays.
+// lives on the thread that adopted it. It knows nothing about N-API; the
+// binding (binding.cc) turns Commands into calls and Events into JS arrays.
 //
 // Threading contract:
 //   - post(), takeEvents(), snapshotStats(), counters and stop() are called

@@ -143,6 +143,8 @@ class JsEngine {
   static void OnAsync(uv_async_t* handle);
   static void OnClosed(uv_handle_t* handle);
   static JsEngine* Unwrap(napi_env env, napi_callback_info info, size_t* argc, napi_value* argv);
+  static JsEngine* ListenerObjectArgs(napi_env env, napi_callback_info info, const char* notObject, int64_t* id,
+                                      napi_value* obj);
 
   static napi_value Listen(napi_env env, napi_callback_info info);
   static napi_value Activate(napi_env env, napi_callback_info info);
@@ -749,24 +751,39 @@ std::unique_ptr<tcplb::RouteTable> parseRouteTable(napi_env env, napi_value t) {
   return r;
 }
 
-napi_value JsEngine::SetRoute(napi_env env, napi_callback_info info) {
+// The (listenerId, object | null) arguments of setRoute and setTls: the
+// engine, the id and the object (*obj nullptr for null or undefined); nullptr
+// with an exception pending when they are wrong (`notObject`: the message).
+JsEngine* JsEngine::ListenerObjectArgs(napi_env env, napi_callback_info info, const char* notObject, int64_t* id,
+                                       napi_value* obj) {
   size_t argc = 2;
   napi_value argv[2];
   JsEngine* je = Unwrap(env, info, &argc, argv);
   if (je == nullptr) return nullptr;
-  int64_t id;
-  if (!argInt64(env, argv[0], "listenerId", &id)) return nullptr;
+  if (!argInt64(env, argv[0], "listenerId", id)) return nullptr;
   napi_valuetype tt = napi_undefined;
   if (argc >= 2) napi_typeof(env, argv[1], &tt);
+  *obj = nullptr;
+  if (tt == napi_object) {
+    *obj = argv[1];
+  } else if (tt != napi_null && tt != napi_undefined) {
+    napi_throw_type_error(env, nullptr, notObject);
+    return nullptr;
+  }
+  return je;
+}
+
+napi_value JsEngine::SetRoute(napi_env env, napi_callback_info info) {
+  int64_t id;
+  napi_value table;
+  JsEngine* je = ListenerObjectArgs(env, info, "setRoute: table must be an object or null", &id, &table);
+  if (je == nullptr) return nullptr;
   Command cmd;
   cmd.type = Command::SET_ROUTE;
   cmd.id = id;
-  if (tt == napi_object) {
-    cmd.route = parseRouteTable(env, argv[1]);
+  if (table != nullptr) {
+    cmd.route = parseRouteTable(env, table);
     if (cmd.route == nullptr) return nullptr;
-  } else if (tt != napi_null && tt != napi_undefined) {
-    throwRouteError(env, "table must be an object or null");
-    return nullptr;
   }
   if (je->stopped_) return nullptr;
   je->engine_.post(std::move(cmd));
@@ -816,19 +833,14 @@ bool getStringList(napi_env env, napi_value obj, const char* key, std::vector<st
 }
 
 napi_value JsEngine::SetTls(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  JsEngine* je = Unwrap(env, info, &argc, argv);
-  if (je == nullptr) return nullptr;
   int64_t id;
-  if (!argInt64(env, argv[0], "listenerId", &id)) return nullptr;
-  napi_valuetype tt = napi_undefined;
-  if (argc >= 2) napi_typeof(env, argv[1], &tt);
+  napi_value o;
+  JsEngine* je = ListenerObjectArgs(env, info, "tls must be an object or null", &id, &o);
+  if (je == nullptr) return nullptr;
   Command cmd;
   cmd.type = Command::SET_TLS;
   cmd.id = id;
-  if (tt == napi_object) {
-    napi_value o = argv[1];
+  if (o != nullptr) {
     tcplb::TlsSettings s;
     std::string minVersion;
     napi_value certs, v;
@@ -876,9 +888,6 @@ napi_value JsEngine::SetTls(napi_env env, napi_callback_info info) {
       napi_throw_error(env, "ERR_TLS_CONTEXT", err.c_str());
       return nullptr;
     }
-  } else if (tt != napi_null && tt != napi_undefined) {
-    napi_throw_type_error(env, nullptr, "tls must be an object or null");
-    return nullptr;
   }
   if (je->stopped_) return nullptr;
   je->engine_.post(std::move(cmd));

@@ -64,7 +64,6 @@ int formatIp(const sockaddr* sa, char* ip) {
 }
 
 // Binds and listens one socket of the family of `addr`; -errno on failure.
-// `backlog` < 0: bind only (the address-in-use probe).
 static int bindAndListen(const sockaddr_storage& addr, socklen_t len, int backlog, bool dualStack) {
   int fd = socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return -errno;
@@ -74,7 +73,7 @@ static int bindAndListen(const sockaddr_storage& addr, socklen_t len, int backlo
   // listener's tcp_sock): one setsockopt here instead of one per client.
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   if (dualStack) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
-  if (bind(fd, reinterpret_cast<const sockaddr*>(&addr), len) < 0 || (backlog >= 0 && listen(fd, backlog) < 0)) {
+  if (bind(fd, reinterpret_cast<const sockaddr*>(&addr), len) < 0 || listen(fd, backlog) < 0) {
     int err = errno;
     close(fd);
     return -err;

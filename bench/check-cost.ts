@@ -13,6 +13,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { cpuTicks, processTree, USER_HZ } from './lib/proc.js';
 
 const N = Number(process.argv[2] ?? 1000);
 const SECONDS = Number(process.argv[3] ?? 10);
@@ -40,30 +41,8 @@ async function startBackends(n: number): Promise<{ addrs: string[]; close: () =>
   return { addrs, close: () => servers.forEach((s) => s.close()) };
 }
 
-function stat(pid: number): { ppid: number; ticks: number } | undefined {
-  try {
-    const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = f.slice(f.lastIndexOf(')') + 2).split(' ');
-    return { ppid: Number(fields[1]), ticks: Number(fields[11]) + Number(fields[12]) }; // utime + stime
-  } catch {
-    return undefined;
-  }
-}
-
-/** The process and its descendants (the relay workers of `workers` > 1). */
-function tree(pid: number): number[] {
-  const all = fs
-    .readdirSync('/proc')
-    .filter((e) => /^\d+$/.test(e))
-    .map((e) => [Number(e), stat(Number(e))?.ppid] as const);
-  const out = [pid];
-  for (let i = 0; i < out.length; i++) for (const [p, pp] of all) if (pp === out[i] && !out.includes(p)) out.push(p);
-  return out;
-}
-
-function cpuTicks(pid: number): number {
-  return tree(pid).reduce((sum, p) => sum + (stat(p)?.ticks ?? 0), 0);
-}
+/** CPU ticks of tcplb and its descendants (the relay workers of `workers` > 1). */
+const ticksOf = (pid: number): number => cpuTicks(processTree(pid));
 
 const backends = await startBackends(N);
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tcplb-checkcost-'));
@@ -95,11 +74,10 @@ const alive = (): void => {
 };
 await new Promise((r) => setTimeout(r, 3000)); // start-up and first round
 alive();
-const hz = 100; // USER_HZ on Linux
-const t0 = cpuTicks(child.pid!);
+const t0 = ticksOf(child.pid!);
 const w0 = Date.now();
 await new Promise((r) => setTimeout(r, SECONDS * 1000));
-const used = (cpuTicks(child.pid!) - t0) / hz;
+const used = (ticksOf(child.pid!) - t0) / USER_HZ;
 alive();
 const wall = (Date.now() - w0) / 1000;
 const pct = (100 * used) / wall;
